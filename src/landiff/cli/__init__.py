@@ -1,0 +1,1 @@
+"""Command-line interface: ``landiff <command>``; one module per command group."""

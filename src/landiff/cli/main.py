@@ -1,0 +1,46 @@
+"""Entry point of the ``landiff`` command: builds the parser from the command modules and runs one.
+
+Each command module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` to a function ``(args) -> int`` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from landiff import __version__
+from landiff.errors import UserError
+
+# Command modules, in the order they appear in --help.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landiff",
+        description="Train, sample, evaluate and compare diffusion models and a DCGAN baseline.",
+    )
+    parser.add_argument("--version", action="version", version=f"landiff {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"landiff: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("landiff: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,43 @@
+"""The diffusion process (pure maths): schedules, q and p, losses in bits/dim, respacing, timestep sampling."""
+
+from landiff.diffusion.gaussian import (
+    HYBRID_LAMBDA,
+    LOSSES,
+    PREDICTIONS,
+    VARIANCES,
+    GaussianDiffusion,
+    LossType,
+    MeanVariance,
+    NLLResult,
+    Prediction,
+    TrainingLosses,
+    VarianceType,
+)
+from landiff.diffusion.likelihood import discretized_gaussian_log_likelihood, mean_flat, normal_kl
+from landiff.diffusion.respace import respace_betas, space_timesteps
+from landiff.diffusion.schedules import SCHEDULES, beta_schedule
+from landiff.diffusion.timestep_sampler import LossAwareSampler, UniformSampler, make_timestep_sampler
+
+__all__ = [
+    "HYBRID_LAMBDA",
+    "LOSSES",
+    "PREDICTIONS",
+    "SCHEDULES",
+    "VARIANCES",
+    "GaussianDiffusion",
+    "LossAwareSampler",
+    "LossType",
+    "MeanVariance",
+    "NLLResult",
+    "Prediction",
+    "TrainingLosses",
+    "UniformSampler",
+    "VarianceType",
+    "beta_schedule",
+    "discretized_gaussian_log_likelihood",
+    "make_timestep_sampler",
+    "mean_flat",
+    "normal_kl",
+    "respace_betas",
+    "space_timesteps",
+]
