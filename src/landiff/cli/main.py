@@ -15,7 +15,7 @@ from landiff import __version__
 from landiff.errors import UserError
 
 # Command modules, in the order they appear in --help.
-COMMAND_MODULES = ("landiff.cli.data",)
+COMMAND_MODULES = ("landiff.cli.data", "landiff.cli.presets")
 
 
 def build_parser() -> argparse.ArgumentParser:
