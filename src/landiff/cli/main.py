@@ -15,7 +15,15 @@ from landiff import __version__
 from landiff.errors import UserError
 
 # Command modules, in the order they appear in --help.
-COMMAND_MODULES = ("landiff.cli.data", "landiff.cli.presets")
+COMMAND_MODULES = (
+    "landiff.cli.train",
+    "landiff.cli.sample",
+    "landiff.cli.eval",
+    "landiff.cli.compare",
+    "landiff.cli.data",
+    "landiff.cli.presets",
+    "landiff.cli.weights",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

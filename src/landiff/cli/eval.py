@@ -1,0 +1,288 @@
+"""``landiff eval``: metrics computed from runs or sample files, never inside the trainer.
+
+    landiff eval nll --run runs/tiny --n 256        # bits/dim on held-out images
+    landiff eval swd --samples runs/tiny/samples/dpm++-20 --ref synthetic --n 512 --repeats 3
+    landiff eval fid --run runs/tiny --inception ~/pt_inception-2015-12-05.safetensors   # also kid, pr
+    landiff eval memorization --run runs/tiny --train synthetic --heldout synthetic
+
+With ``--run`` the result is appended to ``RUN/metrics-<name>.jsonl``; with files only it is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from landiff.errors import UserError
+from landiff.grid import from_uint8
+from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a run (nll, …)")
+    sub = parser.add_subparsers(dest="eval_command", metavar="METRIC")
+    p = sub.add_parser("nll", help="negative log-likelihood bound in bits/dim on held-out images")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--data", default=None, help="held-out data (default: the run's data; synthetic uses its held-out split)")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the forward-process noise")
+    p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA")
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+    p.set_defaults(func=run_nll)
+    _register_metrics(sub)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def run_nll(args: argparse.Namespace) -> int:
+    from landiff.data import open_dataset
+    from landiff.progress import Progress
+    from landiff.train import load_run
+
+    if args.n < 1 or args.batch < 1:
+        raise UserError("--n and --batch must be >= 1")
+    loaded = load_run(args.run, device=args.device)
+    if loaded.diffusion is None:
+        raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
+    config = loaded.config
+    spec = args.data or config.data
+    if spec != "synthetic" and args.data is None:
+        print("note: evaluating on the training folder; pass --data with held-out images for an unbiased number")
+    dataset = open_dataset(spec, config.resolution, class_cond=config.class_cond, seed=config.seed,
+                           synthetic_n=max(args.n, 1), split="heldout")
+    n = min(args.n, len(dataset))
+    model = loaded.model if args.no_ema else loaded.ema_model
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    totals, priors, terms = [], [], []
+    progress = Progress(n * loaded.diffusion.num_steps, "nll", unit="evals")
+    done = 0
+    for start in range(0, n, args.batch):
+        items = [dataset[k] for k in range(start, min(n, start + args.batch))]
+        x0 = from_uint8(torch.stack([img for img, _ in items])).to(device)
+        kwargs = {"y": torch.tensor([lab for _, lab in items], device=device)} if config.class_cond else None
+
+        def tick(_step: int, size: int = len(items)) -> None:
+            nonlocal done
+            done += size
+            progress.update(done)
+
+        result = loaded.diffusion.nll(model, x0, model_kwargs=kwargs, generator=generator, callback=tick)
+        totals.append(result.total_bpd.cpu())
+        priors.append(result.prior_bpd.cpu())
+        terms.append(result.vb.cpu())
+    progress.close()
+    record = nll_record(torch.cat(totals), torch.cat(priors), torch.cat(terms))
+    record.update(run=str(args.run), data=spec, split="heldout" if spec == "synthetic" else "given",
+                  seed=args.seed, ema=not args.no_ema, checkpoint=str(loaded.checkpoint), step=loaded.state.step,
+                  time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    print(format_nll(record))
+    with open(Path(args.run) / "metrics-nll.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return 0
+
+
+def nll_record(total: torch.Tensor, prior: torch.Tensor, vb: torch.Tensor) -> dict:
+    """Mean ± standard error of the bound, with the prior, decoder (t = 0) and four bands of t."""
+    n, steps = vb.shape
+
+    def stat(x: torch.Tensor) -> dict:
+        x = x.double()
+        se = float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+        return {"mean": float(x.mean()), "se": se}
+
+    edges = [0, 1] + [1 + (steps - 1) * k // 4 for k in range(1, 5)]
+    bands = {f"t{lo}-{hi - 1}": stat(vb[:, lo:hi].sum(1)) for lo, hi in zip(edges[1:-1], edges[2:]) if hi > lo}
+    return {"metric": "nll_bpd", "n": n, "bpd": stat(total), "prior_bpd": stat(prior), "decoder_bpd": stat(vb[:, 0]),
+            "terms_bpd": bands}
+
+
+def format_nll(record: dict) -> str:
+    lines = [f"NLL bound: {record['bpd']['mean']:.4f} ± {record['bpd']['se']:.4f} bits/dim (n={record['n']}, mean ± s.e.)",
+             f"  prior  KL(q(x_T|x0)||N(0,I)): {record['prior_bpd']['mean']:.6f}",
+             f"  decoder L_0:                  {record['decoder_bpd']['mean']:.4f}"]
+    for name, value in record["terms_bpd"].items():
+        lines.append(f"  sum of L_t, {name:<16}   {value['mean']:.4f}")
+    return "\n".join(lines)
+
+
+# --- sample-quality metrics (landiff.metrics): swd, fid, kid, pr, memorization -------------------
+
+_METRICS = {
+    "swd": "multi-scale sliced Wasserstein distance x1e3 (ProGAN), per pyramid level and mean",
+    "fid": "Frechet Inception Distance (needs Inception weights: landiff weights import-inception)",
+    "kid": "Kernel Inception Distance, mean ± std over subsets (unbiased; prefer at small n)",
+    "pr": "improved precision and recall, k-NN manifolds on Inception features (k = 3)",
+}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a run's config.json says about its data (read raw, so any model family works)."""
+
+    data: str
+    seed: int
+    synthetic_n: int
+
+
+def _run_data(run: str | None) -> RunData | None:
+    if run is None:
+        return None
+    path = Path(run) / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"--run {run}: cannot read {path} ({err}); give a run directory made by landiff train") from None
+    return RunData(data=str(raw.get("data", "synthetic")), seed=int(raw.get("seed", 0)),
+                   synthetic_n=int(raw.get("synthetic_n", 50_000)))
+
+
+def _add_sample_options(p: argparse.ArgumentParser, n_default: int | None) -> None:
+    p.add_argument("--samples", default=None, help="samples.npz, a sample directory or a folder of PNGs "
+                   "(default with --run: the newest RUN/samples/*/samples.npz)")
+    p.add_argument("--run", default=None, help="run directory: default samples and reference; appends "
+                   "the result to RUN/metrics-<name>.jsonl (without it the result is only printed)")
+    p.add_argument("--n", type=int, default=n_default, help=f"use the first N samples (default {n_default or 'all'})")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice of the metric (default 0)")
+
+
+def _register_metrics(sub: argparse._SubParsersAction) -> None:
+    for name, text in _METRICS.items():
+        p = sub.add_parser(name, help=text)
+        _add_sample_options(p, 512)
+        p.add_argument("--ref", default=None, help="reference: 'synthetic' (built-in held-out landscapes), an "
+                       "image folder, a prepared dataset or B.npz (default with --run: the run's data); as many "
+                       "reference images as samples are used")
+        p.add_argument("--repeats", type=int, default=3, help="repeats for the ± spread (default 3)")
+        if name != "swd":
+            p.add_argument("--inception", default=None, help="FID Inception weights (.safetensors); default "
+                           "$LANDIFF_INCEPTION, then ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors."
+                           " Without weights the metric prints 'unavailable: …' and exits 1")
+            p.add_argument("--batch", type=int, default=50, help="images per Inception batch (default 50)")
+            p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+        if name == "kid":
+            p.add_argument("--subsets", type=int, default=100, help="random subsets (default 100)")
+            p.add_argument("--subset-size", type=int, default=1000, help="vectors per subset, at most n (default 1000)")
+        if name == "pr":
+            p.add_argument("--k", type=int, default=3, help="neighbour rank of the manifold radii (default 3)")
+        p.set_defaults(func=run_metric, metric=name)
+    p = sub.add_parser("memorization", help="flag samples that copy a training image (nearest train vs held-out)")
+    _add_sample_options(p, None)
+    p.add_argument("--train", default=None, help="training images: 'synthetic', a folder, prepared dataset or "
+                   ".npz (default with --run: the run's data)")
+    p.add_argument("--heldout", default=None, help="held-out real images never trained on (default for "
+                   "synthetic: the synthetic held-out split)")
+    p.add_argument("--n-train", type=int, default=None, help="synthetic: training images the model saw "
+                   "(default with --run: its synthetic_n); folders: all")
+    p.add_argument("--n-heldout", type=int, default=None, help="held-out images (default: as many as training)")
+    p.add_argument("--ratio", type=float, default=RATIO_THRESHOLD, help="flag when d_train/d_heldout < this "
+                   "(default 1/3)")
+    p.add_argument("--max-distance", type=float, default=DISTANCE_THRESHOLD, help="and d_train < this RMS "
+                   f"distance in [0, 1] units at 16x16 (default {DISTANCE_THRESHOLD})")
+    p.add_argument("--pairs", default=None, help="PNG of the 16 closest samples beside their nearest training "
+                   "image (default with --run: RUN/memorization-pairs.png)")
+    p.set_defaults(func=run_memorization)
+
+
+def _samples(args: argparse.Namespace):
+    from landiff.metrics import latest_samples, load_samples
+
+    if args.n is not None and args.n < 1:
+        raise UserError("--n must be >= 1")
+    spec = args.samples or (latest_samples(args.run) if args.run else None)
+    if spec is None:
+        raise UserError("give --samples A.npz|DIR, or --run RUN to use its newest samples")
+    return load_samples(spec, args.n)
+
+
+def _inception(args: argparse.Namespace):
+    from landiff.metrics import InceptionFeatures, InceptionUnavailable, find_inception_weights
+
+    try:
+        weights = find_inception_weights(args.inception)
+    except InceptionUnavailable as err:
+        print(f"{args.metric}: {err}")
+        return None
+    return InceptionFeatures(weights, device=args.device, batch=args.batch)
+
+
+def run_metric(args: argparse.Namespace) -> int:
+    from landiff.metrics import evaluate, load_reference
+
+    if args.repeats < 1:
+        raise UserError("--repeats must be >= 1")
+    extractor = _inception(args) if args.metric != "swd" else None
+    if args.metric != "swd" and extractor is None:
+        return 1
+    run = _run_data(args.run)
+    samples = _samples(args)
+    ref = args.ref or (run.data if run else None)
+    if ref is None:
+        raise UserError("give --ref synthetic|FOLDER|B.npz (the reference images), or --run RUN to use its data")
+    if args.ref is None and ref != "synthetic":
+        print("note: comparing with the run's training images; pass --ref with held-out images for an unbiased number")
+    data_seed = run.seed if run is not None and ref == "synthetic" else 0
+    reference = load_reference(ref, samples.size, len(samples), seed=args.seed, data_seed=data_seed)
+    if args.metric == "swd":
+        record = evaluate.evaluate_swd(samples, reference, seed=args.seed, repeats=args.repeats)
+    elif args.metric == "fid":
+        record = evaluate.evaluate_fid(samples, reference, extractor, seed=args.seed, repeats=args.repeats)
+    elif args.metric == "kid":
+        record = evaluate.evaluate_kid(samples, reference, extractor, seed=args.seed, subsets=args.subsets,
+                                       subset_size=args.subset_size)
+    else:
+        record = evaluate.evaluate_pr(samples, reference, extractor, seed=args.seed, repeats=args.repeats, k=args.k)
+    return _report(args, record)
+
+
+def _report(args: argparse.Namespace, record) -> int:
+    from landiff.metrics import append_record
+
+    print(record.summary())
+    if args.run:
+        print(f"appended to {append_record(args.run, record)}")
+    return 0
+
+
+def run_memorization(args: argparse.Namespace) -> int:
+    from landiff.metrics import evaluate, load_reference
+
+    run = _run_data(args.run)
+    samples = _samples(args)
+    train_spec = args.train or (run.data if run else None)
+    if train_spec is None:
+        raise UserError("give --train SPEC (the images the model was trained on), or --run RUN")
+    heldout_spec = args.heldout or ("synthetic" if train_spec == "synthetic" else None)
+    if heldout_spec is None:
+        raise UserError("give --heldout SPEC: real images of the same kind that were never trained on")
+    n_train = args.n_train or (run.synthetic_n if run and train_spec == "synthetic" else None)
+    if train_spec == "synthetic" and n_train is None:
+        raise UserError("--n-train: give the number of synthetic training images the model saw (its synthetic_n)")
+    data_seed = run.seed if run is not None else 0
+    train = load_reference(train_spec, samples.size, n_train, seed=args.seed, data_seed=data_seed, split="train")
+    n_heldout = args.n_heldout or len(train)
+    heldout = load_reference(heldout_spec, samples.size, n_heldout, seed=args.seed, data_seed=data_seed)
+    record, result = evaluate.evaluate_memorization(samples, train, heldout, ratio_threshold=args.ratio,
+                                                    distance_threshold=args.max_distance, seed=args.seed)
+    pairs = args.pairs or (Path(args.run) / "memorization-pairs.png" if args.run else None)
+    if pairs is not None:
+        _save_pairs(Path(pairs), samples.images, train.images, result)
+        print(f"wrote {pairs} (left: sample, right: nearest training image; lowest ratio first)")
+    print(f"{len(result.flagged)} of {len(samples)} samples flagged as likely copies ({record.extra['rule']})")
+    return _report(args, record)
+
+
+def _save_pairs(path: Path, samples, train, result, count: int = 16) -> None:
+    import numpy as np
+
+    from landiff.grid import save_grid
+
+    closest = result.closest(count)
+    pairs = np.stack([samples[closest], train[result.nearest_train[closest]]], axis=1)  # (k, 2, H, W, 3)
+    save_grid(pairs.reshape(-1, *pairs.shape[2:]), path, columns=2)

@@ -1,0 +1,179 @@
+"""``landiff sample``: images from a trained run, one fixed seed per image (image i uses seed S+i).
+
+    landiff sample --run runs/tiny --n 64 --sampler dpm++ --steps 20 --out samples/tiny
+    landiff sample --run runs/gan --n 64            # a DCGAN run: one generator pass, z of image i from seed S+i
+
+For GAN runs the sampler options (--sampler, --steps, --spacing, --eta, --no-clip, --denoise-strip)
+do not apply and are reported as ignored; a class-conditional GAN cycles through its classes unless
+--class names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from landiff.errors import UserError
+from landiff.grid import png_bytes, save_grid, to_uint8
+from landiff.nets.dcgan import latents
+from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
+from landiff.train.files import atomic_write, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from landiff.train.run import LoadedRun
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("sample", help="draw images from a trained run")
+    p.add_argument("--run", default=None, help="run directory (latest checkpoint)")
+    p.add_argument("--ckpt", default=None, help="a checkpoint file instead of --run")
+    p.add_argument("--out", default=None, help="output directory (default RUN/samples/<sampler>-<steps>)")
+    p.add_argument("--n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("--batch", type=int, default=16, help="images per network batch (default 16)")
+    p.add_argument("--sampler", default=None, choices=SAMPLERS,
+                   help="ddpm (ancestral), ddim or dpm++ (default); not used by GAN runs")
+    p.add_argument("--steps", type=int, default=None, help="network evaluations (default 20; 250 for ddpm)")
+    p.add_argument("--spacing", default=None, choices=SPACINGS, help="timestep spacing (default: per sampler)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
+    p.add_argument("--seed", type=int, default=0, help="image i uses seed SEED+i (default 0)")
+    p.add_argument("--class", dest="class_name", default=None, help="class name, or 'all' to cycle through classes")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (1 = conditional)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--no-clip", action="store_true", help="do not clip predicted x0 to [-1, 1]")
+    p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
+    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+    p.set_defaults(func=run)
+
+
+def _labels(run, class_name: str | None, n: int, device: torch.device) -> torch.Tensor | None:
+    num_classes = run.num_classes
+    if class_name is None:
+        return None
+    if num_classes == 0:
+        raise UserError("--class needs a class-conditional run (trained with --class-cond)")
+    if class_name == "all":
+        return torch.arange(n, device=device) % num_classes
+    names = run.classes or [str(k) for k in range(num_classes)]
+    if class_name not in names:
+        raise UserError(f"--class {class_name!r} is not a class of this run; choose one of: {', '.join(names)}, all")
+    return torch.full((n,), names.index(class_name), device=device, dtype=torch.long)
+
+
+def run(args: argparse.Namespace) -> int:
+    from landiff.train import load_run
+
+    if args.n < 1 or args.batch < 1:
+        raise UserError("--n and --batch must be >= 1")
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be >= 1")
+    loaded = load_run(args.run, checkpoint=args.ckpt, device=args.device)
+    if loaded.is_gan:
+        return _run_gan(args, loaded)
+    sampler = args.sampler or "dpm++"
+    steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else 20)
+    model = loaded.model if args.no_ema else loaded.ema_model
+    device = next(model.parameters()).device
+    labels = _labels(loaded, args.class_name, args.n, device)
+    if args.guidance != 1.0:
+        if labels is None:
+            raise UserError("--guidance needs --class (a class-conditional run and a class to guide towards)")
+        model = classifier_free_guidance(model, args.guidance, null_label=loaded.config.net.num_classes)
+    out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / f"{sampler}-{steps}"
+    out.mkdir(parents=True, exist_ok=True)
+    shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)
+    images = []
+    strip: list[np.ndarray] = []
+    for start in range(0, args.n, args.batch):
+        seeds = list(range(args.seed + start, args.seed + min(args.n, start + args.batch)))
+        kwargs = {"y": labels[start : start + len(seeds)]} if labels is not None else None
+        callback = _strip_callback(strip, steps) if args.denoise_strip and start == 0 else None
+        with torch.no_grad():
+            x = sample(model, loaded.diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
+                       eta=args.eta, clip_denoised=not args.no_clip, model_kwargs=kwargs, device=device,
+                       callback=callback, progress=True)
+        images.append(_write_batch(out, start, x))
+        print(f"sampled {start + len(seeds)}/{args.n}")
+    meta = {
+        "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256, "step": loaded.state.step,
+        "sampler": sampler, "steps": steps, "spacing": args.spacing or DEFAULT_SPACING[sampler],
+        "eta": args.eta, "seed": args.seed, "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
+        "config": loaded.config.to_dict(),
+    }
+    _finish(out, images, meta)
+    if strip:
+        save_grid(np.concatenate(strip), out / "denoise-strip.png", columns=len(strip) // 2)
+    return 0
+
+
+def _run_gan(args: argparse.Namespace, loaded: LoadedRun) -> int:
+    """Samples a GAN run: image i is G(z_i, y_i) with z_i drawn from seed ``--seed`` + i alone."""
+    if args.guidance != 1.0:
+        raise UserError("--guidance applies to diffusion runs only; drop it for a GAN run")
+    given = {"--sampler": args.sampler is not None, "--steps": args.steps is not None,
+             "--spacing": args.spacing is not None, "--eta": args.eta != 0.0, "--no-clip": args.no_clip,
+             "--denoise-strip": args.denoise_strip}
+    ignored = [flag for flag, on in given.items() if on]
+    if ignored:
+        print(f"note: {', '.join(ignored)} ignored: a GAN draws each image in one generator pass")
+    model = loaded.model if args.no_ema else loaded.ema_model
+    device = next(model.parameters()).device
+    class_name = args.class_name or ("all" if loaded.num_classes else None)  # a conditional G needs labels
+    labels = _labels(loaded, class_name, args.n, device)
+    out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / "gan"
+    out.mkdir(parents=True, exist_ok=True)
+    images = []
+    for start in range(0, args.n, args.batch):
+        seeds = list(range(args.seed + start, args.seed + min(args.n, start + args.batch)))
+        y = labels[start : start + len(seeds)] if labels is not None else None
+        with torch.no_grad():
+            x = model(latents(seeds, loaded.config.gan.z_dim, device), y)
+        images.append(_write_batch(out, start, x.float()))
+        print(f"sampled {start + len(seeds)}/{args.n}")
+    meta = {
+        "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256, "step": loaded.state.step,
+        "model": "gan", "seed": args.seed, "class": class_name,
+        "ema": loaded.config.gan.ema and not args.no_ema, "config": loaded.config.to_dict(),
+    }
+    _finish(out, images, meta)
+    return 0
+
+
+def _write_batch(out: Path, start: int, x: torch.Tensor) -> np.ndarray:
+    """Writes images (B, C, H, W) in [−1, 1] as ``out/<start + k>.png``; returns them as uint8 (B, H, W, C)."""
+    batch_images = to_uint8(x)
+    for offset, image in enumerate(batch_images):
+        atomic_write_bytes(out / f"{start + offset:06d}.png", png_bytes(image))
+    return batch_images
+
+
+def _finish(out: Path, images: list[np.ndarray], meta: dict) -> None:
+    """``grid.png`` of the first 64 images and ``samples.npz`` (all images + meta as JSON)."""
+    all_images = np.concatenate(images)
+    save_grid(all_images[:64], out / "grid.png")
+    atomic_write(out / "samples.npz", lambda tmp: _save_npz(tmp, all_images, meta))
+    print(f"wrote {len(all_images)} images, grid.png and samples.npz to {out}")
+
+
+def _save_npz(path: Path, images: np.ndarray, meta: dict) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, images=images, meta=np.array(json.dumps(meta)))
+
+
+def _strip_callback(strip: list[np.ndarray], steps: int):
+    """Keeps x_t (top row) and predicted x0 (bottom row) of sample 0 at ~8 evenly spread steps."""
+    keep = set(np.linspace(0, steps - 1, min(8, steps)).round().astype(int).tolist())
+    rows: dict[str, list[np.ndarray]] = {"x": [], "x0": []}
+
+    def callback(i: int, x_t: torch.Tensor, pred_x0: torch.Tensor) -> None:
+        if i in keep:
+            rows["x"].append(to_uint8(x_t[:1].clamp(-1, 1)))
+            rows["x0"].append(to_uint8(pred_x0[:1]))
+        if i == steps - 1:
+            strip.extend(rows["x"] + rows["x0"])
+
+    return callback

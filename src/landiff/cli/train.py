@@ -1,0 +1,172 @@
+"""``landiff train``: train (or resume) a model; every recipe field can be overridden by a flag.
+
+    landiff train --run runs/tiny --preset tiny --steps 3000          # re-run the same line to resume
+    landiff train --run runs/c --preset iddpm-cifar --data photos/ --class-cond --dry-run
+    landiff train --run runs/gan --model gan --resolution 32 --steps 5000   # DCGAN baseline (recipe dcgan)
+
+``--model gan`` defaults to the ``dcgan`` recipe (and ``--preset dcgan`` implies ``--model gan``);
+flags of the other family (e.g. ``--schedule`` for a GAN, ``--z-dim`` for diffusion) are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from landiff.errors import UserError
+from landiff.train.config import RECIPES, TrainConfig, recipe, validate
+
+# flag → (section, field, type); section None is TrainConfig itself.
+OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
+    "data": (None, "data", str), "resolution": (None, "resolution", int), "synthetic_n": (None, "synthetic_n", int),
+    "label_dropout": (None, "label_dropout", float), "steps": (None, "train_steps", int), "minutes": (None, "max_minutes", float),
+    "ema_decay": (None, "ema_decay", float), "precision": (None, "precision", str), "seed": (None, "seed", int),
+    "workers": (None, "num_workers", int), "log_every": (None, "log_every", int),
+    "checkpoint_every": (None, "checkpoint_every", int), "sample_every": (None, "sample_every", int),
+    "keep": (None, "keep_checkpoints", int), "preview_count": (None, "preview_count", int),
+    "preview_sampler": (None, "preview_sampler", str), "preview_steps": (None, "preview_steps", int),
+    "channels": ("net", "base_channels", int), "channel_mult": ("net", "channel_mult", "ints"),
+    "res_blocks": ("net", "num_res_blocks", int), "attention": ("net", "attention_resolutions", "ints"),
+    "heads": ("net", "num_heads", int), "head_channels": ("net", "head_channels", int),
+    "dropout": ("net", "dropout", float), "diffusion_steps": ("diffusion", "num_steps", int),
+    "schedule": ("diffusion", "schedule", str), "prediction": ("diffusion", "prediction", str),
+    "variance": ("diffusion", "variance", str), "loss": ("diffusion", "loss", str),
+    "timestep_sampler": ("diffusion", "timestep_sampler", str), "lr": ("optim", "lr", float),
+    "batch": ("optim", "batch", int), "accum": ("optim", "accum", int), "warmup": ("optim", "warmup", int),
+    "decay": ("optim", "decay", str), "grad_clip": ("optim", "grad_clip", float),
+    "weight_decay": ("optim", "weight_decay", float), "beta1": ("optim", "beta1", float),
+    "beta2": ("optim", "beta2", float), "z_dim": ("gan", "z_dim", int), "ngf": ("gan", "ngf", int),
+    "ndf": ("gan", "ndf", int), "d_steps": ("gan", "d_steps", int),
+}
+# Flags that only one family reads (besides whole sections: net/diffusion → diffusion, gan → GAN).
+DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum"}
+GAN_ONLY = {"gan_ema"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train or resume a diffusion model or the DCGAN baseline (re-run the same command to resume)"
+    )
+    p.add_argument("--run", required=True, help="run directory (created, or resumed when it exists)")
+    p.add_argument("--preset", default=None,
+                   help=f"recipe and network: {', '.join(RECIPES)} (default tiny; dcgan with --model gan)")
+    p.add_argument("--model", default=None, choices=["diffusion", "gan"],
+                   help="model family (default: the preset's, diffusion for tiny)")
+    for flag, (_, _, kind) in OVERRIDES.items():
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, metavar=_metavar(kind),
+                       help=_help(flag))
+    p.add_argument("--class-cond", action="store_true", default=None, help="class-conditional (labels from subfolders)")
+    p.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network (long runs)")
+    p.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory layout")
+    p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
+    p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--restart", action="store_true", help="move the existing run aside and start over")
+    p.add_argument("--yes", action="store_true", help="do not ask before --restart")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=run)
+
+
+def _metavar(kind: Any) -> str:
+    return {int: "N", float: "X", str: "NAME", "ints": "A,B,…"}[kind]
+
+
+def _help(flag: str) -> str:
+    section, field, _ = OVERRIDES[flag]
+    return f"override {section + '.' if section else ''}{field}"
+
+
+def _parse(flag: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind == "ints":
+            return tuple(int(v) for v in raw.split(",") if v.strip())
+        return kind(raw)
+    except ValueError:
+        want = {int: "an integer", float: "a number", "ints": "comma-separated integers"}[kind]
+        raise UserError(f"--{flag.replace('_', '-')} must be {want}, got {raw!r}") from None
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """Recipe of ``--preset`` (or of ``--model``) with every given flag applied, validated."""
+    config = _recipe_for(args.preset, args.model)
+    sections: dict[str | None, dict[str, Any]] = {None: {}, "net": {}, "diffusion": {}, "optim": {}, "gan": {}}
+    for flag, (section, field, kind) in OVERRIDES.items():
+        raw = getattr(args, flag)
+        if raw is not None:
+            _check_family(flag, section, config.model)
+            sections[section][field] = _parse(flag, raw, kind)
+    if args.gan_ema:
+        _check_family("gan_ema", None, config.model)
+        sections["gan"]["ema"] = True
+    for flag in ("class_cond", "flip", "compile"):
+        if getattr(args, flag):
+            sections[None][flag] = True
+    if args.no_channels_last:
+        sections[None]["channels_last"] = False
+    if args.no_ema_warmup:
+        sections[None]["ema_warmup"] = False
+    if "resolution" in sections[None] and config.model == "diffusion":
+        sections["net"].setdefault("resolution", sections[None]["resolution"])
+    try:
+        net = dataclasses.replace(config.net, **sections["net"])
+    except TypeError as err:
+        raise UserError(f"invalid network override: {err}") from None
+    config = dataclasses.replace(
+        config,
+        net=net,
+        diffusion=dataclasses.replace(config.diffusion, **sections["diffusion"]),
+        optim=dataclasses.replace(config.optim, **sections["optim"]),
+        gan=dataclasses.replace(config.gan, **sections["gan"]),
+        **sections[None],
+    )
+    validate(config)
+    return config
+
+
+def _recipe_for(preset: str | None, model: str | None) -> TrainConfig:
+    """``--preset`` (default ``tiny``, or ``dcgan`` with ``--model gan``), checked against ``--model``."""
+    config = recipe(preset or ("dcgan" if model == "gan" else "tiny"))
+    if model is not None and model != config.model:
+        matching = [name for name in RECIPES if recipe(name).model == model]
+        raise UserError(
+            f"--preset {config.preset} is a {config.model} recipe; drop --model {model} "
+            f"or pick a {model} preset: {', '.join(matching)}"
+        )
+    return config
+
+
+def _check_family(flag: str, section: str | None, model: str) -> None:
+    """Refuses a flag the chosen model family would silently ignore."""
+    diffusion_only = section in ("net", "diffusion") or flag in DIFFUSION_ONLY
+    gan_only = section == "gan" or flag in GAN_ONLY
+    if (diffusion_only and model != "diffusion") or (gan_only and model != "gan"):
+        owner = "diffusion" if diffusion_only else "gan"
+        raise UserError(f"--{flag.replace('_', '-')} only applies to --model {owner} (this run is --model {model})")
+
+
+def _confirm_restart(args: argparse.Namespace) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UserError("--restart moves the existing run aside; add --yes to confirm when not on a terminal")
+    answer = input(f"Move the run in {args.run} aside and start over? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UserError("restart cancelled")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = resolve_config(args)
+    if args.dry_run:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    if args.restart:
+        _confirm_restart(args)
+    from landiff.train import train
+
+    state = train(config, args.run, device=args.device, restart=args.restart)
+    print(f"done: step {state.step}, {state.images_seen} images seen, {state.seconds:.0f} s; run in {args.run}")
+    return 0

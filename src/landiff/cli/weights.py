@@ -1,0 +1,40 @@
+"""``landiff weights``: bring third-party weights the user downloaded into landiff's safe format.
+
+    landiff weights import-inception pt_inception-2015-12-05-6726825d.pth
+    landiff weights import-inception FILE.pth --out weights/inception.safetensors
+
+landiff never downloads anything: fetch ``pt_inception-2015-12-05-6726825d.pth`` from pytorch-fid's
+GitHub release yourself. The file is read with ``torch.load(weights_only=True)`` (tensors and plain
+containers only, no arbitrary unpickling), checked against the FID Inception architecture and
+written as safetensors, by default to ``~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors``
+where ``landiff eval fid|kid|pr`` finds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("weights", help="import weights you downloaded (FID Inception)")
+    sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
+    p = sub.add_parser("import-inception", help="convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                       "to safetensors")
+    p.add_argument("file", help="the .pth file you downloaded")
+    p.add_argument("--out", default=None, help="output .safetensors (default "
+                   "~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors)")
+    p.set_defaults(func=run_import_inception)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def run_import_inception(args: argparse.Namespace) -> int:
+    from landiff.metrics.features import ENV_VAR, SOURCE_SHA256_PREFIX, default_weights_path, import_inception
+
+    path, digest = import_inception(args.file, args.out)
+    print(f"wrote {path} (source sha256 {digest})")
+    if not digest.startswith(SOURCE_SHA256_PREFIX):
+        print(f"warning: the source's sha256 does not start with {SOURCE_SHA256_PREFIX} like pytorch-fid's "
+              "published file; FID values will not be comparable with published ones")
+    if path.resolve() != default_weights_path().resolve():
+        print(f"use it with --inception {path} or {ENV_VAR}={path}")
+    return 0

@@ -1,0 +1,198 @@
+"""``landiff compare``: evaluate runs with one protocol and write ``RUN/compare/`` for the report.
+
+Every run is measured the same way: the same number of images from the same seeds, the same
+reference set (held-out real images), the same metric seeds. Diffusion runs are also swept over
+samplers × steps. Results go to ``RUN/compare/summary.json`` (+ ``samples.npz``, ``real.npz``,
+``memorization.npz``) and to the run's ``metrics-<name>.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landiff.cost import flops_per_image
+from landiff.errors import UserError
+from landiff.generate import generate
+from landiff.metrics import evaluate
+from landiff.metrics.features import InceptionFeatures, InceptionUnavailable, find_inception_weights
+from landiff.metrics.io import ImageSet, load_reference
+from landiff.metrics.records import append_record
+from landiff.train.files import atomic_write, atomic_write_text
+from landiff.train.run import LoadedRun, load_run
+
+DEFAULT_SWEEP: tuple[tuple[str, int], ...] = (
+    ("ddpm", 50), ("ddpm", 250), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 5), ("dpm++", 10), ("dpm++", 20),
+)
+
+
+@dataclass
+class CompareOptions:
+    """The shared protocol: sample count, seeds, reference, sweep, optional Inception weights."""
+
+    n: int = 256
+    seed: int = 0
+    reference: str | None = None  # None: the first run's data (synthetic: its held-out split)
+    heldout: str | None = None  # held-out images for the memorisation ratio (folders need it)
+    sampler: str = "dpm++"
+    steps: int = 20
+    sweep: Sequence[tuple[str, int]] = field(default_factory=lambda: DEFAULT_SWEEP)
+    sweep_n: int | None = None  # images per sweep point (default n)
+    repeats: int = 3
+    inception: str | None = None
+    memorization_train: int = 5000
+
+
+def parse_sweep(text: str) -> list[tuple[str, int]]:
+    """``"ddim:10,20;dpm++:5,10"`` → [("ddim", 10), ("ddim", 20), ("dpm++", 5), ("dpm++", 10)]; "" → []."""
+    points = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, counts = part.partition(":")
+        if name not in ("ddpm", "ddim", "dpm++") or not counts:
+            raise UserError(f"--sweep entry {part!r} must look like 'ddim:10,20' (samplers ddpm, ddim, dpm++)")
+        try:
+            points += [(name, int(c)) for c in counts.split(",")]
+        except ValueError:
+            raise UserError(f"--sweep entry {part!r}: step counts must be integers") from None
+    return points
+
+
+def compare_runs(run_dirs: Sequence[str | Path], options: CompareOptions, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Evaluates every run with ``options``; returns and writes one summary per run."""
+    if not run_dirs:
+        raise UserError("give at least one run directory to compare")
+    loaded = [load_run(r, device="cpu") for r in run_dirs]
+    sizes = {(x.config.resolution, x.config.resolution) for x in loaded}
+    if len(sizes) != 1:
+        raise UserError(f"runs have different resolutions {sorted(sizes)}; compare runs of one resolution")
+    (size,) = sizes
+    first = loaded[0].config
+    ref_spec = options.reference or first.data
+    log(f"reference: {ref_spec} ({options.n} images, plus {options.n} more for the real-vs-real floor)")
+    both = load_reference(ref_spec, size, 2 * options.n, seed=options.seed, data_seed=first.seed, split="heldout")
+    half = len(both) // 2 if len(both) < 2 * options.n else options.n
+    reference = ImageSet(both.images[:half], f"{both.description}: first {half}")
+    floor_set = ImageSet(both.images[half : 2 * half], f"{both.description}: second {half}")
+    floor = evaluate.evaluate_swd(floor_set, reference, seed=options.seed, repeats=options.repeats)
+    extractor = _inception(options.inception, log)
+    summaries = []
+    for run_dir, run in zip(run_dirs, loaded):
+        summaries.append(_compare_one(Path(run_dir), run, reference, floor, extractor, options, log))
+    return summaries
+
+
+def _inception(path: str | None, log: Callable[[str], None]) -> InceptionFeatures | str:
+    try:
+        return InceptionFeatures(find_inception_weights(path))
+    except InceptionUnavailable as err:
+        log(f"FID/KID/precision/recall: {err}")
+        return str(err)
+
+
+def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extractor, options: CompareOptions,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+    family = "gan" if run.diffusion is None else "diffusion"
+    out = run_dir / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(options.seed, options.seed + options.n))
+    log(f"{run_dir}: sampling {options.n} images ({family})")
+    generated = generate(run, seeds, sampler=options.sampler, steps=options.steps)
+    samples = ImageSet(generated.images, f"{run_dir} step {run.state.step}, seeds {seeds[0]}..{seeds[-1]}")
+    _save_npz(out / "samples.npz", images=generated.images, meta=np.array(json.dumps({"seeds": [seeds[0], seeds[-1]]})))
+    _save_npz(out / "real.npz", images=reference.images)
+
+    metrics: dict[str, Any] = {}
+    swd = evaluate.evaluate_swd(samples, reference, seed=options.seed, repeats=options.repeats)
+    append_record(run_dir, swd)
+    metrics.update({k: _estimate(v) for k, v in swd.estimates.items()})
+    metrics.update(_inception_metrics(run_dir, samples, reference, extractor, options))
+    memo = _memorization(run_dir, run, samples, options, out, log)
+    sweep = _sweep(run, reference, options, log) if family == "diffusion" else []
+    train_flops, eval_flops = flops_per_image(run)
+    summary = {
+        "run": str(run_dir), "family": family, "preset": run.config.preset, "step": run.state.step,
+        "images_seen": run.state.images_seen, "checkpoint": str(run.checkpoint),
+        "checkpoint_sha256": run.checkpoint_sha256, "n": options.n, "seed": options.seed,
+        "sampler": options.sampler if family == "diffusion" else "gan",
+        "steps": options.steps if family == "diffusion" else 1, "reference": reference.description,
+        "metrics": metrics, "noise_floor": {k: _estimate(v) for k, v in floor.estimates.items()},
+        "memorization": memo, "sweep": sweep,
+        "cost": {
+            "params": sum(p.numel() for p in run.model.parameters()), "images_seen": run.state.images_seen,
+            "train_seconds": run.state.seconds, "flops_per_train_image": train_flops,
+            "flops_per_sample": eval_flops * generated.nfe, "nfe": generated.nfe,
+            "sample_seconds_per_image": generated.seconds_per_image,
+        },
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    log(f"{run_dir}: SWD {metrics['swd']['value']:.2f} ± {metrics['swd']['std']:.2f} (floor {summary['noise_floor']['swd']['value']:.2f})")
+    return summary
+
+
+def _estimate(estimate) -> dict[str, Any]:
+    return {"value": estimate.value, "std": estimate.std, "repeats": estimate.repeats, "spread": estimate.spread}
+
+
+def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, extractor, options: CompareOptions) -> dict[str, Any]:
+    if isinstance(extractor, str):
+        return {name: {"unavailable": extractor} for name in ("fid", "kid", "precision", "recall")}
+    results: dict[str, Any] = {}
+    for record in (
+        evaluate.evaluate_fid(samples, reference, extractor, seed=options.seed, repeats=options.repeats),
+        evaluate.evaluate_kid(samples, reference, extractor, seed=options.seed),
+        evaluate.evaluate_pr(samples, reference, extractor, seed=options.seed, repeats=options.repeats),
+    ):
+        append_record(run_dir, record)
+        results.update({k: _estimate(v) for k, v in record.estimates.items()})
+    return results
+
+
+def _memorization(run_dir: Path, run: LoadedRun, samples: ImageSet, options: CompareOptions, out: Path,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    config = run.config
+    size = (config.resolution, config.resolution)
+    if config.data != "synthetic" and options.heldout is None:
+        return {"unavailable": "needs held-out real images for the distance ratio: pass --heldout DIR"}
+    count = min(options.memorization_train, config.synthetic_n) if config.data == "synthetic" else None
+    train = load_reference(config.data, size, count, seed=options.seed, data_seed=config.seed, split="train")
+    heldout = load_reference(options.heldout or "synthetic", size, len(train), seed=options.seed,
+                             data_seed=config.seed, split="heldout")
+    record, result = evaluate.evaluate_memorization(samples, train, heldout, seed=options.seed)
+    append_record(run_dir, record)
+    closest = result.closest(min(16, len(samples)))
+    _save_npz(out / "memorization.npz", samples=samples.images[closest],
+              nearest_train=train.images[result.nearest_train[closest]], ratio=result.ratio[closest],
+              d_train=result.d_train[closest])
+    log(f"{run_dir}: memorisation: {len(result.flagged)} of {len(samples)} flagged "
+        f"(train set {len(train)}, smallest ratio {result.ratio.min():.2f})")
+    return {"n": len(samples), "flagged": int(len(result.flagged)), "ratio_threshold": result.ratio_threshold,
+            "distance_threshold": result.distance_threshold, "min_ratio": float(result.ratio.min()),
+            "n_train": len(train)}
+
+
+def _sweep(run: LoadedRun, reference: ImageSet, options: CompareOptions, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    n = min(options.sweep_n or options.n, len(reference))
+    ref = ImageSet(reference.images[:n], f"{reference.description}, first {n}")
+    points = []
+    for sampler, steps in options.sweep:
+        generated = generate(run, list(range(options.seed, options.seed + n)), sampler=sampler, steps=steps)
+        record = evaluate.evaluate_swd(ImageSet(generated.images, f"{sampler}-{steps}"), ref, seed=options.seed,
+                                       repeats=options.repeats)
+        swd = record.estimates["swd"]
+        points.append({"sampler": sampler, "steps": steps, "nfe": generated.nfe, "swd": swd.value, "swd_std": swd.std,
+                       "n": n, "seconds_per_image": generated.seconds_per_image})
+        log(f"  sweep {sampler:>5} {steps:>4} steps: SWD {swd.value:.2f}")
+    return points
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    atomic_write(path, write)

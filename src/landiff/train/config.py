@@ -1,0 +1,288 @@
+"""Training configuration: frozen dataclasses, recipes (presets) and the diff used to refuse resumes.
+
+A run's resolved config is written to ``config.json``; re-running the same command on the same run
+directory resolves the same config and resumes. Fields in :data:`RESUME_MUTABLE` may change between
+invocations (e.g. extend ``train_steps``); any other difference is refused with the list of fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
+from landiff.errors import UserError
+from landiff.nets import PRESETS as NET_PRESETS
+from landiff.nets import UNetConfig
+from landiff.nets.dcgan import dcgan_layout
+
+FORMAT_VERSION = 1
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Decay = Literal["none", "cosine", "linear"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionConfig:
+    """The process: T, schedule, parametrisation, variance, objective and timestep sampling."""
+
+    num_steps: int = 1000
+    schedule: str = "cosine"
+    prediction: str = "eps"
+    variance: str = "fixed_small"
+    loss: str = "mse"
+    timestep_sampler: str = "uniform"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up, optional decay, gradient clipping and accumulation."""
+
+    lr: float = 2e-4
+    batch: int = 32
+    accum: int = 1
+    warmup: int = 100
+    decay: str = "none"
+    min_lr_ratio: float = 0.0
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig:
+    """The DCGAN baseline (``model="gan"``); its Adam settings live in :class:`OptimConfig`.
+
+    Attributes:
+        z_dim: latent width (100 in DCGAN §4).
+        ngf: generator base channels (width of its largest feature map).
+        ndf: discriminator base channels.
+        d_steps: discriminator updates (each on a fresh real batch) per generator update.
+        ema: keep an EMA of the generator (decay ``TrainConfig.ema_decay``); sampling uses it.
+        num_classes: set from the data by :func:`finalize` (0 unless ``class_cond``).
+    """
+
+    z_dim: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    d_steps: int = 1
+    ema: bool = False
+    num_classes: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (written to ``config.json``).
+
+    ``model`` picks the family: ``"diffusion"`` uses ``net`` and ``diffusion``; ``"gan"`` uses ``gan``
+    and ignores ``net``, ``diffusion``, ``label_dropout`` and the preview sampler fields.
+    """
+
+    preset: str = "tiny"
+    model: str = "diffusion"
+    data: str = "synthetic"
+    resolution: int = 32
+    synthetic_n: int = 50_000
+    flip: bool = False
+    class_cond: bool = False
+    label_dropout: float = 0.1
+    net: UNetConfig = dataclasses.field(default_factory=UNetConfig)
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    gan: GANConfig = dataclasses.field(default_factory=GANConfig)
+    train_steps: int = 2000
+    max_minutes: float = 0.0  # stop (with a checkpoint) once training time reaches this; 0 = no limit
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    keep_checkpoints: int = 3
+    preview_count: int = 16
+    preview_sampler: str = "dpm++"
+    preview_steps: int = 20
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Rebuilds a config from ``config.json`` contents, refusing unknown fields and versions."""
+        version = values.get("format_version")
+        if version != FORMAT_VERSION:
+            raise UserError(f"run config has format version {version}, this landiff reads version {FORMAT_VERSION}")
+        nested = {"net": UNetConfig, "diffusion": DiffusionConfig, "optim": OptimConfig, "gan": GANConfig}
+        fields = {}
+        for name, value in values.items():
+            if name not in {f.name for f in dataclasses.fields(cls)}:
+                raise UserError(f"unknown field {name!r} in run config")
+            fields[name] = nested[name].from_dict(value) if name == "net" else (
+                nested[name](**value) if name in nested else value
+            )
+        config = cls(**fields)
+        validate(config)
+        return config
+
+
+# Fields a re-run may change without starting over (dotted names).
+RESUME_MUTABLE = frozenset(
+    {"train_steps", "max_minutes", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints", "num_workers", "compile",
+     "preview_count", "preview_sampler", "preview_steps"}
+)
+
+# Training recipes: the net preset plus the paper's process and optimiser settings.
+RECIPES: dict[str, dict[str, Any]] = {
+    # CPU recipe for 32 px: short horizon EMA, higher LR with warm-up, cosine schedule.
+    "tiny": {"diffusion": {}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
+    "small": {"resolution": 64, "optim": {"lr": 5e-4, "batch": 32, "warmup": 500}, "ema_decay": 0.9995},
+    # DDPM §4 / appendix B: linear β, T = 1000, ε, σ² = β (CIFAR-10), L_simple, lr 2e-4, batch 128.
+    "ddpm-cifar": {
+        "diffusion": {"schedule": "linear", "variance": "fixed_large"},
+        "optim": {"lr": 2e-4, "batch": 128, "warmup": 5000},
+        "flip": True,
+    },
+    # Improved DDPM CIFAR-10: cosine, T = 4000, learned σ, L_hybrid, lr 1e-4, batch 128.
+    "iddpm-cifar": {
+        "diffusion": {"num_steps": 4000, "variance": "learned_range", "loss": "hybrid"},
+        "optim": {"lr": 1e-4, "batch": 128, "warmup": 0},
+        "flip": True,
+    },
+    # ADM ImageNet 64: cosine, T = 1000, learned σ, hybrid, lr 1e-4, class-conditional.
+    "adm-64": {
+        "resolution": 64,
+        "diffusion": {"variance": "learned_range", "loss": "hybrid"},
+        "optim": {"lr": 1e-4, "batch": 256, "warmup": 0},
+        "class_cond": True,
+    },
+    # DCGAN §4: Adam lr 2e-4, β1 0.5, batch 128, z of 100 dims, 64 px; no warm-up, decay or clipping.
+    "dcgan": {
+        "model": "gan",
+        "resolution": 64,
+        "optim": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "batch": 128, "warmup": 0, "grad_clip": 0.0},
+        "ema_decay": 0.999,
+    },
+}
+
+
+def recipe(preset: str) -> TrainConfig:
+    """The default TrainConfig of a preset (net shape + paper recipe)."""
+    if preset not in RECIPES:
+        raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(RECIPES)} (--preset)")
+    values = RECIPES[preset]
+    net = NET_PRESETS.get(preset, UNetConfig())  # GAN recipes have no UNet (the field is unused)
+    base = TrainConfig(preset=preset, net=net, resolution=values.get("resolution", net.resolution))
+    return dataclasses.replace(
+        base,
+        diffusion=dataclasses.replace(base.diffusion, **values.get("diffusion", {})),
+        optim=dataclasses.replace(base.optim, **values.get("optim", {})),
+        gan=dataclasses.replace(base.gan, **values.get("gan", {})),
+        **{k: v for k, v in values.items() if k not in ("diffusion", "optim", "gan", "resolution")},
+    )
+
+
+def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
+    """Makes the net agree with the process and the data: output channels and class count."""
+    if config.model == "gan":
+        gan = dataclasses.replace(config.gan, num_classes=num_classes if config.class_cond else 0)
+        config = dataclasses.replace(config, gan=gan)
+        validate(config)
+        return config
+    net = dataclasses.replace(
+        config.net,
+        learn_sigma=config.diffusion.variance == "learned_range",
+        num_classes=num_classes if config.class_cond else 0,
+    )
+    config = dataclasses.replace(config, net=net)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Raises UserError naming the option and the allowed range for the first invalid field."""
+    d, o = config.diffusion, config.optim
+    _choice("--schedule", d.schedule, SCHEDULES)
+    _choice("--prediction", d.prediction, PREDICTIONS)
+    _choice("--variance", d.variance, VARIANCES)
+    _choice("--loss", d.loss, LOSSES)
+    _choice("--timestep-sampler", d.timestep_sampler, ("uniform", "loss-aware"))
+    _choice("--precision", config.precision, ("auto", "fp32", "bf16", "fp16"))
+    _choice("--decay", o.decay, ("none", "cosine", "linear"))
+    _choice("--model", config.model, ("diffusion", "gan"))
+    _choice("--preview-sampler", config.preview_sampler, ("ddpm", "ddim", "dpm++"))
+    for flag, value, low in [
+        ("--diffusion-steps", d.num_steps, 2), ("--batch", o.batch, 1), ("--accum", o.accum, 1),
+        ("--warmup", o.warmup, 0), ("--steps", config.train_steps, 1), ("--resolution", config.resolution, 8),
+        ("--log-every", config.log_every, 1), ("--checkpoint-every", config.checkpoint_every, 1),
+        ("--sample-every", config.sample_every, 1), ("--keep", config.keep_checkpoints, 1),
+        ("--synthetic-n", config.synthetic_n, 1), ("--workers", config.num_workers, 0),
+        ("--preview-count", config.preview_count, 0), ("--preview-steps", config.preview_steps, 1),
+        ("--z-dim", config.gan.z_dim, 1), ("--ngf", config.gan.ngf, 1), ("--ndf", config.gan.ndf, 1),
+        ("--d-steps", config.gan.d_steps, 1),
+    ]:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise UserError(f"{flag} must be an integer >= {low}, got {value!r}")
+    for flag, value, low, high in [
+        ("--lr", o.lr, 0.0, 1.0), ("--ema-decay", config.ema_decay, 0.0, 1.0),
+        ("--label-dropout", config.label_dropout, 0.0, 1.0), ("--weight-decay", o.weight_decay, 0.0, 1.0),
+        ("--min-lr-ratio", o.min_lr_ratio, 0.0, 1.0001), ("--minutes", config.max_minutes, 0.0, 1e7), ("--grad-clip", o.grad_clip, 0.0, float("inf")),
+        ("--beta1", o.beta1, 0.0, 1.0), ("--beta2", o.beta2, 0.0, 1.0),
+    ]:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
+            raise UserError(f"{flag} must be a number in [{low}, {high}), got {value!r}")
+    if config.model == "gan":
+        dcgan_layout(config.resolution)  # raises, naming the supported sizes
+        if o.accum != 1:
+            raise UserError(f"--accum {o.accum}: the GAN trainer does not accumulate gradients; use --accum 1")
+    elif config.resolution % config.net.size_multiple:
+        raise UserError(
+            f"--resolution {config.resolution} does not fit the {config.preset} net: it needs a multiple of "
+            f"{config.net.size_multiple} (e.g. {config.net.size_multiple * max(1, config.resolution // config.net.size_multiple)})"
+        )
+
+
+def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{flag} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def config_differences(stored: TrainConfig, new: TrainConfig) -> list[str]:
+    """Dotted names of fields that differ and may not change on resume."""
+    a, b = _flatten(stored.to_dict()), _flatten(new.to_dict())
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RESUME_MUTABLE)
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def write_config(config: TrainConfig, path: Path) -> None:
+    """Writes ``config.json`` atomically."""
+    from landiff.train.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def read_config(path: Path) -> TrainConfig:
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read run config {path}: {err}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"run config {path} is not a JSON object")
+    return TrainConfig.from_dict(values)

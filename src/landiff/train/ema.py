@@ -1,0 +1,36 @@
+"""Exponential moving average of the weights (buffers copied), with the usual warm-up.
+
+decay_n = min(decay, (1 + n) / (10 + n)) for update n when ``warmup`` is on: early updates follow the
+weights closely, so a short run's EMA is not stuck near the initial weights (PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """A shadow copy of a model updated as θ_ema ← d·θ_ema + (1 − d)·θ."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+        self.decay, self.warmup = decay, warmup
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.num_updates = 0
+
+    def current_decay(self) -> float:
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
+        ema_params = [p for p in self.model.parameters()]
+        params = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        for ema_buffer, buffer in zip(self.model.buffers(), model.buffers()):
+            ema_buffer.copy_(buffer)
+        self.num_updates += 1

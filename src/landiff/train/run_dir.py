@@ -1,0 +1,99 @@
+"""The run directory contract: ``config.json``, ``stats.jsonl``, ``checkpoints/``, ``samples/``.
+
+Opening a run directory decides between a fresh start and a resume: re-running the same command
+resumes from the latest checkpoint; a config that differs in a field that matters is refused with
+the list of fields; ``restart`` moves the old contents aside before starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from landiff.errors import UserError
+from landiff.train.checkpoint import latest_checkpoint
+from landiff.train.config import TrainConfig, config_differences, read_config, write_config
+from landiff.train.files import atomic_write_text
+
+RUN_ENTRIES = ("config.json", "stats.jsonl", "checkpoints", "samples", "classes.json", "data-skipped.txt")
+
+
+@dataclass
+class RunDir:
+    """Paths of one run and the checkpoint to resume from (None for a fresh start)."""
+
+    root: Path
+    resume_from: Path | None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.jsonl"
+
+
+def open_run_dir(root: Path, config: TrainConfig, restart: bool = False) -> RunDir:
+    """Prepares ``root`` for ``config``: fresh, resumed, or restarted (old contents moved aside)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"run directory {root} is a file; pass a directory to --run")
+    stored_path = root / "config.json"
+    if restart and stored_path.exists():
+        _move_aside(root)
+    if stored_path.exists():
+        stored = read_config(stored_path)
+        differences = config_differences(stored, config)
+        if differences:
+            raise UserError(
+                f"{root} holds a run with a different config ({', '.join(differences)}); "
+                "re-run with the same options to resume, pick another --run, or pass --restart"
+            )
+    elif root.is_dir() and any(p.name in RUN_ENTRIES for p in root.iterdir()):
+        raise UserError(f"{root} has run files but no config.json; pick another --run or pass --restart")
+    root.mkdir(parents=True, exist_ok=True)
+    write_config(config, stored_path)
+    return RunDir(root=root, resume_from=latest_checkpoint(root / "checkpoints"))
+
+
+def _move_aside(root: Path) -> None:
+    """Moves the previous run's files into ``root/previous-<time>/`` (nothing is deleted)."""
+    target = root / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.mkdir()
+    for name in RUN_ENTRIES:
+        if (root / name).exists():
+            shutil.move(str(root / name), str(target / name))
+
+
+def truncate_stats(path: Path, step: int) -> None:
+    """Drops stats lines logged after ``step`` (they belong to steps the resume will redo)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:
+            continue  # a torn last line from a crash
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def append_stats(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,67 @@
+"""``landiff compare`` and time-budgeted training on tiny runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from landiff.cli.main import main
+from landiff.compare import parse_sweep
+from landiff.errors import UserError
+from landiff.train import recipe, train
+from landiff.train.checkpoint import list_checkpoints
+
+
+def _tiny_diffusion(**changes):
+    config = recipe("tiny")
+    net = dataclasses.replace(config.net, base_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(16,))
+    config = dataclasses.replace(config, net=net, synthetic_n=64, precision="fp32", preview_count=0,
+                                 diffusion=dataclasses.replace(config.diffusion, num_steps=50))
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8), **changes)
+
+
+def _tiny_gan(**changes):
+    config = recipe("dcgan")
+    config = dataclasses.replace(config, resolution=32, synthetic_n=64, preview_count=0,
+                                 gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8), **changes)
+
+
+def test_time_budget_stops_training_with_a_checkpoint(tmp_path):
+    state = train(_tiny_diffusion(train_steps=10_000, max_minutes=1e-4), tmp_path / "run", log=lambda _: None)
+    assert 1 <= state.step < 10_000
+    assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [state.step]
+
+
+def test_compare_writes_one_protocol_summary_per_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("LANDIFF_INCEPTION", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no cached Inception weights
+    train(_tiny_diffusion(train_steps=2), tmp_path / "diffusion", log=lambda _: None)
+    train(_tiny_gan(train_steps=2), tmp_path / "gan", log=lambda _: None)
+    assert main(["compare", str(tmp_path / "diffusion"), str(tmp_path / "gan"), "--n", "12", "--sweep", "ddim:2;dpm++:2",
+                 "--repeats", "2"]) == 0
+    d = json.loads((tmp_path / "diffusion" / "compare" / "summary.json").read_text())
+    g = json.loads((tmp_path / "gan" / "compare" / "summary.json").read_text())
+    assert d["family"] == "diffusion" and g["family"] == "gan"
+    assert d["reference"] == g["reference"] and d["noise_floor"] == g["noise_floor"]
+    assert d["metrics"]["swd"]["value"] > 0 and d["metrics"]["fid"]["unavailable"].startswith("unavailable:")
+    assert [(p["sampler"], p["steps"]) for p in d["sweep"]] == [("ddim", 2), ("dpm++", 2)] and g["sweep"] == []
+    assert d["cost"]["flops_per_sample"] == 2 * (d["cost"]["flops_per_sample"] // 2) and d["cost"]["nfe"] == 20
+    assert g["cost"]["nfe"] == 1 and g["cost"]["flops_per_train_image"] > 0
+    for run in ("diffusion", "gan"):
+        samples = np.load(tmp_path / run / "compare" / "samples.npz", allow_pickle=False)["images"]
+        assert samples.shape == (12, 32, 32, 3)
+        assert (tmp_path / run / "metrics-swd.jsonl").exists()
+        assert (tmp_path / run / "compare" / "memorization.npz").exists()
+    real_d = np.load(tmp_path / "diffusion" / "compare" / "real.npz")["images"]
+    assert np.array_equal(real_d, np.load(tmp_path / "gan" / "compare" / "real.npz")["images"])
+
+
+def test_parse_sweep():
+    assert parse_sweep("ddim:10,20;dpm++:5") == [("ddim", 10), ("ddim", 20), ("dpm++", 5)]
+    assert parse_sweep("") == []
+    with pytest.raises(UserError, match="--sweep"):
+        parse_sweep("euler:5")
