@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "landiff.cli.sample",
     "landiff.cli.eval",
     "landiff.cli.compare",
+    "landiff.cli.report",
     "landiff.cli.data",
     "landiff.cli.presets",
     "landiff.cli.weights",

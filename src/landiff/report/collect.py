@@ -1,0 +1,306 @@
+"""Reads run directories into typed records, tolerating any missing or damaged piece.
+
+A run directory (see STYLE.md, "Run directory is the contract") may hold::
+
+    config.json             TrainConfig as JSON (model, preset, data, resolution, optim.batch …)
+    stats.jsonl             one record per log interval (diffusion: loss …; GAN: loss_d, loss_g …)
+    samples/step-N.png      preview grids written during training
+    metrics-*.jsonl         e.g. metrics-nll.jsonl ({"metric": "nll_bpd", "bpd": {"mean", "se"}})
+    compare/summary.json    written by ``landiff compare``: metrics, noise floor, cost, sweep …
+    compare/samples.npz     images (N, H, W, 3) uint8 from seeds seed..seed+N−1
+    compare/real.npz        images (M, H, W, 3) uint8, the reference set
+    compare/memorization.npz samples, nearest_train (k, H, W, 3) uint8; ratio, d_train (k,)
+    compare/curve.json      [{"step", "images_seen", "seconds", "swd", "swd_std"}, …]
+
+Every piece is optional: what cannot be read becomes ``None`` (shown as "not measured") and a line
+in :attr:`Run.problems`; only a directory with neither ``config.json`` nor ``compare/summary.json``
+is refused, because then it is not a run at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landiff.errors import UserError
+from landiff.report.records import (
+    Cost, CurvePoint, Estimate, Family, MemorizationPairs, MemorizationSummary, MetricValue, NllResult, Run,
+    RunConfig, Summary, SweepPoint, TrainingLog, Unavailable,
+)
+
+# Loss series read from stats.jsonl, per family (the record fields of train/stats.py, gan_stats.py).
+LOSS_FIELDS = ("loss", "mse", "vb", "loss_d", "loss_g")
+
+
+def load_runs(paths: list[str | Path]) -> list[Run]:
+    """Reads each run directory; labels are the shortest path suffixes that tell them apart."""
+    roots = [Path(p) for p in paths]
+    for root in roots:
+        _check_is_run(root)
+    labels = _labels(roots)
+    return [load_run(root, label) for root, label in zip(roots, labels)]
+
+
+def load_run(root: Path, label: str) -> Run:
+    """Reads one run directory (see the module docstring); never raises for a missing piece."""
+    problems: list[str] = []
+    raw_config = _read_object(root / "config.json", problems)
+    config = _config(raw_config) if raw_config is not None else None
+    raw_summary = _read_object(root / "compare" / "summary.json", problems)
+    summary = _summary(raw_summary) if raw_summary is not None else None
+    family = _family(config, raw_summary)
+    return Run(
+        path=root, label=label, family=family, config=config,
+        stats=_training_log(root / "stats.jsonl", problems),
+        summary=summary,
+        samples=_images(root / "compare" / "samples.npz", "images", problems),
+        real=_images(root / "compare" / "real.npz", "images", problems),
+        memorization=_pairs(root / "compare" / "memorization.npz", problems),
+        curve=_curve(_read_json(root / "compare" / "curve.json", problems)),
+        nll=_nll(root, problems),
+        preview=_latest_preview(root / "samples"),
+        problems=tuple(problems),
+    )
+
+
+def _check_is_run(root: Path) -> None:
+    if not root.is_dir():
+        raise UserError(f"{root} is not a directory; pass run directories made by landiff train / landiff compare")
+    if not (root / "config.json").is_file() and not (root / "compare" / "summary.json").is_file():
+        raise UserError(f"{root} is not a run directory (no config.json or compare/summary.json); "
+                        "pass directories made by landiff train / landiff compare")
+
+
+def _labels(roots: list[Path]) -> list[str]:
+    """Shortest trailing path parts that are unique, e.g. ``a/diffusion`` vs ``b/diffusion``."""
+    parts = [root.resolve().parts for root in roots]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{label} ({k + 1})" for k, label in enumerate("/".join(p) for p in parts)]
+
+
+def _read_json(path: Path, problems: list[str]) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        problems.append(f"{path.name}: unreadable ({err})")
+        return None
+
+
+def _read_object(path: Path, problems: list[str]) -> dict | None:
+    """A JSON file that must hold an object (config.json, summary.json)."""
+    raw = _read_json(path, problems)
+    if raw is not None and not isinstance(raw, dict):
+        problems.append(f"{path.name}: expected a JSON object, found {type(raw).__name__}")
+        return None
+    return raw
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None for null, NaN, text or anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value)
+    return int(number) if number is not None else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _config(raw: dict) -> RunConfig:
+    optim = raw.get("optim") if isinstance(raw.get("optim"), dict) else {}
+    return RunConfig(model=_str(raw.get("model")), preset=_str(raw.get("preset")), data=_str(raw.get("data")),
+                     resolution=_int(raw.get("resolution")), batch=_int(optim.get("batch")),
+                     train_steps=_int(raw.get("train_steps")))
+
+
+def _family(config: RunConfig | None, summary: dict | None) -> Family | None:
+    for name in (config.model if config else None, _str(summary.get("family")) if summary else None):
+        if name in ("diffusion", "gan"):
+            return name
+    return None
+
+
+def _metric(raw: Any) -> MetricValue | None:
+    if not isinstance(raw, dict):
+        return None
+    if "unavailable" in raw:
+        return Unavailable(str(raw["unavailable"]))
+    value = _num(raw.get("value"))
+    if value is None:
+        return None
+    repeats = _int(raw.get("repeats")) or 1
+    std = _num(raw.get("std")) if repeats > 1 else None
+    return Estimate(value=value, std=std, repeats=repeats, spread=_str(raw.get("spread")) or "")
+
+
+def _metrics(raw: Any) -> dict[str, MetricValue]:
+    if not isinstance(raw, dict):
+        return {}
+    parsed = {str(name): _metric(value) for name, value in raw.items()}
+    return {name: value for name, value in parsed.items() if value is not None}
+
+
+def _summary(raw: dict) -> Summary:
+    memo, cost = raw.get("memorization"), raw.get("cost")
+    return Summary(
+        step=_int(raw.get("step")), images_seen=_num(raw.get("images_seen")),
+        checkpoint=_str(raw.get("checkpoint")), checkpoint_sha256=_str(raw.get("checkpoint_sha256")),
+        n=_int(raw.get("n")), seed=_int(raw.get("seed")), sampler=_str(raw.get("sampler")),
+        steps=_int(raw.get("steps")), reference=_str(raw.get("reference")),
+        metrics=_metrics(raw.get("metrics")), noise_floor=_metrics(raw.get("noise_floor")),
+        memorization=MemorizationSummary(
+            unavailable=_str(memo.get("unavailable")), n=_int(memo.get("n")), flagged=_int(memo.get("flagged")),
+            ratio_threshold=_num(memo.get("ratio_threshold")), distance_threshold=_num(memo.get("distance_threshold")),
+            min_ratio=_num(memo.get("min_ratio"))) if isinstance(memo, dict) else None,
+        cost=Cost(**{name: _num(cost.get(name)) for name in Cost.__dataclass_fields__}) if isinstance(cost, dict) else None,
+        sweep=_sweep(raw.get("sweep")),
+    )
+
+
+def _sweep(raw: Any) -> tuple[SweepPoint, ...]:
+    points = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        nfe, swd = _num(item.get("nfe")) or _num(item.get("steps")), _num(item.get("swd"))
+        if nfe is None or swd is None:
+            continue
+        points.append(SweepPoint(sampler=str(item.get("sampler", "?")), steps=_int(item.get("steps")) or int(nfe),
+                                 nfe=nfe, swd=swd, swd_std=_num(item.get("swd_std")),
+                                 seconds_per_image=_num(item.get("seconds_per_image")), n=_int(item.get("n"))))
+    return tuple(points)
+
+
+def _curve(raw: Any) -> tuple[CurvePoint, ...]:
+    points = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        seen, swd = _num(item.get("images_seen")), _num(item.get("swd"))
+        if seen is not None and swd is not None:
+            points.append(CurvePoint(step=_int(item.get("step")), images_seen=seen, seconds=_num(item.get("seconds")),
+                                     swd=swd, swd_std=_num(item.get("swd_std"))))
+    return tuple(sorted(points, key=lambda p: p.images_seen))
+
+
+def _training_log(path: Path, problems: list[str]) -> TrainingLog | None:
+    """Parses stats.jsonl line by line; a torn last line (crash mid-write) is skipped, not fatal."""
+    if not path.is_file():
+        return None
+    records, bad = [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        problems.append(f"stats.jsonl: unreadable ({err})")
+        return None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1 if line.strip() else 0
+            continue
+        if isinstance(record, dict) and _num(record.get("images_seen")) is not None:
+            records.append(record)
+    if bad:
+        problems.append(f"stats.jsonl: skipped {bad} line(s) that are not JSON")
+    if not records:
+        return None
+    nan = float("nan")
+    losses = {name: np.array([_num(r.get(name)) if _num(r.get(name)) is not None else nan for r in records])
+              for name in LOSS_FIELDS}
+    return TrainingLog(images_seen=np.array([float(r["images_seen"]) for r in records]),
+                       losses={name: series for name, series in losses.items() if np.isfinite(series).any()})
+
+
+def _load_npz(path: Path, problems: list[str]) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        problems.append(f"{path.parent.name}/{path.name}: unreadable ({err})")
+        return None
+
+
+def _as_rgb(array: Any) -> np.ndarray | None:
+    """(N, H, W[, 1 or 3]) → (N, H, W, 3) uint8; anything else → None."""
+    if not isinstance(array, np.ndarray) or array.ndim not in (3, 4) or min(array.shape[:3]) == 0:
+        return None
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.shape[-1] not in (1, 3):
+        return None
+    if array.dtype.kind not in "uif":
+        return None
+    if array.dtype != np.uint8:
+        array = np.clip(np.round(array.astype(np.float64)), 0, 255).astype(np.uint8)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
+
+def _images(path: Path, key: str, problems: list[str]) -> np.ndarray | None:
+    data = _load_npz(path, problems)
+    if data is None:
+        return None
+    images = _as_rgb(data.get(key))
+    if images is None:
+        problems.append(f"{path.parent.name}/{path.name}: no '{key}' array of shape (N, H, W, 3)")
+    return images
+
+
+def _pairs(path: Path, problems: list[str]) -> MemorizationPairs | None:
+    data = _load_npz(path, problems)
+    if data is None:
+        return None
+    samples, nearest = _as_rgb(data.get("samples")), _as_rgb(data.get("nearest_train"))
+    ratio = np.asarray(data.get("ratio", []), dtype=np.float64).reshape(-1)
+    d_train = np.asarray(data.get("d_train", []), dtype=np.float64).reshape(-1)
+    if samples is None or nearest is None or not len(samples) == len(nearest) == len(ratio) == len(d_train):
+        problems.append(f"compare/{path.name}: expected samples, nearest_train, ratio and d_train of equal length")
+        return None
+    return MemorizationPairs(samples=samples, nearest_train=nearest, ratio=ratio, d_train=d_train)
+
+
+def _nll(root: Path, problems: list[str]) -> NllResult | None:
+    """The last ``nll_bpd`` record of any ``metrics-*.jsonl`` (files appended in time order)."""
+    latest: NllResult | None = None
+    for path in sorted(root.glob("metrics-*.jsonl")):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            problems.append(f"{path.name}: unreadable ({err})")
+            continue
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            bpd = record.get("bpd") if isinstance(record, dict) and record.get("metric") == "nll_bpd" else None
+            if isinstance(bpd, dict) and _num(bpd.get("mean")) is not None:
+                latest = NllResult(bpd=float(bpd["mean"]), se=_num(bpd.get("se")), n=_int(record.get("n")))
+    return latest
+
+
+def _latest_preview(folder: Path) -> Path | None:
+    steps = []
+    for path in folder.glob("step-*.png") if folder.is_dir() else []:
+        match = re.fullmatch(r"step-(\d+)\.png", path.name)
+        if match:
+            steps.append((int(match.group(1)), path))
+    return max(steps)[1] if steps else None

@@ -1,0 +1,163 @@
+"""Report plots with matplotlib's Agg canvas (headless; no pyplot, so no global backend state).
+
+matplotlib is an optional dependency (the ``report`` extra): it is imported only here, on first use,
+and a missing install is one :class:`UserError` line saying what to install. Each function returns
+PNG bytes, or None when the runs hold nothing to plot.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from landiff.errors import UserError
+from landiff.report.formatting import metric_or_none
+from landiff.report.records import MemorizationPairs, Run
+
+DPI = 100
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def _figure(width: float, height: float) -> Any:
+    """A Figure attached to an Agg canvas (inches)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("landiff report needs matplotlib for its plots: pip install 'landiff[report]' "
+                        "(or pip install 'matplotlib>=3.7')") from None
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" metadata: the PNG bytes then depend only on the data, not the matplotlib version.
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def colour(index: int) -> str:
+    return COLOURS[index % len(COLOURS)]
+
+
+def losses_png(runs: list[Run]) -> bytes | None:
+    """Training losses vs images seen: one panel for diffusion (loss), one for GAN (loss_d, loss_g)."""
+    panels = [(family, [(k, r) for k, r in enumerate(runs) if r.family == family and r.stats is not None])
+              for family in ("diffusion", "gan")]
+    panels = [(family, members) for family, members in panels if members]
+    if not panels:
+        return None
+    figure = _figure(5.0 * len(panels), 3.6)
+    for axes, (family, members) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for k, run in members:
+            names = ("loss",) if family == "diffusion" else ("loss_d", "loss_g")
+            for name, style in zip(names, ("-", "--")):
+                series = run.stats.losses.get(name)
+                if series is not None:
+                    axes.plot(run.stats.images_seen, series, style, color=colour(k), label=f"{run.label} {name}")
+        if family == "diffusion" and _spans_decade(members):
+            axes.set_yscale("log")
+        axes.set_title("diffusion training loss" if family == "diffusion" else "GAN losses (nats)")
+        axes.set_xlabel("images seen")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def _spans_decade(members: list[tuple[int, Run]]) -> bool:
+    """Whether the diffusion losses cover more than a factor 10 (then a log axis reads better)."""
+    values = np.concatenate([run.stats.losses.get("loss", np.array([])) for _, run in members])
+    values = values[np.isfinite(values) & (values > 0)]
+    return values.size > 1 and values.max() > 10 * values.min()
+
+
+def _noise_floor_line(axes: Any, runs: list[Run]) -> None:
+    for run in runs:
+        floor = metric_or_none(run.summary.noise_floor.get("swd")) if run.summary else None
+        if floor is not None:
+            axes.axhline(floor.value, color="grey", linestyle=":", label=f"noise floor {floor.value:.3g}")
+            return
+
+
+def curve_png(runs: list[Run]) -> bytes | None:
+    """SWD vs images seen for every run with ``compare/curve.json``, with a ±std band."""
+    members = [(k, r) for k, r in enumerate(runs) if r.curve]
+    if not members:
+        return None
+    figure = _figure(6.0, 3.6)
+    axes = figure.subplots()
+    for k, run in members:
+        x = np.array([p.images_seen for p in run.curve])
+        y = np.array([p.swd for p in run.curve])
+        std = np.array([p.swd_std if p.swd_std is not None else 0.0 for p in run.curve])
+        axes.plot(x, y, "o-", color=colour(k), label=run.label)
+        axes.fill_between(x, y - std, y + std, color=colour(k), alpha=0.2)
+    _noise_floor_line(axes, runs)
+    axes.set_xlabel("images seen")
+    axes.set_ylabel("SWD (lower is better)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def sweep_png(runs: list[Run]) -> bytes | None:
+    """SWD vs network evaluations per sample, one line per (diffusion run, sampler), log x-axis;
+    GAN runs are one point at their NFE (1)."""
+    lines = [(k, r) for k, r in enumerate(runs) if r.summary is not None and r.summary.sweep]
+    if not lines:
+        return None
+    figure = _figure(6.0, 3.8)
+    axes = figure.subplots()
+    markers = ("o", "s", "^", "D", "v", "P")
+    gan_nfe: set[float] = set()
+    line = 0  # one colour per (run, sampler) line, so samplers of one run are told apart
+    for _, run in lines:
+        for s, sampler in enumerate(sorted({p.sampler for p in run.summary.sweep})):
+            points = sorted((p for p in run.summary.sweep if p.sampler == sampler), key=lambda p: p.nfe)
+            axes.errorbar([p.nfe for p in points], [p.swd for p in points],
+                          yerr=[p.swd_std or 0.0 for p in points], marker=markers[s % len(markers)],
+                          color=colour(line), capsize=2, label=f"{run.label}: {sampler}")
+            line += 1
+    for run in runs:
+        swd = metric_or_none(run.summary.metrics.get("swd")) if run.summary else None
+        nfe = run.summary.cost.nfe if run.summary and run.summary.cost else None
+        if run.family == "gan" and swd is not None:
+            axes.errorbar([nfe or 1.0], [swd.value], yerr=[swd.std or 0.0], marker="*", markersize=12,
+                          color=colour(line), linestyle="none", capsize=2, label=f"{run.label} (GAN)")
+            gan_nfe.add(nfe or 1.0)
+            line += 1
+    _noise_floor_line(axes, runs)
+    axes.set_xscale("log")
+    from matplotlib.ticker import NullLocator
+
+    # Label the NFE values measured (1, 5, 10, 20 …) instead of powers of ten.
+    ticks = sorted({p.nfe for _, run in lines for p in run.summary.sweep} | gan_nfe)
+    axes.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+    axes.xaxis.set_minor_locator(NullLocator())
+    axes.set_xlabel("network evaluations per sample (NFE)")
+    axes.set_ylabel("SWD (lower is better)")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def memorization_png(pairs: MemorizationPairs, limit: int = 8) -> bytes:
+    """Up to ``limit`` samples (top row) above their nearest training images (bottom row), lowest
+    ratio first, with ratio and d_train under each pair."""
+    order = np.argsort(pairs.ratio, kind="stable")[:limit]
+    figure = _figure(1.3 * len(order) + 0.4, 3.2)
+    grid = figure.subplots(2, len(order), squeeze=False)
+    for column, index in enumerate(order):
+        for row, images in enumerate((pairs.samples, pairs.nearest_train)):
+            axes = grid[row][column]
+            axes.imshow(images[index], interpolation="nearest")
+            axes.set_xticks([])
+            axes.set_yticks([])
+        grid[1][column].set_xlabel(f"ratio {pairs.ratio[index]:.3f}\nd_train {pairs.d_train[index]:.3f}", fontsize=8)
+    grid[0][0].set_ylabel("sample", fontsize=8)
+    grid[1][0].set_ylabel("nearest train", fontsize=8)
+    return _png(figure)

@@ -1,0 +1,178 @@
+"""What the report reads from a run directory, as small frozen dataclasses (filled by :mod:`.collect`).
+
+``None`` in any field means "not measured": the file or the value was absent or unreadable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Family = Literal["diffusion", "gan"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured value; ``std`` is None when fewer than two repeats were made."""
+
+    value: float
+    std: float | None
+    repeats: int
+    spread: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A metric that could not be computed; ``reason`` is shown verbatim."""
+
+    reason: str
+
+
+MetricValue = Estimate | Unavailable
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Training and sampling cost of one run (None = not measured). Seconds are wall-clock."""
+
+    params: float | None
+    images_seen: float | None
+    train_seconds: float | None
+    flops_per_train_image: float | None
+    flops_per_sample: float | None
+    nfe: float | None
+    sample_seconds_per_image: float | None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Sample quality at one sampler and step count (diffusion runs only)."""
+
+    sampler: str
+    steps: int
+    nfe: float
+    swd: float
+    swd_std: float | None
+    seconds_per_image: float | None
+    n: int | None  # images per point (may differ from the summary's n; SWD depends on n)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The metric of one checkpoint along training."""
+
+    step: int | None
+    images_seen: float
+    seconds: float | None
+    swd: float
+    swd_std: float | None
+
+
+@dataclass(frozen=True)
+class MemorizationSummary:
+    """How many of ``n`` samples were flagged as copies, with the rule used (or why it was not run)."""
+
+    unavailable: str | None
+    n: int | None
+    flagged: int | None
+    ratio_threshold: float | None
+    distance_threshold: float | None
+    min_ratio: float | None
+
+
+@dataclass(frozen=True)
+class MemorizationPairs:
+    """The k samples closest to a training image: (k, H, W, 3) uint8 each, ratio and d_train (k,)."""
+
+    samples: np.ndarray
+    nearest_train: np.ndarray
+    ratio: np.ndarray
+    d_train: np.ndarray
+
+
+@dataclass(frozen=True)
+class Summary:
+    """``compare/summary.json``: one evaluation protocol applied to one checkpoint."""
+
+    step: int | None
+    images_seen: float | None
+    checkpoint: str | None
+    checkpoint_sha256: str | None
+    n: int | None
+    seed: int | None
+    sampler: str | None
+    steps: int | None
+    reference: str | None
+    metrics: dict[str, MetricValue]
+    noise_floor: dict[str, MetricValue]
+    memorization: MemorizationSummary | None
+    cost: Cost | None
+    sweep: tuple[SweepPoint, ...]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The few ``config.json`` fields the report shows."""
+
+    model: str | None
+    preset: str | None
+    data: str | None
+    resolution: int | None
+    batch: int | None
+    train_steps: int | None
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """``stats.jsonl`` as series: ``images_seen`` (R,) and each loss name → (R,) float (NaN = absent)."""
+
+    images_seen: np.ndarray
+    losses: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class NllResult:
+    """The latest negative log-likelihood bound in bits/dim, mean ± standard error over ``n`` images."""
+
+    bpd: float
+    se: float | None
+    n: int | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything the report reads from one run directory.
+
+    Attributes:
+        path: the directory as given on the command line.
+        label: the shortest trailing part of the path that tells the runs apart (e.g. ``demo/gan``).
+        family: from config.json ``model``, else summary.json ``family``; None when neither says.
+        samples, real: (N, H, W, 3) uint8 from compare/samples.npz and compare/real.npz.
+        preview: the newest samples/step-N.png written during training.
+        problems: one line per file that exists but could not be read (shown under "Caveats").
+    """
+
+    path: Path
+    label: str
+    family: Family | None
+    config: RunConfig | None
+    stats: TrainingLog | None
+    summary: Summary | None
+    samples: np.ndarray | None
+    real: np.ndarray | None
+    memorization: MemorizationPairs | None
+    curve: tuple[CurvePoint, ...]
+    nll: NllResult | None
+    preview: Path | None
+    problems: tuple[str, ...]
+
+    def metrics(self) -> dict[str, MetricValue]:
+        """The summary's metrics plus ``nll_bpd``, the latest NLL bound (its standard error as ± spread)."""
+        metrics = dict(self.summary.metrics) if self.summary else {}
+        if self.nll is not None:
+            metrics["nll_bpd"] = Estimate(value=self.nll.bpd, std=self.nll.se, repeats=self.nll.n or 1,
+                                          spread="standard error" + (f" over {self.nll.n} images" if self.nll.n else ""))
+        return metrics

@@ -1,0 +1,265 @@
+"""The report's sections as document blocks, and the PNGs they reference (as bytes, not yet written).
+
+Each ``*_section`` function takes the runs and an :class:`Assets` collector and returns blocks; a
+piece no run holds becomes a "not measured" line, never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from landiff.report import images, plots
+from landiff.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table
+from landiff.report.formatting import (
+    NOT_MEASURED, estimate, metric_title, number, ordered_metrics, plus_minus, ratio, si,
+)
+from landiff.report.observations import COST_FIELDS, cost_pairs, groups
+from landiff.report.records import Estimate, MetricValue, Run, Summary, Unavailable
+
+FAMILY_NAMES = {"diffusion": "diffusion", "gan": "GAN", None: "unknown"}
+
+
+@dataclass
+class Assets:
+    """PNG files of the report, by file name relative to the report folder."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def add(self, name: str, data: bytes) -> str:
+        self.files[name] = data
+        return name
+
+
+def title_section(runs: list[Run]) -> list[Block]:
+    families = list(dict.fromkeys(FAMILY_NAMES[run.family] for run in runs))
+    names = ", ".join(f'"{run.label}" ({FAMILY_NAMES[run.family]}, {run.path})' for run in runs)
+    return [Heading("landiff report: " + " vs ".join(families), 1),
+            Paragraph(f"{len(runs)} run(s): {names}. Every number below is read from the run directories "
+                      "(config.json, stats.jsonl, compare/); rebuilding this report computes nothing new.")]
+
+
+def runs_section(runs: list[Run]) -> list[Block]:
+    rows = []
+    for run in runs:
+        c, s = run.config, run.summary
+        sha = s.checkpoint_sha256[:12] if s and s.checkpoint_sha256 else NOT_MEASURED
+        rows.append((run.label, FAMILY_NAMES[run.family], _text(c and c.preset), _text(c and c.data),
+                     _text(c and c.resolution), _text(c and c.batch), _text(c and c.train_steps),
+                     _text(s and s.step), si(s.images_seen) if s else NOT_MEASURED, sha))
+    header = ("run", "family", "preset", "data", "resolution", "batch", "train steps", "evaluated step",
+              "images seen", "checkpoint sha256")
+    return [Heading("Runs", 2), Table(header, tuple(rows))]
+
+
+def _sampler(summary: Summary) -> str:
+    if summary.sampler == "gan":
+        return "generator, 1 forward pass"
+    if summary.sampler and summary.steps:
+        return f"{summary.sampler}, {summary.steps} steps"
+    return _text(summary.sampler)
+
+
+def _text(value: object) -> str:
+    return NOT_MEASURED if value is None or value == "" else str(value)
+
+
+def observations_section(runs: list[Run]) -> list[Block]:
+    blocks: list[Block] = [Heading("Observations", 2)]
+    for group in groups(runs):
+        blocks += [Heading(group.title, 3), Bullets(group.items)]
+    return blocks
+
+
+def samples_section(runs: list[Run], assets: Assets) -> list[Block]:
+    """Real images and every run's samples: same count, layout and tile size, side by side."""
+    real = next((run.real for run in runs if run.real is not None), None)
+    sets = [("real", real)] + [(run.label, run.samples) for run in runs]
+    present = [images_ for _, images_ in sets if images_ is not None]
+    blocks: list[Block] = [Heading("Samples", 2)]
+    if not present:
+        return blocks + [Paragraph("No compare/samples.npz or compare/real.npz in any run: samples not measured.")]
+    count, tile = images.grid_count(present), images.tile_size(present)
+    seeds = sorted({run.summary.seed for run in runs if run.summary and run.summary.seed is not None
+                    and run.samples is not None})
+    seed_text = (f"seeds {seeds[0]}–{seeds[0] + count - 1}, the same for every run" if len(seeds) == 1 else
+                 f"seeds differ between runs (starting at {', '.join(map(str, seeds))})" if seeds else
+                 "seeds not recorded")
+    blocks.append(Paragraph(f"The first {count} images of each set ({seed_text}), upscaled with nearest-neighbour "
+                            f"to {tile[1]}×{tile[0]} px tiles. Real images: compare/real.npz of the first run "
+                            "that has one."))
+    figures, missing = [], []
+    for k, (name, images_) in enumerate(sets):
+        if images_ is None:
+            missing.append(name)
+            continue
+        src = assets.add("real.png" if k == 0 else f"samples-{k}.png", images.grid_png(images_, count, tile))
+        caption = "real (reference)" if k == 0 else f"{name} ({FAMILY_NAMES[runs[k - 1].family]})"
+        figures.append(Figure(src, f"{caption}: {count} images", caption))
+    blocks.append(FigureRow(tuple(figures)))
+    if missing:
+        blocks.append(Paragraph("Not measured (no images): " + ", ".join(missing) + "."))
+    return blocks + _previews(runs, assets)
+
+
+def _previews(runs: list[Run], assets: Assets) -> list[Block]:
+    """The newest samples/step-N.png of each run (copied as is; damaged files are skipped)."""
+    figures = []
+    for k, run in enumerate(runs, start=1):
+        if run.preview is None:
+            continue
+        try:
+            with Image.open(run.preview) as image:
+                image.verify()
+            data = run.preview.read_bytes()
+        except (OSError, SyntaxError):
+            continue
+        src = assets.add(f"preview-{k}.png", data)
+        figures.append(Figure(src, f"{run.label} training preview", f"{run.label}: {run.preview.name}"))
+    if not figures:
+        return []
+    return [Paragraph("Latest preview grids written during training (training-time sampler settings, not "
+                      "the compare protocol):"), FigureRow(tuple(figures))]
+
+
+def metrics_section(runs: list[Run]) -> list[Block]:
+    """Value ± std per metric and run, the noise floor rows, how the spreads were obtained, and the
+    reason of every unavailable metric verbatim (once, as a numbered note)."""
+    names = ordered_metrics({name for run in runs for name in run.metrics()})
+    blocks: list[Block] = [Heading("Metrics", 2)]
+    if not names:
+        return blocks + [Paragraph("No compare/summary.json metrics or metrics-*.jsonl in any run: not measured.")]
+    notes: dict[str, list[str]] = {}  # reason → metric titles, in order of first appearance
+
+    def cell(value: MetricValue | None, name: str) -> str:
+        if not isinstance(value, Unavailable):
+            return estimate(value)
+        titles = notes.setdefault(value.reason, [])
+        titles.extend([metric_title(name)] if metric_title(name) not in titles else [])
+        return f"unavailable (note {list(notes).index(value.reason) + 1})"
+
+    rows = []
+    for run in runs:
+        s, metrics = run.summary, run.metrics()
+        rows.append((run.label, FAMILY_NAMES[run.family], _text(s and s.n), _text(s and s.seed),
+                     _sampler(s) if s else NOT_MEASURED, _text(s and s.reference))
+                    + tuple(cell(metrics.get(name), name) for name in names))
+    for run in _distinct_floors(runs):
+        s = run.summary
+        rows.append((f"noise floor (real vs real, {run.label})", "—", _text(s.n), _text(s.seed), "—",
+                     _text(s.reference)) + tuple(cell(s.noise_floor[n], n) if n in s.noise_floor else "—" for n in names))
+    header = ("run", "family", "n", "seed", "sampler", "reference") + tuple(metric_title(n) for n in names)
+    blocks.append(Table(header, tuple(rows)))
+    if notes:
+        blocks.append(Bullets(tuple(f"Note {k} ({', '.join(titles)}): {reason}"
+                                    for k, (reason, titles) in enumerate(notes.items(), start=1))))
+    spreads: dict[str, list[str]] = {}
+    for run in runs:
+        for name, value in run.metrics().items():
+            if isinstance(value, Estimate) and value.spread and metric_title(name) not in spreads.get(value.spread, []):
+                spreads.setdefault(value.spread, []).append(metric_title(name))
+    text = ("Lower is better except for precision and recall. The noise floor is the same metric between two "
+            "real image sets under the same protocol: what a model that matches the data would get at this n.")
+    if spreads:
+        text += " ± is the " + "; ".join(f"{spread} ({', '.join(titles)})" for spread, titles in spreads.items()) + "."
+    return blocks + [Paragraph(text)]
+
+
+def _distinct_floors(runs: list[Run]) -> list[Run]:
+    """One run per distinct noise floor (runs of one compare share theirs)."""
+    seen: dict[tuple, Run] = {}
+    for run in runs:
+        if run.summary and run.summary.noise_floor:
+            key = tuple(sorted((name, estimate(value)) for name, value in run.summary.noise_floor.items()))
+            seen.setdefault(key, run)
+    return list(seen.values())
+
+
+def curves_section(runs: list[Run], assets: Assets) -> list[Block]:
+    blocks: list[Block] = [Heading("Training curves", 2)]
+    losses = plots.losses_png(runs)
+    if losses is None:
+        blocks.append(Paragraph("No stats.jsonl in any run: training losses not measured."))
+    else:
+        blocks.append(Figure(assets.add("losses.png", losses), "training losses vs images seen",
+                             "Training losses vs images seen (diffusion: training objective; GAN: discriminator "
+                             "loss_d solid, generator loss_g dashed)."))
+    curve = plots.curve_png(runs)
+    if curve is None:
+        blocks.append(Paragraph("No compare/curve.json in any run: metric vs images seen not measured."))
+    else:
+        blocks.append(Figure(assets.add("curve.png", curve), "SWD vs images seen",
+                             "SWD of checkpoints along training (± std band); dotted: real-vs-real noise floor."))
+    return blocks
+
+
+def sweep_section(runs: list[Run], assets: Assets) -> list[Block]:
+    blocks: list[Block] = [Heading("Quality vs sampling steps", 2)]
+    png = plots.sweep_png(runs)
+    if png is None:
+        return blocks + [Paragraph("No sampler sweep in any run (compare/summary.json 'sweep'): not measured.")]
+    blocks.append(Figure(assets.add("sweep.png", png), "SWD vs NFE per sampler",
+                         "SWD vs network evaluations per sample, one line per sampler (log x-axis); stars: GAN "
+                         "runs (one evaluation per sample); dotted: noise floor."))
+    rows = tuple((run.label, p.sampler, str(p.steps), f"{p.nfe:g}", plus_minus(p.swd, p.swd_std),
+                  number(p.seconds_per_image, 3))
+                 for run in runs if run.summary for p in sorted(run.summary.sweep, key=lambda p: (p.sampler, p.nfe)))
+    return blocks + [Table(("run", "sampler", "steps", "NFE", "SWD", "s/image"), rows)]
+
+
+def cost_section(runs: list[Run]) -> list[Block]:
+    """Training and sampling cost per run, then ratio rows between the families."""
+    rows = []
+    for run in runs:
+        cost = run.summary.cost if run.summary else None
+        rows.append((run.label, FAMILY_NAMES[run.family]) + tuple(
+            NOT_MEASURED if cost is None or (v := f.read(cost)) is None else f.write(v) for f in COST_FIELDS))
+    for a, b in cost_pairs(runs):
+        rows.append((f"ratio {a.label} / {b.label}", f"{FAMILY_NAMES[a.family]} / {FAMILY_NAMES[b.family]}") +
+                    tuple(ratio(f.read(a.summary.cost), f.read(b.summary.cost)) for f in COST_FIELDS))
+    header = ("run", "family") + tuple(f.column for f in COST_FIELDS)
+    return [Heading("Training and sampling cost", 2), Table(header, tuple(rows)),
+            Paragraph("FLOPs are counted by torch on one image (convolutions, matmuls, attention); train FLOPs = "
+                      "images seen × FLOPs per training image; times are wall-clock on the machine that ran each step.")]
+
+
+def _memorization_row(run: Run) -> tuple[str, ...]:
+    memo = run.summary.memorization if run.summary else None
+    start = (run.label, FAMILY_NAMES[run.family])
+    if memo is None:
+        return start + (NOT_MEASURED,) * 4
+    if memo.unavailable is not None:
+        return start + (memo.unavailable, "—", "—", "—")
+    flagged = NOT_MEASURED if memo.flagged is None else f"{memo.flagged} / {_text(memo.n)}"
+    return start + (flagged, number(memo.ratio_threshold, 3), number(memo.distance_threshold, 3),
+                    number(memo.min_ratio, 3))
+
+
+def memorization_section(runs: list[Run], assets: Assets) -> list[Block]:
+    rows = tuple(_memorization_row(run) for run in runs)
+    blocks: list[Block] = [
+        Heading("Memorisation", 2),
+        Paragraph("A sample is flagged as a likely copy when its distance to the nearest training image is much "
+                  "smaller than to the nearest held-out image (ratio below the threshold) and small in absolute "
+                  "terms (d_train below the threshold; RMS at 16×16, intensities in [0, 1])."),
+        Table(("run", "family", "flagged / n", "ratio threshold", "distance threshold", "lowest ratio"), rows),
+    ]
+    for k, run in enumerate(runs, start=1):
+        if run.memorization is None:
+            blocks.append(Paragraph(f'"{run.label}": no compare/memorization.npz, pairs not shown.'))
+            continue
+        src = assets.add(f"memorization-{k}.png", plots.memorization_png(run.memorization))
+        blocks.append(Figure(src, f"{run.label}: closest samples and their nearest training images",
+                             f'"{run.label}": samples closest to a training image (top) above that training image '
+                             "(bottom), lowest ratio first; ratio and d_train under each pair."))
+    return blocks
+
+
+def build_blocks(runs: list[Run]) -> tuple[list[Block], Assets]:
+    """The whole report, in reading order, with the PNGs it references."""
+    assets = Assets()
+    blocks = (title_section(runs) + observations_section(runs) + runs_section(runs) + samples_section(runs, assets)
+              + metrics_section(runs) + curves_section(runs, assets) + sweep_section(runs, assets)
+              + cost_section(runs) + memorization_section(runs, assets))
+    return blocks, assets
