@@ -16,6 +16,7 @@ from landiff.errors import UserError
 
 # Command modules, in the order they appear in --help.
 COMMAND_MODULES = (
+    "landiff.cli.demo",
     "landiff.cli.train",
     "landiff.cli.sample",
     "landiff.cli.eval",

@@ -141,8 +141,11 @@ RESUME_MUTABLE = frozenset(
 
 # Training recipes: the net preset plus the paper's process and optimiser settings.
 RECIPES: dict[str, dict[str, Any]] = {
-    # CPU recipe for 32 px: short horizon EMA, higher LR with warm-up, cosine schedule.
-    "tiny": {"diffusion": {}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
+    # CPU recipe for 32 px (tuned for minutes, not days): v-prediction on the cosine schedule, a
+    # higher LR with warm-up and a short-horizon EMA. v keeps pred_x0 bounded near t = T where the
+    # cosine ᾱ ≈ 0 and ε-prediction amplifies an undertrained net's errors into saturated colours:
+    # after 400 steps (12.8 k images) SWD fell from 190 (ε) to 139 (v) on the built-in landscapes.
+    "tiny": {"diffusion": {"prediction": "v"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
     "small": {"resolution": 64, "optim": {"lr": 5e-4, "batch": 32, "warmup": 500}, "ema_decay": 0.9995},
     # DDPM §4 / appendix B: linear β, T = 1000, ε, σ² = β (CIFAR-10), L_simple, lr 2e-4, batch 128.
     "ddpm-cifar": {

@@ -1,0 +1,23 @@
+"""The README's library example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_library_example_runs(capsys):
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Library in ten lines"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    assert "torch.Size([4, 3, 32, 32])" in capsys.readouterr().out
+
+
+def test_readme_opens_with_the_two_commands():
+    lines = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("./dev ")]
+    assert lines[0].startswith("./dev demo") and lines[1].startswith("./dev test")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "./dev test" in ci
