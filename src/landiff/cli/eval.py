@@ -6,6 +6,9 @@
     landiff eval memorization --run runs/tiny --train synthetic --heldout synthetic
 
 With ``--run`` the result is appended to ``RUN/metrics-<name>.jsonl``; with files only it is printed.
+``eval nll`` also runs under torchrun: the images are shared out between the processes and rank 0
+gathers the per-image bounds and writes the record; the noise of the batch starting at image k
+comes from (--seed, k), so the number does not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from landiff.errors import UserError
 from landiff.grid import from_uint8
 from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from landiff.train.distributed import Dist
+    from landiff.train.run import LoadedRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,43 +52,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_nll(args: argparse.Namespace) -> int:
     from landiff.data import open_dataset
-    from landiff.progress import Progress
     from landiff.train import load_run
+    from landiff.train.distributed import process_group
 
-    if args.n < 1 or args.batch < 1:
-        raise UserError("--n and --batch must be >= 1")
-    loaded = load_run(args.run, device=args.device)
-    if loaded.diffusion is None:
-        raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
-    config = loaded.config
-    spec = args.data or config.data
-    if spec != "synthetic" and args.data is None:
-        print("note: evaluating on the training folder; pass --data with held-out images for an unbiased number")
-    dataset = open_dataset(spec, config.resolution, class_cond=config.class_cond, seed=config.seed,
-                           synthetic_n=max(args.n, 1), split="heldout")
-    n = min(args.n, len(dataset))
-    model = loaded.model if args.no_ema else loaded.ema_model
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    totals, priors, terms = [], [], []
-    progress = Progress(n * loaded.diffusion.num_steps, "nll", unit="evals")
-    done = 0
-    for start in range(0, n, args.batch):
-        items = [dataset[k] for k in range(start, min(n, start + args.batch))]
-        x0 = from_uint8(torch.stack([img for img, _ in items])).to(device)
-        kwargs = {"y": torch.tensor([lab for _, lab in items], device=device)} if config.class_cond else None
-
-        def tick(_step: int, size: int = len(items)) -> None:
-            nonlocal done
-            done += size
-            progress.update(done)
-
-        result = loaded.diffusion.nll(model, x0, model_kwargs=kwargs, generator=generator, callback=tick)
-        totals.append(result.total_bpd.cpu())
-        priors.append(result.prior_bpd.cpu())
-        terms.append(result.vb.cpu())
-    progress.close()
-    record = nll_record(torch.cat(totals), torch.cat(priors), torch.cat(terms))
+    for flag, value in (("--n", args.n), ("--batch", args.batch)):
+        if value < 1:
+            raise UserError(f"{flag} must be an integer >= 1, got {value}")
+    if not 0 <= args.seed < 2**63:
+        raise UserError(f"--seed must be an integer in [0, 2**63), got {args.seed}")
+    with process_group(args.device) as (dist, device):
+        loaded = load_run(args.run, device=str(device))
+        if loaded.diffusion is None:
+            raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
+        config = loaded.config
+        spec = args.data or config.data
+        if spec != "synthetic" and args.data is None and dist.is_main:
+            print("note: evaluating on the training folder; pass --data with held-out images for an unbiased number")
+        dataset = open_dataset(spec, config.resolution, class_cond=config.class_cond, seed=config.seed,
+                               synthetic_n=max(args.n, 1), split="heldout")
+        bounds = _nll_sharded(args, loaded, dataset, min(args.n, len(dataset)), dist)
+        if not dist.is_main:
+            return 0
+    record = nll_record(bounds[:, 0], bounds[:, 1], bounds[:, 2:])
     record.update(run=str(args.run), data=spec, split="heldout" if spec == "synthetic" else "given",
                   seed=args.seed, ema=not args.no_ema, checkpoint=str(loaded.checkpoint), step=loaded.state.step,
                   time=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -86,6 +81,44 @@ def run_nll(args: argparse.Namespace) -> int:
     with open(Path(args.run) / "metrics-nll.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     return 0
+
+
+def _nll_sharded(args: argparse.Namespace, loaded: LoadedRun, dataset: Dataset, n: int, dist: Dist) -> torch.Tensor:
+    """Per-image (total, prior, L_0 … L_{T−1}) in bits/dim, (n, 2 + T) float64, gathered from all ranks.
+
+    Rounds of ``batch × ranks`` images; rank r takes the r-th batch of each round, with noise from
+    a generator keyed by (seed, index of the batch's first image).
+    """
+    from landiff.progress import Progress
+    from landiff.train.data_stream import keyed_seed
+    from landiff.train.distributed import gather_cat
+
+    model = loaded.model if args.no_ema else loaded.ema_model
+    device = next(model.parameters()).device
+    steps = loaded.diffusion.num_steps
+    progress = Progress(n * steps, "nll", unit="evals") if dist.is_main else None
+    done, blocks = 0, []
+    for round_start in range(0, n, args.batch * dist.world):
+        first = min(n, round_start + dist.rank * args.batch)
+        items = [dataset[k] for k in range(first, min(n, first + args.batch))]
+        local = torch.zeros((0, 2 + steps), dtype=torch.float64)
+        if items:
+            x0 = from_uint8(torch.stack([img for img, _ in items])).to(device)
+            kwargs = {"y": torch.tensor([lab for _, lab in items], device=device)} if loaded.config.class_cond else None
+
+            def tick(_step: int, size: int = len(items) * dist.world) -> None:
+                nonlocal done
+                done += size
+                if progress is not None:
+                    progress.update(min(done, n * steps))
+
+            generator = torch.Generator(device=device).manual_seed(keyed_seed(args.seed, "noise", first))
+            result = loaded.diffusion.nll(model, x0, model_kwargs=kwargs, generator=generator, callback=tick)
+            local = torch.cat([result.total_bpd[:, None], result.prior_bpd[:, None], result.vb], dim=1).double().cpu()
+        blocks.append(gather_cat(local))
+    if progress is not None:
+        progress.close()
+    return torch.cat(blocks)
 
 
 def nll_record(total: torch.Tensor, prior: torch.Tensor, vb: torch.Tensor) -> dict:
@@ -137,10 +170,20 @@ def _run_data(run: str | None) -> RunData | None:
     path = Path(run) / "config.json"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise UserError(f"--run {run}: cannot read {path} ({err}); give a run directory made by landiff train") from None
-    return RunData(data=str(raw.get("data", "synthetic")), seed=int(raw.get("seed", 0)),
-                   synthetic_n=int(raw.get("synthetic_n", 50_000)))
+    data, seed, synthetic_n = (raw.get(k) if isinstance(raw, dict) else None for k in ("data", "seed", "synthetic_n"))
+    data = "synthetic" if data is None else data
+    seed = 0 if seed is None else seed
+    synthetic_n = 50_000 if synthetic_n is None else synthetic_n
+    if (not isinstance(raw, dict) or not isinstance(data, str) or not _is_int(seed, 0) or not _is_int(synthetic_n, 1)):
+        raise UserError(f"--run {run}: {path} is not a valid run config (data must be a string, seed an integer "
+                        ">= 0, synthetic_n an integer >= 1); give a run directory made by landiff train")
+    return RunData(data=data, seed=seed, synthetic_n=synthetic_n)
+
+
+def _is_int(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _add_sample_options(p: argparse.ArgumentParser, n_default: int | None) -> None:
@@ -212,11 +255,24 @@ def _inception(args: argparse.Namespace):
     return InceptionFeatures(weights, device=args.device, batch=args.batch)
 
 
+def check_ranges(args: argparse.Namespace) -> None:
+    """Range checks of the numeric options a metric command has, each naming the option and its range."""
+    minimums = {"n": 1, "repeats": 1, "batch": 1, "subsets": 1, "subset_size": 2, "k": 1, "n_train": 1,
+                "n_heldout": 1, "seed": 0}
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise UserError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value}")
+    for name in ("ratio", "max_distance"):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+
+
 def run_metric(args: argparse.Namespace) -> int:
     from landiff.metrics import evaluate, load_reference
 
-    if args.repeats < 1:
-        raise UserError("--repeats must be >= 1")
+    check_ranges(args)
     extractor = _inception(args) if args.metric != "swd" else None
     if args.metric != "swd" and extractor is None:
         return 1
@@ -253,6 +309,7 @@ def _report(args: argparse.Namespace, record) -> int:
 def run_memorization(args: argparse.Namespace) -> int:
     from landiff.metrics import evaluate, load_reference
 
+    check_ranges(args)
     run = _run_data(args.run)
     samples = _samples(args)
     train_spec = args.train or (run.data if run else None)

@@ -6,12 +6,20 @@
 For GAN runs the sampler options (--sampler, --steps, --spacing, --eta, --no-clip, --denoise-strip)
 do not apply and are reported as ignored; a class-conditional GAN cycles through its classes unless
 --class names one.
+
+Under torchrun the images are shared out between the processes (``--batch`` per process per
+round); rank 0 gathers them and writes every file. Image i depends only on seed S+i, so the
+output is the same on any number of processes.
+
+    torchrun --nproc_per_node=4 -m landiff -- sample --run runs/tiny --n 50000 --batch 64
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +30,7 @@ from landiff.errors import UserError
 from landiff.grid import png_bytes, save_grid, to_uint8
 from landiff.nets.dcgan import latents
 from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
+from landiff.train.distributed import Dist, gather_cat, process_group
 from landiff.train.files import atomic_write, atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -64,16 +73,33 @@ def _labels(run, class_name: str | None, n: int, device: torch.device) -> torch.
     return torch.full((n,), names.index(class_name), device=device, dtype=torch.long)
 
 
+def validate_args(args: argparse.Namespace) -> None:
+    """Range checks of the numeric options, each naming the option and what it accepts."""
+    for flag, value in (("--n", args.n), ("--batch", args.batch)):
+        if value < 1:
+            raise UserError(f"{flag} must be an integer >= 1, got {value}")
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be an integer >= 1, got {args.steps}")
+    if not 0 <= args.seed < 2**63 - args.n:
+        raise UserError(f"--seed must be an integer in [0, 2**63 - n), got {args.seed}")
+    if not (math.isfinite(args.eta) and args.eta >= 0):
+        raise UserError(f"--eta must be a finite number >= 0 (0 = deterministic DDIM), got {args.eta}")
+    if not math.isfinite(args.guidance) or args.guidance < 0:
+        raise UserError(f"--guidance must be a finite number >= 0 (1 = plain conditional), got {args.guidance}")
+
+
 def run(args: argparse.Namespace) -> int:
     from landiff.train import load_run
 
-    if args.n < 1 or args.batch < 1:
-        raise UserError("--n and --batch must be >= 1")
-    if args.steps is not None and args.steps < 1:
-        raise UserError("--steps must be >= 1")
-    loaded = load_run(args.run, checkpoint=args.ckpt, device=args.device)
-    if loaded.is_gan:
-        return _run_gan(args, loaded)
+    validate_args(args)
+    with process_group(args.device) as (dist, device):
+        loaded = load_run(args.run, checkpoint=args.ckpt, device=str(device))
+        if loaded.is_gan:
+            return _run_gan(args, loaded, dist)
+        return _run_diffusion(args, loaded, dist)
+
+
+def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
     sampler = args.sampler or "dpm++"
     steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else 20)
     model = loaded.model if args.no_ema else loaded.ema_model
@@ -84,33 +110,34 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--guidance needs --class (a class-conditional run and a class to guide towards)")
         model = classifier_free_guidance(model, args.guidance, null_label=loaded.config.net.num_classes)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / f"{sampler}-{steps}"
-    out.mkdir(parents=True, exist_ok=True)
     shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)
-    images = []
     strip: list[np.ndarray] = []
-    for start in range(0, args.n, args.batch):
-        seeds = list(range(args.seed + start, args.seed + min(args.n, start + args.batch)))
-        kwargs = {"y": labels[start : start + len(seeds)]} if labels is not None else None
-        callback = _strip_callback(strip, steps) if args.denoise_strip and start == 0 else None
+
+    def draw(first: int, count: int) -> torch.Tensor:
+        seeds = list(range(args.seed + first, args.seed + first + count))
+        kwargs = {"y": labels[first : first + count]} if labels is not None else None
+        callback = _strip_callback(strip, steps) if args.denoise_strip and first == 0 else None
         with torch.no_grad():
-            x = sample(model, loaded.diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
-                       eta=args.eta, clip_denoised=not args.no_clip, model_kwargs=kwargs, device=device,
-                       callback=callback, progress=True)
-        images.append(_write_batch(out, start, x))
-        print(f"sampled {start + len(seeds)}/{args.n}")
-    meta = {
-        "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256, "step": loaded.state.step,
-        "sampler": sampler, "steps": steps, "spacing": args.spacing or DEFAULT_SPACING[sampler],
-        "eta": args.eta, "seed": args.seed, "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
-        "config": loaded.config.to_dict(),
-    }
-    _finish(out, images, meta)
-    if strip:
-        save_grid(np.concatenate(strip), out / "denoise-strip.png", columns=len(strip) // 2)
+            return sample(model, loaded.diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
+                          eta=args.eta, clip_denoised=not args.no_clip, model_kwargs=kwargs, device=device,
+                          callback=callback, progress=dist.is_main)
+
+    images = _sample_sharded(args, dist, out, draw, shape)
+    if dist.is_main:
+        meta = {
+            "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256,
+            "step": loaded.state.step, "sampler": sampler, "steps": steps,
+            "spacing": args.spacing or DEFAULT_SPACING[sampler], "eta": args.eta, "seed": args.seed,
+            "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
+            "config": loaded.config.to_dict(),
+        }
+        _finish(out, images, meta)
+        if strip:
+            save_grid(np.concatenate(strip), out / "denoise-strip.png", columns=len(strip) // 2)
     return 0
 
 
-def _run_gan(args: argparse.Namespace, loaded: LoadedRun) -> int:
+def _run_gan(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
     """Samples a GAN run: image i is G(z_i, y_i) with z_i drawn from seed ``--seed`` + i alone."""
     if args.guidance != 1.0:
         raise UserError("--guidance applies to diffusion runs only; drop it for a GAN run")
@@ -118,37 +145,57 @@ def _run_gan(args: argparse.Namespace, loaded: LoadedRun) -> int:
              "--spacing": args.spacing is not None, "--eta": args.eta != 0.0, "--no-clip": args.no_clip,
              "--denoise-strip": args.denoise_strip}
     ignored = [flag for flag, on in given.items() if on]
-    if ignored:
+    if ignored and dist.is_main:
         print(f"note: {', '.join(ignored)} ignored: a GAN draws each image in one generator pass")
     model = loaded.model if args.no_ema else loaded.ema_model
     device = next(model.parameters()).device
     class_name = args.class_name or ("all" if loaded.num_classes else None)  # a conditional G needs labels
     labels = _labels(loaded, class_name, args.n, device)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / "gan"
-    out.mkdir(parents=True, exist_ok=True)
-    images = []
-    for start in range(0, args.n, args.batch):
-        seeds = list(range(args.seed + start, args.seed + min(args.n, start + args.batch)))
-        y = labels[start : start + len(seeds)] if labels is not None else None
+
+    def draw(first: int, count: int) -> torch.Tensor:
+        y = labels[first : first + count] if labels is not None else None
         with torch.no_grad():
-            x = model(latents(seeds, loaded.config.gan.z_dim, device), y)
-        images.append(_write_batch(out, start, x.float()))
-        print(f"sampled {start + len(seeds)}/{args.n}")
-    meta = {
-        "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256, "step": loaded.state.step,
-        "model": "gan", "seed": args.seed, "class": class_name,
-        "ema": loaded.config.gan.ema and not args.no_ema, "config": loaded.config.to_dict(),
-    }
-    _finish(out, images, meta)
+            return model(latents(range(args.seed + first, args.seed + first + count), loaded.config.gan.z_dim, device),
+                         y).float()
+
+    images = _sample_sharded(args, dist, out, draw, (3, loaded.config.resolution, loaded.config.resolution))
+    if dist.is_main:
+        meta = {
+            "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256,
+            "step": loaded.state.step, "model": "gan", "seed": args.seed, "class": class_name,
+            "ema": loaded.config.gan.ema and not args.no_ema, "config": loaded.config.to_dict(),
+        }
+        _finish(out, images, meta)
     return 0
 
 
-def _write_batch(out: Path, start: int, x: torch.Tensor) -> np.ndarray:
-    """Writes images (B, C, H, W) in [−1, 1] as ``out/<start + k>.png``; returns them as uint8 (B, H, W, C)."""
-    batch_images = to_uint8(x)
-    for offset, image in enumerate(batch_images):
-        atomic_write_bytes(out / f"{start + offset:06d}.png", png_bytes(image))
-    return batch_images
+def _sample_sharded(
+    args: argparse.Namespace, dist: Dist, out: Path, draw: Callable[[int, int], torch.Tensor], shape: tuple[int, ...]
+) -> list[np.ndarray]:
+    """Draws images 0..n−1 in rounds of ``batch × ranks``; rank r draws the r-th block of each round.
+
+    Every rank takes part in every round's gather (an empty block where n runs out), so none waits
+    for another forever; rank 0 writes ``<index>.png`` and returns the uint8 (B, H, W, C) blocks.
+    """
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    images: list[np.ndarray] = []
+    per_round = args.batch * dist.world
+    for round_start in range(0, args.n, per_round):
+        first = min(args.n, round_start + dist.rank * args.batch)
+        count = min(args.n, first + args.batch) - first
+        if count:
+            mine = torch.from_numpy(to_uint8(draw(first, count)))
+        else:
+            mine = torch.zeros((0, shape[1], shape[2], shape[0]), dtype=torch.uint8)
+        block = gather_cat(mine).numpy()
+        if dist.is_main:
+            for offset, image in enumerate(block):
+                atomic_write_bytes(out / f"{round_start + offset:06d}.png", png_bytes(image))
+            images.append(block)
+            print(f"sampled {round_start + len(block)}/{args.n}")
+    return images
 
 
 def _finish(out: Path, images: list[np.ndarray], meta: dict) -> None:

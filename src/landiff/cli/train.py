@@ -6,6 +6,12 @@
 
 ``--model gan`` defaults to the ``dcgan`` recipe (and ``--preset dcgan`` implies ``--model gan``);
 flags of the other family (e.g. ``--schedule`` for a GAN, ``--z-dim`` for diffusion) are refused.
+
+Data-parallel on several GPUs or nodes: the same command under ``torchrun`` (``--batch`` is per
+process; the log states the global batch). SIGTERM or Ctrl-C saves a checkpoint at the end of the
+current step and exits 0 (a second Ctrl-C aborts at once); re-running the command resumes.
+
+    torchrun --nproc_per_node=4 -m landiff -- train --run runs/c --preset iddpm-cifar --batch 32
 """
 
 from __future__ import annotations
@@ -40,7 +46,12 @@ OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
     "weight_decay": ("optim", "weight_decay", float), "beta1": ("optim", "beta1", float),
     "beta2": ("optim", "beta2", float), "z_dim": ("gan", "z_dim", int), "ngf": ("gan", "ngf", int),
     "ndf": ("gan", "ndf", int), "d_steps": ("gan", "d_steps", int),
+    "max_skips": (None, "max_consecutive_skips", int),
 }
+# UNet fields as the UNet's own validation names them → the flag that sets them.
+NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "num_res_blocks": "--res-blocks",
+             "attention_resolutions": "--attention", "num_heads": "--heads", "head_channels": "--head-channels",
+             "dropout": "--dropout", "resolution": "--resolution"}
 # Flags that only one family reads (besides whole sections: net/diffusion → diffusion, gan → GAN).
 DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum"}
 GAN_ONLY = {"gan_ema"}
@@ -53,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="run directory (created, or resumed when it exists)")
     p.add_argument("--preset", default=None,
                    help=f"recipe and network: {', '.join(RECIPES)} (default tiny; dcgan with --model gan)")
-    p.add_argument("--model", default=None, choices=["diffusion", "gan"],
+    p.add_argument("--model", default=None, metavar="{diffusion,gan}",
                    help="model family (default: the preset's, diffusion for tiny)")
     for flag, (_, _, kind) in OVERRIDES.items():
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, metavar=_metavar(kind),
@@ -77,6 +88,10 @@ def _metavar(kind: Any) -> str:
 
 def _help(flag: str) -> str:
     section, field, _ = OVERRIDES[flag]
+    if flag == "batch":
+        return "override optim.batch: examples per process (global batch = batch x processes x --accum)"
+    if flag == "max_skips":
+        return "stop after this many non-finite (NaN/Inf) steps in a row (default 20)"
     return f"override {section + '.' if section else ''}{field}"
 
 
@@ -115,6 +130,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         net = dataclasses.replace(config.net, **sections["net"])
     except TypeError as err:
         raise UserError(f"invalid network override: {err}") from None
+    except UserError as err:  # name the flag, not only the UNet field
+        flags = sorted({flag for field, flag in NET_FLAGS.items() if field in str(err)})
+        raise UserError(f"{err} (set by {', '.join(flags) or 'the preset'})") from None
     config = dataclasses.replace(
         config,
         net=net,
@@ -129,6 +147,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 def _recipe_for(preset: str | None, model: str | None) -> TrainConfig:
     """``--preset`` (default ``tiny``, or ``dcgan`` with ``--model gan``), checked against ``--model``."""
+    if model is not None and model not in ("diffusion", "gan"):
+        raise UserError(f"--model must be one of diffusion, gan; got {model!r}")
     config = recipe(preset or ("dcgan" if model == "gan" else "tiny"))
     if model is not None and model != config.model:
         matching = [name for name in RECIPES if recipe(name).model == model]
@@ -166,7 +186,17 @@ def run(args: argparse.Namespace) -> int:
     if args.restart:
         _confirm_restart(args)
     from landiff.train import train
+    from landiff.train.distributed import env_dist
 
-    state = train(config, args.run, device=args.device, restart=args.restart)
-    print(f"done: step {state.step}, {state.images_seen} images seen, {state.seconds:.0f} s; run in {args.run}")
+    main_rank = env_dist().is_main
+    state = train(config, args.run, device=args.device, restart=args.restart, log=print if main_rank else _quiet)
+    if main_rank:
+        done = f"done: step {state.step}" if state.step >= config.train_steps else (
+            f"stopped at step {state.step} of {config.train_steps} (re-run the same command to continue)")
+        print(f"{done}, {state.images_seen} images seen, {state.seconds:.0f} s, {state.skipped_steps} skipped "
+              f"step(s); run in {args.run}")
     return 0
+
+
+def _quiet(_: str) -> None:
+    pass

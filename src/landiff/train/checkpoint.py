@@ -1,13 +1,16 @@
 """Checkpoints: one ``step-NNNNNNNN.safetensors`` per save, tensors inside, everything else as JSON.
 
-The JSON (step, counters, RNG states, optimiser hyper-parameters, sampler history, config) lives in
-the safetensors header's metadata under ``"landiff"``; nothing is ever unpickled. Saves are atomic
-(temp + fsync + rename + directory fsync) and verified before older checkpoints are rotated out.
+The JSON (step, counters, optimiser hyper-parameters, sampler history, config) lives in the
+safetensors header's metadata under ``"landiff"``; the random state of every rank is stored as
+uint8 tensors ``rng.rank<r>.*``. Nothing is ever unpickled, and the header is checked before a
+tensor byte is read. Saves are atomic (temp + fsync + rename + directory fsync) and verified
+before older checkpoints are rotated out.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import struct
@@ -17,12 +20,16 @@ from typing import Any
 import numpy as np
 import safetensors.torch
 import torch
+from safetensors import SafetensorError
 
 from landiff.errors import UserError
 from landiff.train.files import atomic_write_bytes
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8,})\.safetensors$")
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit of the safetensors format itself
+# Bytes per element of the safetensors dtypes a landiff checkpoint can hold.
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 def checkpoint_name(step: int) -> str:
@@ -45,8 +52,14 @@ def latest_checkpoint(directory: Path) -> Path | None:
 def read_header(path: Path) -> dict[str, Any]:
     """Parses and checks a safetensors header without loading tensors; refuses anything else.
 
+    Checks, before any tensor byte is read: the 8-byte length prefix is plausible (at most
+    :data:`MAX_HEADER_BYTES` and inside the file), the header is a JSON object, ``__metadata__``
+    maps strings to strings, and every tensor entry has a known dtype, a non-negative shape and
+    byte offsets that match that shape and lie inside the file. A pickle (``torch.save``) renamed
+    to ``.safetensors`` fails the first check, so nothing in it is ever executed.
+
     Raises:
-        UserError: when the file is not a well-formed safetensors file (e.g. a pickle renamed).
+        UserError: when the file is not a well-formed safetensors file.
     """
     try:
         size = path.stat().st_size
@@ -58,34 +71,70 @@ def read_header(path: Path) -> dict[str, Any]:
             if length > MAX_HEADER_BYTES or 8 + length > size:
                 raise ValueError(f"header length {length} is impossible for a {size}-byte file")
             header = json.loads(handle.read(length).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        _check_entries(header, size - 8 - length)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as err:
         raise UserError(f"{path} is not a landiff checkpoint (safetensors expected): {err}") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{path} is not a landiff checkpoint: malformed safetensors header")
     return header
 
 
+def _check_entries(header: dict[str, Any], data_bytes: int) -> None:
+    """Raises ValueError unless every entry of a parsed header describes a tensor inside the data."""
+    metadata = header.get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("__metadata__ must map strings to strings")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise ValueError(f"tensor {name!r}: entry must have dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in DTYPE_BYTES:
+            raise ValueError(f"tensor {name!r}: unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise ValueError(f"tensor {name!r}: shape must be a list of non-negative integers")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise ValueError(f"tensor {name!r}: data_offsets must be two integers")
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_bytes or end - begin != math.prod(shape) * DTYPE_BYTES[dtype]:
+            raise ValueError(f"tensor {name!r}: offsets {offsets} do not fit shape {shape} inside the file")
+
+
 def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any], keep: int) -> Path:
-    """Writes checkpoint ``step`` atomically, verifies it, then deletes all but the newest ``keep``."""
+    """Writes checkpoint ``step`` atomically, verifies it, then deletes all but the newest ``keep``.
+
+    Verification re-reads the header from disk and checks the file size, so an older checkpoint is
+    only ever deleted once a complete newer one is in place (PITFALLS: rotate after, not before).
+    """
     path = directory / checkpoint_name(step)
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     data = safetensors.torch.save(contiguous, metadata={"landiff": json.dumps(meta)})
     atomic_write_bytes(path, data)
-    header = read_header(path)  # verify before rotating anything out
-    if len(header) - ("__metadata__" in header) != len(contiguous):
-        raise OSError(f"checkpoint {path} failed verification after writing")
+    try:  # verify before rotating anything out
+        header = read_header(path)
+        if path.stat().st_size != len(data) or len(header) - ("__metadata__" in header) != len(contiguous):
+            raise OSError("size or tensor count differs from what was written")
+    except (OSError, UserError) as err:
+        path.unlink(missing_ok=True)  # a resume must fall back to the previous, verified checkpoint
+        raise OSError(f"checkpoint {path} failed verification after writing ({err}); older checkpoints kept") from None
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Returns (tensors, meta) of a checkpoint; every floating tensor must be finite."""
+    """Returns (tensors, meta) of a checkpoint; every floating tensor must be finite.
+
+    Raises:
+        UserError: not a safetensors file written by landiff, unreadable, or holding NaN/Inf.
+    """
     header = read_header(path)
     try:
         meta = json.loads(header.get("__metadata__", {}).get("landiff", "null"))
         tensors = safetensors.torch.load_file(str(path))
-    except (ValueError, OSError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError, SafetensorError) as err:
         raise UserError(f"{path} is not a readable landiff checkpoint: {err}") from None
     if not isinstance(meta, dict):
         raise UserError(f"{path} has no landiff metadata; it was not written by landiff")
@@ -129,32 +178,39 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, tensors:
     optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
 
 
-def rng_state(generators: dict[str, torch.Generator]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Python, NumPy, torch CPU/CUDA and named generator states (tensors + JSON)."""
-    tensors = {"rng.torch": torch.get_rng_state()}
+def rng_state(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]:
+    """This process's random state as 1-D uint8 tensors (so ranks can gather them).
+
+    Keys: ``torch`` (CPU default generator), ``cuda.<i>``, ``gen.<name>`` for each named
+    generator, and ``host``: the Python and NumPy states as UTF-8 JSON.
+    """
+    states = {"torch": torch.get_rng_state()}
     for name, generator in generators.items():
-        tensors[f"rng.gen.{name}"] = generator.get_state()
+        states[f"gen.{name}"] = generator.get_state()
     if torch.cuda.is_available():
         for index, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{index}"] = state
+            states[f"cuda.{index}"] = state
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    meta = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-    return tensors, meta
+    host = {"python": [version, list(internal), gauss], "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    states["host"] = torch.frombuffer(bytearray(json.dumps(host).encode("utf-8")), dtype=torch.uint8)
+    return {name: state.reshape(-1).to(torch.uint8) for name, state in states.items()}
 
 
-def restore_rng(generators: dict[str, torch.Generator], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Restores what :func:`rng_state` saved; a missing piece is an error, never silently skipped."""
-    torch.set_rng_state(tensors["rng.torch"])
+def restore_rng(generators: dict[str, torch.Generator], states: dict[str, torch.Tensor]) -> None:
+    """Restores what :func:`rng_state` saved; a missing piece is an error, never silently skipped.
+
+    Raises:
+        KeyError: a piece is missing (the caller turns it into a UserError naming the file).
+    """
+    torch.set_rng_state(states["torch"].clone())
     for name, generator in generators.items():
-        generator.set_state(tensors[f"rng.gen.{name}"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+        generator.set_state(states[f"gen.{name}"].clone())
+    cuda = [states[k].clone() for k in sorted((k for k in states if k.startswith("cuda.")), key=lambda k: int(k[5:]))]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
-    version, internal, gauss = meta["python"]
+    host = json.loads(bytes(states["host"].tolist()).decode("utf-8"))
+    version, internal, gauss = host["python"]
     random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = meta["numpy"]
+    kind, keys, pos, has_gauss, cached = host["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))

@@ -10,6 +10,7 @@ from torch import nn
 
 from landiff import __version__
 from landiff.diffusion import GaussianDiffusion, beta_schedule
+from landiff.errors import UserError
 from landiff.nets import UNet
 from landiff.train.checkpoint import (
     load_optimizer_state,
@@ -20,15 +21,11 @@ from landiff.train.checkpoint import (
     unprefixed,
 )
 from landiff.train.config import FORMAT_VERSION, OptimConfig, TrainConfig
+from landiff.train.distributed import SINGLE, Dist, gather_rank_tensors, pick_device
 from landiff.train.ema import EMA
 from landiff.train.precision import Precision
 
-
-def pick_device(requested: str | None = None) -> torch.device:
-    """``cuda`` when available unless told otherwise."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["Checkpointable", "TrainState", "build_diffusion", "build_unet", "make_adamw", "pick_device"]
 
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
@@ -55,12 +52,22 @@ def make_adamw(params: Any, optim: OptimConfig, device: torch.device) -> torch.o
 
 @dataclass
 class TrainState:
-    """Counters that make a run resumable: optimiser steps done, examples seen, steps skipped."""
+    """Counters that make a run resumable.
+
+    Attributes:
+        step: optimiser steps done (skipped steps included: they consumed their data).
+        images_seen: examples consumed by all ranks together (the global stream position).
+        skipped_steps: steps whose update (any of them, for the GAN) was skipped because a loss
+            or a gradient was NaN/Inf on some rank.
+        consecutive_skips: skipped steps in a row up to now (0 after any good step).
+        seconds: training wall-clock, summed over all invocations.
+    """
 
     step: int = 0
     images_seen: int = 0
     skipped_steps: int = 0
-    seconds: float = 0.0  # training wall-clock, summed over all invocations
+    consecutive_skips: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -74,11 +81,19 @@ class Checkpointable:
     precision: Precision
     extra: dict[str, Any]  # objects with state_dict()/load_state_dict() returning JSON
 
-    def to_checkpoint(self, state: TrainState, config: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def to_checkpoint(
+        self, state: TrainState, config: TrainConfig, dist: Dist = SINGLE
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, meta) of a checkpoint. A collective under DDP: every rank must call it.
+
+        The weights, EMA and optimiser are identical on every rank and taken from this one; the
+        random states differ per rank and are gathered as ``rng.rank<r>.*`` for all ranks.
+        """
         tensors: dict[str, torch.Tensor] = {}
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "landiff_version": __version__,
+            "world_size": dist.world,
             "state": vars(state).copy(),
             "config": config.to_dict(),
             "precision": self.precision.state_dict(),
@@ -94,12 +109,41 @@ class Checkpointable:
         for name, optimizer in self.optimizers.items():
             opt_tensors, meta["optimizers"][name] = optimizer_state(optimizer, f"optim.{name}")
             tensors.update(opt_tensors)
-        rng_tensors, meta["rng"] = rng_state(self.generators)
-        tensors.update(rng_tensors)
+        for rank, states in enumerate(gather_rank_tensors(rng_state(self.generators))):
+            tensors.update(prefixed(f"rng.rank{rank}", states))
         return tensors, meta
 
-    def load_checkpoint(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> TrainState:
-        """Restores every piece; any missing or mismatched piece raises (never silently skipped)."""
+    def load_checkpoint(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], dist: Dist = SINGLE, source: str = "checkpoint"
+    ) -> TrainState:
+        """Restores every piece; any missing or mismatched piece raises (never silently skipped).
+
+        Each rank restores its own random state, so the checkpoint must come from a job with the
+        same number of processes.
+
+        Raises:
+            UserError: another format version or world size, or a piece missing or malformed.
+        """
+        version, world = meta.get("format_version"), meta.get("world_size", 1)
+        if version != FORMAT_VERSION:
+            raise UserError(f"{source} has format version {version}; this landiff reads version {FORMAT_VERSION}")
+        if "rng.torch" in tensors:  # the layout before per-rank RNG states and position-keyed noise
+            raise UserError(
+                f"{source} was written by an older landiff: it still samples and evaluates, but cannot be "
+                "resumed exactly; start a new --run (or pass --restart)"
+            )
+        if world != dist.world:
+            raise UserError(
+                f"{source} was written by {world} process(es) but this job has {dist.world}; resume with "
+                f"torchrun --nproc_per_node (x nodes) = {world}, or start a new --run"
+            )
+        try:
+            self._load_pieces(tensors, meta, dist.rank)
+            return TrainState(**meta["state"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise UserError(f"{source} is incomplete or does not match this run ({type(err).__name__}: {err})") from None
+
+    def _load_pieces(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], rank: int) -> None:
         for name, module in self.modules.items():
             module.load_state_dict(unprefixed(f"model.{name}", tensors), strict=True)
         for name, ema in self.emas.items():
@@ -110,5 +154,4 @@ class Checkpointable:
         for name, obj in self.extra.items():
             obj.load_state_dict(meta["extra"][name])
         self.precision.load_state_dict(meta["precision"])
-        restore_rng(self.generators, tensors, meta["rng"])
-        return TrainState(**meta["state"])
+        restore_rng(self.generators, unprefixed(f"rng.rank{rank}", tensors))

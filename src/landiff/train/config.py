@@ -109,6 +109,7 @@ class TrainConfig:
     preview_count: int = 16
     preview_sampler: str = "dpm++"
     preview_steps: int = 20
+    max_consecutive_skips: int = 20  # stop after this many NaN/Inf steps in a row (--max-skips)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,18 +117,32 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Rebuilds a config from ``config.json`` contents, refusing unknown fields and versions."""
+        """Rebuilds a config from ``config.json`` contents, refusing unknown fields and versions.
+
+        Raises:
+            UserError: another format version, an unknown or malformed field, or an invalid value.
+        """
+        if not isinstance(values, Mapping):
+            raise UserError("run config must be a JSON object")
         version = values.get("format_version")
         if version != FORMAT_VERSION:
-            raise UserError(f"run config has format version {version}, this landiff reads version {FORMAT_VERSION}")
+            raise UserError(
+                f"run config has format version {version!r}, this landiff reads version {FORMAT_VERSION}; "
+                "use the landiff version that wrote it, or start a new --run"
+            )
         nested = {"net": UNetConfig, "diffusion": DiffusionConfig, "optim": OptimConfig, "gan": GANConfig}
         fields = {}
         for name, value in values.items():
             if name not in {f.name for f in dataclasses.fields(cls)}:
                 raise UserError(f"unknown field {name!r} in run config")
-            fields[name] = nested[name].from_dict(value) if name == "net" else (
-                nested[name](**value) if name in nested else value
-            )
+            if name in nested and not isinstance(value, Mapping):
+                raise UserError(f"run config field {name!r} must be a JSON object, got {value!r:.60}")
+            try:
+                fields[name] = nested[name].from_dict(value) if name == "net" else (
+                    nested[name](**value) if name in nested else value
+                )
+            except TypeError as err:  # an unknown key inside a section
+                raise UserError(f"run config section {name!r}: {err}") from None
         config = cls(**fields)
         validate(config)
         return config
@@ -136,7 +151,7 @@ class TrainConfig:
 # Fields a re-run may change without starting over (dotted names).
 RESUME_MUTABLE = frozenset(
     {"train_steps", "max_minutes", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints", "num_workers", "compile",
-     "preview_count", "preview_sampler", "preview_steps"}
+     "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips"}
 )
 
 # Training recipes: the net preset plus the paper's process and optimiser settings.
@@ -229,10 +244,12 @@ def validate(config: TrainConfig) -> None:
         ("--synthetic-n", config.synthetic_n, 1), ("--workers", config.num_workers, 0),
         ("--preview-count", config.preview_count, 0), ("--preview-steps", config.preview_steps, 1),
         ("--z-dim", config.gan.z_dim, 1), ("--ngf", config.gan.ngf, 1), ("--ndf", config.gan.ndf, 1),
-        ("--d-steps", config.gan.d_steps, 1),
+        ("--d-steps", config.gan.d_steps, 1), ("--max-skips", config.max_consecutive_skips, 1),
+        ("--seed", config.seed, 0), ("num_classes", config.gan.num_classes, 0),
     ]:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise UserError(f"{flag} must be an integer >= {low}, got {value!r}")
+            raise UserError(f"{flag} must be an integer >= {low}, got {value!r:.60}")
+    _validate_kinds(config)
     for flag, value, low, high in [
         ("--lr", o.lr, 0.0, 1.0), ("--ema-decay", config.ema_decay, 0.0, 1.0),
         ("--label-dropout", config.label_dropout, 0.0, 1.0), ("--weight-decay", o.weight_decay, 0.0, 1.0),
@@ -240,7 +257,7 @@ def validate(config: TrainConfig) -> None:
         ("--beta1", o.beta1, 0.0, 1.0), ("--beta2", o.beta2, 0.0, 1.0),
     ]:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
-            raise UserError(f"{flag} must be a number in [{low}, {high}), got {value!r}")
+            raise UserError(f"{flag} must be a number in [{low}, {high}), got {value!r:.60}")
     if config.model == "gan":
         dcgan_layout(config.resolution)  # raises, naming the supported sizes
         if o.accum != 1:
@@ -252,9 +269,25 @@ def validate(config: TrainConfig) -> None:
         )
 
 
+def _validate_kinds(config: TrainConfig) -> None:
+    """Type checks for fields no range check covers (config.json may hold anything)."""
+    if config.seed >= 2**63:
+        raise UserError(f"--seed must be an integer in [0, 2**63), got {config.seed}")
+    for flag, value in (("--preset", config.preset), ("--data", config.data)):
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{flag} must be a non-empty string, got {value!r:.60}")
+    for flag, value in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
+                        ("--no-ema-warmup", config.ema_warmup), ("--no-channels-last", config.channels_last),
+                        ("--gan-ema", config.gan.ema)):
+        if not isinstance(value, bool):
+            raise UserError(f"{flag}: the config value must be true or false, got {value!r:.60}")
+    if not isinstance(config.net, UNetConfig):
+        raise UserError("run config field 'net' is not a UNet config")
+
+
 def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise UserError(f"{flag} must be one of {', '.join(allowed)}; got {value!r}")
+    if not isinstance(value, str) or value not in allowed:
+        raise UserError(f"{flag} must be one of {', '.join(allowed)}; got {value!r:.60}")
 
 
 def config_differences(stored: TrainConfig, new: TrainConfig) -> list[str]:
@@ -282,10 +315,18 @@ def write_config(config: TrainConfig, path: Path) -> None:
 
 
 def read_config(path: Path) -> TrainConfig:
+    """Reads and validates ``config.json``.
+
+    Raises:
+        UserError: unreadable, not JSON, or invalid; the message starts with the file's path.
+    """
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise UserError(f"cannot read run config {path}: {err}") from None
     if not isinstance(values, dict):
         raise UserError(f"run config {path} is not a JSON object")
-    return TrainConfig.from_dict(values)
+    try:
+        return TrainConfig.from_dict(values)
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None

@@ -1,11 +1,14 @@
-"""Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory."""
+"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the directory), and
+resolving a path read from a file without letting it escape its root."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from landiff.errors import UserError
 
 
 def fsync_dir(directory: Path) -> None:
@@ -22,6 +25,12 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Calls ``write(tmp_path)`` then renames the finished file onto ``path``.
 
@@ -36,6 +45,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -49,3 +59,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def resolve_inside(root: Path, relative: str, source: str = "a manifest") -> Path:
+    """``root / relative`` for a path that came out of a file (a manifest, a config, a record).
+
+    Such a path is data, not an instruction: it must be relative, must not climb with ``..``, and
+    must not lead outside ``root`` through a symbolic link either.
+
+    Raises:
+        UserError: naming ``source`` and the offending path.
+    """
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise UserError(f"{source} holds an invalid path {relative!r:.80}")
+    posix, windows = PurePosixPath(relative), PureWindowsPath(relative)
+    if posix.is_absolute() or windows.anchor or ".." in posix.parts or ".." in windows.parts:
+        raise UserError(f"{source} holds the path {relative!r:.80}, which leaves {root}; only paths inside it are read")
+    root_resolved = Path(root).resolve()
+    target = (root_resolved / posix).resolve()
+    if target != root_resolved and root_resolved not in target.parents:
+        raise UserError(f"{source} holds the path {relative!r:.80}, which leads outside {root} (symbolic link)")
+    return target

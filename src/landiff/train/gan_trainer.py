@@ -14,6 +14,14 @@ Each step makes ``gan.d_steps`` discriminator updates (each on a fresh real batc
 then one generator update through the last fakes (as the PyTorch DCGAN example does). In the
 class-conditional variant the fakes take the labels of the real batch they are paired with, so
 classes are generated as often as the data holds them.
+
+Under torchrun every rank holds G and D; after each backward pass the gradients are averaged over
+ranks with one all-reduce (:func:`~landiff.train.distributed.average_gradients`, what DDP does)
+rather than through DDP wrappers, because a step runs D three times and backpropagates twice
+over different parameter sets; batch-norm running statistics are copied from rank 0 after every
+step, so G, D and the EMA stay identical on all ranks. Batch norm still normalises with each
+rank's own batch in training mode (as DDP without SyncBatchNorm does), so N ranks with batch B
+are close to, not equal to, one process with batch N·B.
 """
 
 from __future__ import annotations
@@ -25,27 +33,32 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from landiff.data import open_dataset
 from landiff.errors import UserError
 from landiff.grid import from_uint8
 from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator, latents
-from landiff.progress import Progress
-from landiff.train.checkpoint import save_checkpoint
-from landiff.train.components import Checkpointable, TrainState, make_adamw, pick_device
-from landiff.train.config import TrainConfig, finalize
-from landiff.train.data_stream import batch_stream
+from landiff.train.components import Checkpointable, TrainState, make_adamw
+from landiff.train.config import TrainConfig
+from landiff.train.data_stream import StreamBatch, batch_stream
+from landiff.train.distributed import average_gradients, broadcast_buffers
 from landiff.train.ema import EMA
 from landiff.train.gan_stats import DiscriminatorStep, GANStatsAccumulator
 from landiff.train.loop_common import (
+    Session,
     clipped_step,
-    describe_data,
+    count_skip,
+    end_step,
+    log_stats,
     out_of_time,
     preview_labels,
     resume_state,
     save_preview,
+    save_state,
+    seed_rank,
+    stopped_message,
+    training_session,
 )
 from landiff.train.precision import Precision
-from landiff.train.run_dir import RunDir, append_stats, open_run_dir
+from landiff.train.run_dir import RunDir
 from landiff.train.schedule import learning_rate
 
 
@@ -79,40 +92,41 @@ def train_gan(
     """Trains (or resumes) a DCGAN; returns the final counters. Arguments as :func:`landiff.train.train`."""
     if config.model != "gan":
         raise UserError(f"train_gan needs a GAN config (--model gan), got model {config.model!r}")
-    dev = pick_device(device)
-    dataset = open_dataset(
-        config.data, config.resolution, class_cond=config.class_cond, flip=config.flip, seed=config.seed,
-        synthetic_n=config.synthetic_n,
-    )
-    config = finalize(config, num_classes=len(dataset.classes))
-    run = open_run_dir(Path(run_dir), config, restart=restart)
-    describe_data(dataset, run, log)
+    with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
+        return _train_gan(session, stop_after)
 
-    # --- everything with state
+
+def _train_gan(session: Session, stop_after: int | None) -> TrainState:
+    config, dev, dist = session.config, session.device, session.dist
+    # --- everything with state (same initial weights on every rank: same seed)
     torch.manual_seed(config.seed)
     g, d = build_generator(config, dev), build_discriminator(config, dev)
     opt_g, opt_d = make_adamw(g.parameters(), config.optim, dev), make_adamw(d.parameters(), config.optim, dev)
     ema = EMA(g, config.ema_decay, warmup=config.ema_warmup) if config.gan.ema else None
-    generator = torch.Generator().manual_seed(config.seed + 1)  # z of every step
     precision = Precision.create(config.precision, dev)
     parts = Checkpointable(
         modules={"g": g, "d": d}, optimizers={"g": opt_g, "d": opt_d}, emas={"g": ema} if ema else {},
-        generators={"train": generator}, precision=precision, extra={},
+        generators={}, precision=precision, extra={},
     )
-    state = resume_state(parts, run, log)
+    seed_rank(config.seed, dist.rank)
+    state = resume_state(parts, session)
 
-    batch, z_dim = config.optim.batch, config.gan.z_dim
+    batch = config.optim.batch
     count = sum(p.numel() for p in g.parameters()) / 1e6, sum(p.numel() for p in d.parameters()) / 1e6
-    log(f"training DCGAN (G {count[0]:.2f} M, D {count[1]:.2f} M params) at {config.resolution} px on {dev}, "
-        f"{precision.mode}; batch {batch}, {config.gan.d_steps} D step(s) per G step")
-    batches = batch_stream(dataset, batch, config.seed, start=state.images_seen, num_workers=config.num_workers)
+    session.log(
+        f"training DCGAN (G {count[0]:.2f} M, D {count[1]:.2f} M params) at {config.resolution} px on {dev}, "
+        f"{precision.mode}; global batch {batch} per rank x {dist.world} rank(s) = {batch * dist.world}, "
+        f"{config.gan.d_steps} D step(s) per G step"
+    )
+    batches = batch_stream(session.dataset, batch, config.seed, start=state.images_seen,
+                           num_workers=config.num_workers, rank=dist.rank, world=dist.world)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    g_params = list(g.parameters())
+    g_params, d_params = list(g.parameters()), list(d.parameters())
     g_fwd, d_fwd = (torch.compile(g), torch.compile(d)) if config.compile else (g, d)
 
     stats = GANStatsAccumulator()
-    progress = Progress(config.train_steps, "train", start=state.step, unit="step")
-    last_step = config.train_steps if stop_after is None else min(config.train_steps, state.step + stop_after)
+    progress = session.progress(state.step)
+    last_step = session.last_step(state, stop_after)
     g.train()
     d.train()
     step_start = time.monotonic()
@@ -120,49 +134,63 @@ def train_gan(
         lr = learning_rate(config.optim, state.step, config.train_steps)
         for group in [*opt_g.param_groups, *opt_d.param_groups]:
             group["lr"] = lr
+        all_applied = True
         for _ in range(config.gan.d_steps):  # --- discriminator: push D(x) up, D(G(z)) down
-            images, labels = next(batches)
-            real = from_uint8(images).to(dev, memory_format=memory_format, non_blocking=True)
-            y = labels.to(dev) if config.class_cond else None
-            z = torch.randn(len(real), z_dim, generator=generator).to(dev)
+            chunk = next(batches)
+            real = from_uint8(chunk.images).to(dev, memory_format=memory_format, non_blocking=True)
+            y = chunk.labels.to(dev) if config.class_cond else None
+            z = _chunk_latents(chunk, config).to(dev)
             with precision.autocast():
                 fake = g_fwd(z, y)
                 logits_real, logits_fake = d_fwd(real, y).float(), d_fwd(fake.detach(), y).float()
             loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
             precision.scale(loss_d).backward()
-            _, applied = clipped_step(opt_d, d.parameters(), precision, config.optim.grad_clip)
-            state.skipped_steps += int(not applied)
+            average_gradients(d_params)
+            _, applied = clipped_step(opt_d, d_params, precision, config.optim.grad_clip, loss_d)
+            all_applied &= applied
             stats.add_d(DiscriminatorStep(loss_d.detach(), logits_real.detach().sigmoid().mean(),
-                                          logits_fake.detach().sigmoid().mean()), len(real))
-            state.images_seen += len(real)
+                                          logits_fake.detach().sigmoid().mean()), chunk.chunk_size)
+            state.images_seen += chunk.chunk_size
         # --- generator: non-saturating loss through the updated D; only G's gradients are taken
         with precision.autocast():
             loss_g = F.softplus(-d_fwd(fake, y).float()).mean()
         precision.scale(loss_g).backward(inputs=g_params)
-        _, applied = clipped_step(opt_g, g_params, precision, config.optim.grad_clip)
+        average_gradients(g_params)
+        _, applied = clipped_step(opt_g, g_params, precision, config.optim.grad_clip, loss_g)
+        all_applied &= applied
+        broadcast_buffers(g)  # batch-norm running statistics: rank 0's everywhere (as DDP does)
+        broadcast_buffers(d)
         if applied and ema is not None:
             ema.update(g)
-        state.skipped_steps += int(not applied)
         stats.add_g(loss_g.detach(), lr)
         state.step += 1
-        now = time.monotonic()
-        state.seconds += now - step_start
-        step_start = now
+        count_skip(state, not all_applied, session)
+        signalled, step_start = end_step(state, session, step_start)
         progress.update(state.step, stats.progress_fields())
-        final = state.step == last_step or out_of_time(config.max_minutes, state)
+        final = state.step == last_step or out_of_time(config.max_minutes, state) or signalled
 
         if state.step % config.log_every == 0 or final:
             record = stats.flush(state.step, state.images_seen)
             record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
-            append_stats(run.stats, record)
+            log_stats(record, session)
             progress.log(f"D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
                          f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} {record['img_per_s']:.1f} img/s")
-        if config.preview_count and (state.step % config.sample_every == 0 or final):
-            write_gan_preview(ema.model if ema is not None else g, config, run, state.step, dev)
+        preview_due = state.step % config.sample_every == 0 or (final and not signalled)
+        if config.preview_count and preview_due and dist.is_main:  # plain modules only: no collectives
+            write_gan_preview(ema.model if ema is not None else g, config, session.run, state.step, dev)
         if state.step % config.checkpoint_every == 0 or final:
-            save_checkpoint(run.checkpoints, state.step, *parts.to_checkpoint(state, config), keep=config.keep_checkpoints)
+            save_state(parts, state, session)
+        if signalled:
+            session.log(stopped_message(state, session))
+            break
     progress.close()
     return state
+
+
+def _chunk_latents(chunk: StreamBatch, config: TrainConfig) -> torch.Tensor:
+    """This rank's z (B, z_dim): drawn for the whole chunk from its position-keyed generator, shared out."""
+    z_all = torch.randn(chunk.chunk_size, config.gan.z_dim, generator=chunk.chunk_generator(config.seed))
+    return chunk.share(z_all)
 
 
 @torch.no_grad()

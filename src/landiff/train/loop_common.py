@@ -1,26 +1,134 @@
 """Pieces both training loops (diffusion and GAN) share, so each loop can stay one readable function.
 
-- :func:`describe_data`: writes ``classes.json`` / ``data-skipped.txt`` and logs the data summary.
+- :func:`training_session`: process group (torchrun), data, run directory (rank 0 writes, under
+  a lock), signal handling; yields a :class:`Session`.
 - :func:`resume_state`: restores a checkpoint (if any) and drops stats lines the resume will redo.
-- :func:`clipped_step`: unscale, clip, skip non-finite gradients, step, zero the gradients.
+- :func:`clipped_step`: unscale, clip, skip non-finite losses/gradients on every rank, step.
+- :func:`count_skip` / :func:`end_step`: the K-consecutive-skips guard; the per-step vote on
+  stopping (signal, time budget) so all ranks leave the loop at the same step.
+- :func:`save_state`: gather every rank's RNG, rank 0 writes the checkpoint.
 - :func:`preview_labels` / :func:`save_preview`: the fixed-seed ``samples/step-N.png`` grids.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from landiff.data import open_dataset
+from landiff.errors import UserError
 from landiff.grid import save_grid, to_uint8
-from landiff.train.checkpoint import load_checkpoint
+from landiff.progress import Progress
+from landiff.train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from landiff.train.components import Checkpointable, TrainState
+from landiff.train.config import TrainConfig, finalize
+from landiff.train.data_stream import keyed_seed
+from landiff.train.distributed import Dist, all_max, any_rank, main_first, process_group
 from landiff.train.files import atomic_write_text
-from landiff.train.precision import Precision
-from landiff.train.run_dir import RunDir, truncate_stats
+from landiff.train.precision import MIN_LOSS_SCALE, Precision
+from landiff.train.run_dir import RunDir, RunLock, append_stats, open_run_dir, truncate_stats
+from landiff.train.signals import GracefulStop
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class _Discard:
+    """A text stream that drops everything (progress output of ranks other than 0)."""
+
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+@dataclass
+class Session:
+    """One invocation of a trainer: its finalised config, data, run directory, ranks and device.
+
+    ``log`` prints on rank 0 only; ``stop`` records a SIGTERM/SIGINT until the loop acts on it.
+    """
+
+    config: TrainConfig
+    dataset: Dataset
+    run: RunDir
+    dist: Dist
+    device: torch.device
+    log: Callable[[str], None]
+    stop: GracefulStop
+
+    def progress(self, start: int) -> Progress:
+        """The training progress line (silent on ranks other than 0)."""
+        stream = None if self.dist.is_main else _Discard()
+        return Progress(self.config.train_steps, "train", start=start, stream=stream, unit="step")  # type: ignore[arg-type]
+
+    def last_step(self, state: TrainState, stop_after: int | None) -> int:
+        """Where this invocation stops: ``train_steps``, or ``stop_after`` steps from now."""
+        return self.config.train_steps if stop_after is None else min(self.config.train_steps, state.step + stop_after)
+
+
+@contextmanager
+def training_session(
+    config: TrainConfig, run_dir: str | Path, *, device: str | None, restart: bool, log: Callable[[str], None]
+) -> Iterator[Session]:
+    """Sets up one trainer invocation and tears it down (lock released, process group left).
+
+    Rank 0 alone opens (and maybe restarts) the run directory and writes config.json and the
+    data reports; every rank learns the checkpoint to resume from through a collective, so the
+    ranks agree even when a shared file system shows them slightly different listings.
+    """
+    with ExitStack() as stack:
+        dist, dev = stack.enter_context(process_group(device))
+        say = log if dist.is_main else _quiet
+        dataset = open_dataset(
+            config.data, config.resolution, class_cond=config.class_cond, flip=config.flip, seed=config.seed,
+            synthetic_n=config.synthetic_n,
+        )
+        config = finalize(config, num_classes=len(dataset.classes))
+        root = Path(run_dir)
+        lock = RunLock(root)
+        stack.callback(lock.release)
+
+        def open_on_main() -> RunDir:
+            lock.acquire()
+            run = open_run_dir(root, config, restart=restart)
+            describe_data(dataset, run, say)
+            return run
+
+        run = main_first(open_on_main, dist)
+        resume_step = int(all_max([_step_of(run.resume_from) if run is not None else -1])[0])
+        resume_from = root / "checkpoints" / checkpoint_name(resume_step) if resume_step >= 0 else None
+        session = Session(config, dataset, RunDir(root, resume_from), dist, dev, say, GracefulStop())
+        stack.enter_context(session.stop)
+        yield session
+
+
+def _step_of(path: Path | None) -> int:
+    return -1 if path is None else int(path.name.split("-")[1].split(".")[0])
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """Seeds the global RNGs differently on each rank, from (seed, rank): torch (dropout; CPU and
+    CUDA), Python's ``random`` and NumPy's legacy one, so a fresh run is reproducible and a resumed
+    one restores exactly what an uninterrupted one would hold."""
+    value = keyed_seed(seed, "rank", rank)
+    torch.manual_seed(value)
+    random.seed(value)
+    np.random.seed(value % 2**32)
 
 
 def describe_data(dataset: Dataset, run: RunDir, log: Callable[[str], None]) -> None:
@@ -37,40 +145,123 @@ def describe_data(dataset: Dataset, run: RunDir, log: Callable[[str], None]) -> 
         log(f"data: {len(dataset)} images")  # type: ignore[arg-type]
 
 
-def resume_state(parts: Checkpointable, run: RunDir, log: Callable[[str], None]) -> TrainState:
-    """Loads ``run.resume_from`` into ``parts`` (fresh counters when there is none).
+def resume_state(parts: Checkpointable, session: Session) -> TrainState:
+    """Loads the session's checkpoint (if any) into ``parts`` on every rank (fresh counters when none).
 
-    Stats lines logged after the checkpoint's step are dropped: the resumed run logs them again.
+    Stats lines logged after the checkpoint's step are dropped (rank 0): the resumed run logs them again.
     """
     state = TrainState()
+    run = session.run
     if run.resume_from is not None:
-        state = parts.load_checkpoint(*load_checkpoint(run.resume_from))
-        log(f"resumed from {run.resume_from} (step {state.step}, {state.images_seen} images seen)")
-    truncate_stats(run.stats, state.step)
+        tensors, meta = load_checkpoint(run.resume_from)
+        state = parts.load_checkpoint(tensors, meta, session.dist, source=str(run.resume_from))
+        session.log(f"resumed from {run.resume_from} (step {state.step}, {state.images_seen} images seen)")
+    if session.dist.is_main:
+        truncate_stats(run.stats, state.step)
     return state
 
 
 def clipped_step(
-    optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], precision: Precision, max_norm: float
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[torch.nn.Parameter],
+    precision: Precision,
+    max_norm: float,
+    loss: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, bool]:
-    """One guarded optimiser update from the gradients already accumulated in ``params``.
+    """One guarded optimiser update from the gradients already accumulated (and averaged) in ``params``.
 
     Args:
         max_norm: clip the global L2 gradient norm to this; 0 means no clipping (norm still measured).
+        loss: the loss the gradients came from; a non-finite value also skips the update.
 
     Returns:
-        (pre-clip gradient norm, whether the update was applied). A non-finite norm skips the
-        update, so a NaN/Inf gradient never reaches the weights; gradients are zeroed either way.
+        (pre-clip gradient norm, whether the update was applied). A non-finite loss or norm on *any*
+        rank skips the update on every rank (the decision is all-reduced, so ranks never diverge),
+        so a NaN/Inf never reaches the weights; gradients are zeroed either way.
     """
     precision.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm or float("inf"))
-    applied = bool(torch.isfinite(grad_norm))
+    finite = torch.isfinite(grad_norm)
+    if loss is not None:
+        finite = finite & torch.isfinite(loss.detach()).all()
+    applied = not any_rank(not bool(finite))
     if applied:
         precision.step(optimizer)
     elif precision.scaler is not None:
-        precision.scaler.update()  # lower the fp16 loss scale after an overflow
+        precision.scaler.update()  # lower the fp16 loss scale after an overflow …
+        if precision.scaler.get_scale() < MIN_LOSS_SCALE:
+            precision.scaler.update(MIN_LOSS_SCALE)  # … but never below the floor
     optimizer.zero_grad(set_to_none=True)
     return grad_norm, applied
+
+
+def count_skip(state: TrainState, skipped: bool, session: Session) -> None:
+    """Counts a skipped step; stops the run after ``max_consecutive_skips`` of them in a row.
+
+    Raises:
+        UserError: naming the step and the last good checkpoint (the same on every rank).
+    """
+    if not skipped:
+        state.consecutive_skips = 0
+        return
+    state.skipped_steps += 1
+    state.consecutive_skips += 1
+    limit = session.config.max_consecutive_skips
+    session.log(f"step {state.step}: non-finite loss or gradient (NaN/Inf); update skipped "
+                f"({state.consecutive_skips} in a row, stop at {limit})")
+    if state.consecutive_skips >= limit:
+        last = latest_checkpoint(session.run.checkpoints)
+        raise UserError(
+            f"training diverged: steps {state.step - limit + 1}-{state.step} all had a non-finite loss or gradient; "
+            f"last good checkpoint: {last or 'none yet'}. Lower --lr, raise --grad-clip or --warmup, use "
+            f"--precision fp32, or allow more with --max-skips"
+        )
+
+
+def end_step(state: TrainState, session: Session, step_start: float) -> tuple[bool, float]:
+    """Adds the step's wall-clock to ``state.seconds`` and votes on stopping; a collective.
+
+    Returns:
+        (stop now because of a signal on any rank, the time this call returned). The clock is
+        the maximum over ranks, so the time budget ends the run at the same step on all of them.
+    """
+    now = time.monotonic()
+    signalled, seconds = all_max([float(session.stop.requested), state.seconds + now - step_start])
+    state.seconds = seconds
+    return signalled > 0.5, now
+
+
+def save_state(parts: Checkpointable, state: TrainState, session: Session) -> Path | None:
+    """Writes a checkpoint of every rank's state (a collective); rank 0 writes, all learn if it failed.
+
+    Raises:
+        UserError: the write failed (disk full, permissions, …); the previous checkpoint is intact.
+    """
+    tensors, meta = parts.to_checkpoint(state, session.config, session.dist)
+    folder, keep = session.run.checkpoints, session.config.keep_checkpoints
+
+    def write() -> Path:
+        try:
+            return save_checkpoint(folder, state.step, tensors, meta, keep)
+        except OSError as err:
+            raise UserError(
+                f"could not save the step-{state.step} checkpoint in {folder} ({err}); the previous one "
+                f"({latest_checkpoint(folder) or 'none'}) is intact: fix the cause and re-run to resume"
+            ) from None
+
+    return main_first(write, session.dist)
+
+
+def log_stats(record: dict, session: Session) -> None:
+    """Appends one stats.jsonl record (rank 0)."""
+    if session.dist.is_main:
+        append_stats(session.run.stats, record)
+
+
+def stopped_message(state: TrainState, session: Session) -> str:
+    """What the log says when a signal stopped the run."""
+    return (f"stopped by {session.stop.signal_name or 'a signal on another rank'} at step {state.step}; "
+            f"checkpoint saved in {session.run.checkpoints}; re-run the same command to resume")
 
 
 def preview_labels(count: int, num_classes: int, device: torch.device) -> torch.Tensor | None:

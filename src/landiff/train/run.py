@@ -63,6 +63,8 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     if not checkpoint.is_file():
         raise UserError(f"checkpoint {checkpoint} does not exist")
     tensors, meta = load_checkpoint(checkpoint)
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("state"), dict):
+        raise UserError(f"{checkpoint} lacks the landiff config or state; it was not written by landiff train")
     config = TrainConfig.from_dict(meta["config"])
     dev = pick_device(device)
     model: nn.Module
@@ -84,7 +86,7 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
         classes = [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
     return LoadedRun(
         model=model.eval(), ema_model=ema_model.eval(), diffusion=diffusion, config=config,
-        state=TrainState(**meta["state"]), checkpoint=checkpoint,
+        state=_state(meta["state"], checkpoint), checkpoint=checkpoint,
         checkpoint_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(), classes=classes,
     )
 
@@ -95,3 +97,10 @@ def existing_run_config(run_dir: Path) -> TrainConfig | None:
 
 
 __all__ = ["LoadedRun", "existing_run_config", "load_run"]
+
+
+def _state(values: dict, checkpoint: Path) -> TrainState:
+    try:
+        return TrainState(**values)
+    except TypeError:
+        raise UserError(f"{checkpoint} has an unreadable training state; it was not written by this landiff") from None

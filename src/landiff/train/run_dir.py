@@ -2,17 +2,26 @@
 
 Opening a run directory decides between a fresh start and a resume: re-running the same command
 resumes from the latest checkpoint; a config that differs in a field that matters is refused with
-the list of fields; ``restart`` moves the old contents aside before starting over.
+the list of fields; ``restart`` moves the old contents aside before starting over. While a trainer
+writes a run it holds ``.lock`` (an advisory ``flock``, released by the OS even on ``kill -9``), so
+a second trainer on the same directory is refused instead of interleaving checkpoints, and temp
+files left by a killed writer can be swept safely.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a second trainer is not detected there
+    fcntl = None  # type: ignore[assignment]
 
 from landiff.errors import UserError
 from landiff.train.checkpoint import latest_checkpoint
@@ -20,6 +29,7 @@ from landiff.train.config import TrainConfig, config_differences, read_config, w
 from landiff.train.files import atomic_write_text
 
 RUN_ENTRIES = ("config.json", "stats.jsonl", "checkpoints", "samples", "classes.json", "data-skipped.txt")
+LOCK_NAME = ".lock"
 
 
 @dataclass
@@ -63,6 +73,64 @@ def open_run_dir(root: Path, config: TrainConfig, restart: bool = False) -> RunD
     root.mkdir(parents=True, exist_ok=True)
     write_config(config, stored_path)
     return RunDir(root=root, resume_from=latest_checkpoint(root / "checkpoints"))
+
+
+class RunLock:
+    """Exclusive lock on ``root/.lock`` for as long as one trainer writes the run (rank 0 only)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / LOCK_NAME
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Takes the lock (creating ``root``), sweeps stale temp files.
+
+        Raises:
+            UserError: another live process holds it, or ``root`` is a file.
+        """
+        root = self.path.parent
+        if root.exists() and not root.is_dir():
+            raise UserError(f"run directory {root} is a file; pass a directory to --run")
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise UserError(
+                    f"{root} is being trained by another process (pid {holder}); wait for it to finish, "
+                    "stop it, or pick another --run"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        sweep_temp_files(root)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            if fcntl is not None:
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def sweep_temp_files(root: Path) -> list[Path]:
+    """Deletes ``.*.tmp`` files that an atomic write killed mid-way left behind; returns them.
+
+    Only safe while holding :class:`RunLock` (no live writer can own them).
+    """
+    swept = []
+    for folder in (root, root / "checkpoints", root / "samples"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                swept.append(tmp)
+    return swept
 
 
 def _move_aside(root: Path) -> None:
