@@ -183,3 +183,9 @@ def test_training_reduces_the_loss(tmp_path):
     stats = read_stats(tmp_path / "run" / "stats.jsonl")
     first, last = stats[0]["loss"], np.mean([s["loss"] for s in stats[-3:]])
     assert last < 0.6 * first, (first, last)
+
+
+def test_double_dash_separator_is_accepted(capsys):
+    """``torchrun … -m landiff -- train …`` may hand landiff the ``--`` separator."""
+    assert main(["--", "train", "--run", "/nonexistent/run", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["preset"] == "tiny"

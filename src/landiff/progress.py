@@ -20,8 +20,10 @@ class Progress:
     only when :meth:`log` is called (the trainer's log interval), so logs stay readable.
     """
 
-    def __init__(self, total: int, desc: str = "", start: int = 0, stream: TextIO | None = None, unit: str = "it") -> None:
+    def __init__(self, total: int, desc: str = "", start: int = 0, stream: TextIO | None = None, unit: str = "it",
+                 time_left: float | None = None) -> None:
         self.total, self.desc, self.unit = total, desc, unit
+        self.time_left = time_left  # a time budget (s) that ends the job before ``total`` when shorter
         self.stream = stream or sys.stderr
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start_count = self.count = start
@@ -33,6 +35,8 @@ class Progress:
         done = self.count - self.start_count
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else float("nan")
+        if self.time_left is not None:
+            eta = min(eta, self.time_left - elapsed) if eta == eta else self.time_left - elapsed
         eta_text = _duration(eta) if eta == eta else "--:--"
         return f"{self.desc} {self.count}/{self.total} {self.fields} {rate:.2f} {self.unit}/s ETA {eta_text}".strip()
 

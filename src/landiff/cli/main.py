@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `torchrun … -m landiff -- train …` may pass the separator on
+        argv = argv[1:]
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -111,7 +111,7 @@ def _train(session: Session, stop_after: int | None) -> TrainState:
             return forward(x_t, t, **kwargs).float()
 
     stats = StatsAccumulator(diffusion.num_steps)
-    progress = session.progress(state.step)
+    progress = session.progress(state)
     last_step = session.last_step(state, stop_after)
     model.train()
     step_start = time.monotonic()

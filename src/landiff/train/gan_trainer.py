@@ -125,7 +125,7 @@ def _train_gan(session: Session, stop_after: int | None) -> TrainState:
     g_fwd, d_fwd = (torch.compile(g), torch.compile(d)) if config.compile else (g, d)
 
     stats = GANStatsAccumulator()
-    progress = session.progress(state.step)
+    progress = session.progress(state)
     last_step = session.last_step(state, stop_after)
     g.train()
     d.train()

@@ -71,10 +71,12 @@ class Session:
     log: Callable[[str], None]
     stop: GracefulStop
 
-    def progress(self, start: int) -> Progress:
-        """The training progress line (silent on ranks other than 0)."""
+    def progress(self, state: TrainState) -> Progress:
+        """The training progress line (silent on ranks other than 0); its ETA respects --minutes."""
         stream = None if self.dist.is_main else _Discard()
-        return Progress(self.config.train_steps, "train", start=start, stream=stream, unit="step")  # type: ignore[arg-type]
+        budget = self.config.max_minutes * 60 - state.seconds if self.config.max_minutes else None
+        return Progress(self.config.train_steps, "train", start=state.step, stream=stream, unit="step",  # type: ignore[arg-type]
+                        time_left=budget)
 
     def last_step(self, state: TrainState, stop_after: int | None) -> int:
         """Where this invocation stops: ``train_steps``, or ``stop_after`` steps from now."""
