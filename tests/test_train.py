@@ -189,3 +189,21 @@ def test_double_dash_separator_is_accepted(capsys):
     """``torchrun … -m landiff -- train …`` may hand landiff the ``--`` separator."""
     assert main(["--", "train", "--run", "/nonexistent/run", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["preset"] == "tiny"
+
+
+def test_folder_runs_reuse_the_automatic_cache(tmp_path, image_folder, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LANDIFF_DATA_CACHE", str(cache))
+    config = small_config(train_steps=1, data=str(image_folder))
+    train(config, tmp_path / "a", log=lambda _: None)
+    arrays = list(cache.rglob("images.npy"))
+    assert len(arrays) == 1
+    built = arrays[0].stat().st_mtime_ns
+    logs: list[str] = []
+    train(config, tmp_path / "b", log=logs.append)
+    assert arrays[0].stat().st_mtime_ns == built  # the decoded images were reused, not rebuilt
+    assert any("8 readable, 0 skipped" in line for line in logs)
+    Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(image_folder / "peak" / "new.png")
+    logs.clear()
+    train(config, tmp_path / "c", log=logs.append)
+    assert any("9 readable, 0 skipped" in line for line in logs)  # a changed folder rebuilds the cache

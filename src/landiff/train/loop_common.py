@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from landiff.data import open_dataset
+from landiff.data.prepared import is_prepared
 from landiff.errors import UserError
 from landiff.grid import save_grid, to_uint8
 from landiff.progress import Progress
@@ -96,10 +98,7 @@ def training_session(
     with ExitStack() as stack:
         dist, dev = stack.enter_context(process_group(device))
         say = log if dist.is_main else _quiet
-        dataset = open_dataset(
-            config.data, config.resolution, class_cond=config.class_cond, flip=config.flip, seed=config.seed,
-            synthetic_n=config.synthetic_n,
-        )
+        dataset = open_training_data(config, dist)
         config = finalize(config, num_classes=len(dataset.classes))
         root = Path(run_dir)
         lock = RunLock(root)
@@ -117,6 +116,32 @@ def training_session(
         session = Session(config, dataset, RunDir(root, resume_from), dist, dev, say, GracefulStop())
         stack.enter_context(session.stop)
         yield session
+
+
+def data_cache_dir() -> Path | None:
+    """Where image folders are cached as prepared arrays: ``$LANDIFF_DATA_CACHE`` (``off`` disables),
+    else ``~/.cache/landiff/prepared``. A cache is reused only while its manifest matches the folder."""
+    value = os.environ.get("LANDIFF_DATA_CACHE")
+    if value is not None:
+        return None if value.strip().lower() in ("", "off", "0", "none") else Path(value)
+    return Path.home() / ".cache" / "landiff" / "prepared"
+
+
+def open_training_data(config: TrainConfig, dist: Dist) -> Dataset:
+    """The run's dataset; an image folder goes through the automatic prepared cache (decoded once,
+    reused while the folder is unchanged). Rank 0 builds or refreshes the cache before the others read it."""
+    cache = data_cache_dir()
+    folder = config.data != "synthetic" and Path(config.data).is_dir() and not is_prepared(Path(config.data))
+
+    def open_(cache_dir: Path | None) -> Dataset:
+        return open_dataset(config.data, config.resolution, class_cond=config.class_cond, flip=config.flip,
+                            seed=config.seed, synthetic_n=config.synthetic_n, cache_dir=cache_dir)
+
+    if not folder or cache is None:
+        return open_(None)
+    if dist.world > 1:
+        main_first(lambda: open_(cache), dist)
+    return open_(cache)
 
 
 def _step_of(path: Path | None) -> int:

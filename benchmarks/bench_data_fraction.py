@@ -1,0 +1,90 @@
+"""Share of a training step spent waiting for data (main-process loading, no workers).
+
+    python benchmarks/bench_data_fraction.py        # prints a table, appends it to benchmarks/RESULTS.md
+
+For each data source it times fetching batches from the trainer's own batch stream, and one
+training step of the `tiny` preset (forward, backward, AdamW) on a batch of the same size, and
+reports data / (data + step). With DataLoader workers (`--workers`) loading overlaps the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from landiff.data import open_dataset
+from landiff.data.prepared import prepare_folder
+from landiff.diffusion import GaussianDiffusion, beta_schedule
+from landiff.nets import UNet, get_preset
+from landiff.train.data_stream import batch_stream
+
+BATCH, BATCHES = 32, 20
+
+
+def time_batches(dataset) -> float:
+    stream = batch_stream(dataset, BATCH, seed=0, start=0)
+    next(stream)
+    start = time.perf_counter()
+    for _ in range(BATCHES):
+        next(stream)
+    return (time.perf_counter() - start) / BATCHES
+
+
+def time_step(resolution: int) -> float:
+    net = UNet(dataclasses.replace(get_preset("tiny"), resolution=resolution)).to(memory_format=torch.channels_last)
+    diffusion = GaussianDiffusion(beta_schedule("cosine", 1000), prediction="v")
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=True)
+    x0 = torch.rand(BATCH, 3, resolution, resolution).to(memory_format=torch.channels_last) * 2 - 1
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        diffusion.training_losses(net, x0, torch.randint(0, 1000, (BATCH,))).loss.mean().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def jpeg_folder(root: Path, count: int = 300, size: int = 256) -> Path:
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        image = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+        Image.fromarray(image).save(root / f"{k:04d}.jpg", quality=90)
+    return root
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        jpeg_folder(folder)
+        prepare_folder(folder, 32, Path(tmp) / "prepared")
+        sources = [("synthetic", open_dataset("synthetic", 32)),
+                   ("folder (256 px JPEG)", open_dataset(str(folder), 32)),
+                   ("prepared", open_dataset(str(Path(tmp) / "prepared"), 32))]
+        step = time_step(32)
+        for name, dataset in sources:
+            data = time_batches(dataset)
+            rows.append((name, data * 1000, step * 1000, 100 * data / (data + step)))
+    lines = [f"`python benchmarks/bench_data_fraction.py` — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+             f"{torch.get_num_threads()} threads, torch {torch.__version__}; tiny preset, 32 px, batch {BATCH}, no workers.",
+             "", "| data | batch fetch (ms) | training step (ms) | share of step waiting for data |", "|---|---:|---:|---:|"]
+    lines += [f"| {n} | {d:.1f} | {s:.0f} | {f:.1f} % |" for n, d, s, f in rows]
+    text = "\n".join(lines)
+    print(text)
+    results = Path(__file__).with_name("RESULTS.md")
+    with open(results, "a", encoding="utf-8") as handle:
+        handle.write("\n## Data loading share of a training step\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
