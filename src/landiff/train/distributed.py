@@ -124,6 +124,10 @@ def process_group(requested_device: str | None = None) -> Iterator[tuple[Dist, t
         created = True
     try:
         yield current(), device
+        if created:
+            # Leave together: a rank that tears gloo down while its peer is still talking to it
+            # can abort the peer ("terminate called without an active exception").
+            torch_dist.barrier()
     finally:
         if created and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
