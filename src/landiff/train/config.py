@@ -98,7 +98,9 @@ class TrainConfig:
     ema_decay: float = 0.9999
     ema_warmup: bool = True
     precision: str = "auto"
-    channels_last: bool = True
+    # NCHW by default: on CPU, GroupNorm's channels-last kernels cost more than the convolutions gain
+    # (tiny, batch 32, bf16: 332 ms NCHW vs 561 ms channels_last); on CUDA pass --channels-last.
+    channels_last: bool = False
     compile: bool = False
     seed: int = 0
     num_workers: int = 0
@@ -150,7 +152,7 @@ class TrainConfig:
 
 # Fields a re-run may change without starting over (dotted names).
 RESUME_MUTABLE = frozenset(
-    {"train_steps", "max_minutes", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints", "num_workers", "compile",
+    {"train_steps", "max_minutes", "channels_last", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints", "num_workers", "compile",
      "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips"}
 )
 
@@ -277,7 +279,7 @@ def _validate_kinds(config: TrainConfig) -> None:
         if not isinstance(value, str) or not value:
             raise UserError(f"{flag} must be a non-empty string, got {value!r:.60}")
     for flag, value in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
-                        ("--no-ema-warmup", config.ema_warmup), ("--no-channels-last", config.channels_last),
+                        ("--no-ema-warmup", config.ema_warmup), ("--channels-last", config.channels_last),
                         ("--gan-ema", config.gan.ema)):
         if not isinstance(value, bool):
             raise UserError(f"{flag}: the config value must be true or false, got {value!r:.60}")

@@ -1,0 +1,72 @@
+"""Every benchmark script runs end to end in its quick configuration and prints a filled table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _rows(text: str, first_cell: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {first_cell}")]
+
+
+def _number(cell: str) -> float:
+    return float(re.match(r"[-\d.]+", cell.replace(",", "")).group())
+
+
+def test_bench_train_quick_measures_landiff_and_installed_anchors(tmp_path):
+    pytest.importorskip("diffusers")
+    out = _run("bench_train.py", "--quick", cwd=tmp_path)
+    assert "Machine peaks, same run: conv3x3 bf16" in out
+    rows = _rows(out, "tiny@16")
+    libraries = {r[2] for r in rows if len(r) == 10}
+    assert {"landiff", "diffusers"} <= libraries
+    for r in (r for r in rows if len(r) == 10):
+        assert _number(r[5]) > 0 and _number(r[7]) > 0 and _number(r[8]) > 0 and _number(r[9]) > 100  # GFLOP, img/s, RSS
+    landiff_flops = next(_number(r[5]) for r in rows if len(r) == 10 and r[2] == "landiff")
+    diffusers_flops = next(_number(r[5]) for r in rows if len(r) == 10 and r[2] == "diffusers")
+    assert 0.6 < diffusers_flops / landiff_flops < 1.6  # widths are matched on FLOPs per image
+    assert any(len(r) == 4 and r[3].endswith("x") for r in rows)  # the ratio table
+
+
+def test_gpu_bench_dry_path_on_cpu(tmp_path):
+    pytest.importorskip("diffusers")
+    out = _run("gpu_bench.py", "--device", "cpu", cwd=tmp_path)
+    assert "bf16 matmul peak" in out
+    (row,) = [r for r in _rows(out, "tiny@16") if len(r) == 8]
+    assert row[2] == "eager" and _number(row[4]) > 0 and _number(row[5]) > 0
+
+
+def test_budget_race_quick_prints_every_entrant_with_a_curve(tmp_path):
+    pytest.importorskip("diffusers")
+    out = _run("budget_race.py", "--quick", "--out", str(tmp_path / "race"), "--entrants", "landiff,dcgan,diffusers",
+               cwd=tmp_path)
+    for name in ("landiff", "dcgan", "diffusers"):
+        (row,) = _rows(out, name + " ")
+        swd = _number(row[1])
+        assert 0 < swd < 10_000
+        assert row[3].count("→") == 2  # two points on the curve
+    assert (tmp_path / "race" / "curves.json").is_file()
+
+
+def test_sampler_sweep_quick_reports_ratio_to_reference(tmp_path):
+    out = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), cwd=tmp_path)
+    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines() if line.startswith("| dpm++")
+                        or line.startswith("| ddim") or line.startswith("| ddpm"))]
+    assert len(rows) == 4  # the reference and three sweep points
+    assert rows[0][3].strip() == "1.00"
+    assert all(_number(r[2].strip()) > 0 for r in rows)
