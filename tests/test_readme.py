@@ -21,3 +21,11 @@ def test_readme_opens_with_the_two_commands():
     assert lines[0].startswith("./dev demo") and lines[1].startswith("./dev test")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "./dev test" in ci
+
+
+def test_every_command_is_in_the_readme_table():
+    from landiff.cli.main import COMMAND_MODULES
+
+    rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("| `landiff ")]
+    listed = {row.split("`")[1].split()[1] for row in rows}
+    assert {name.rsplit(".", 1)[1] for name in COMMAND_MODULES} <= listed

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from landiff.cli.main import COMMAND_MODULES, main
 from landiff.cli.train import OVERRIDES
 from landiff.diffusion import GaussianDiffusion, TrainingLosses
-from landiff.errors import UserError
+from landiff.errors import TrainingDiverged, UserError
 from landiff.nets.dcgan import Discriminator
 from landiff.train import load_run, recipe, train
 from landiff.train.checkpoint import MAX_HEADER_BYTES, list_checkpoints, load_checkpoint, read_header, save_checkpoint
@@ -325,6 +325,12 @@ def test_nan_steps_are_skipped_counted_and_stop_the_run_after_k(tmp_path, monkey
     two, _ = load_checkpoint(run / "checkpoints" / "step-00000002.safetensors")
     assert meta["state"]["skipped_steps"] == 2 and meta["state"]["consecutive_skips"] == 2
     assert all(torch.equal(two[k], tensors[k]) for k in tensors if k.startswith("model."))  # skipped = untouched
+
+
+def test_divergence_raises_its_own_error_type_for_callers_such_as_the_study(tmp_path, monkeypatch):
+    _poison(monkeypatch, first_bad_call=2)
+    with pytest.raises(TrainingDiverged, match="training diverged: steps 2-3"):
+        train(small_config(train_steps=10, max_consecutive_skips=2), tmp_path / "run", log=quiet)
 
 
 def test_one_nan_step_is_skipped_and_training_goes_on(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "landiff.cli.sample",
     "landiff.cli.eval",
     "landiff.cli.compare",
+    "landiff.cli.study",
     "landiff.cli.report",
     "landiff.cli.data",
     "landiff.cli.presets",

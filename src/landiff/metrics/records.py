@@ -77,7 +77,7 @@ class MetricRecord:
 
     def to_json(self) -> str:
         """One line of JSON (NaN written as null)."""
-        return json.dumps(_finite(dataclasses.asdict(self)))
+        return json.dumps(nan_to_null(dataclasses.asdict(self)))
 
     def summary(self) -> str:
         """Human-readable lines: the values first, then where they came from."""
@@ -93,13 +93,14 @@ class MetricRecord:
         return "\n".join(lines)
 
 
-def _finite(obj):
+def nan_to_null(obj: object) -> object:
+    """A copy of nested dicts/lists/tuples with non-finite floats replaced by None (JSON has no NaN)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: nan_to_null(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [nan_to_null(v) for v in obj]
     return obj
 
 

@@ -20,20 +20,21 @@ DPI = 100
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
     """A Figure attached to an Agg canvas (inches)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise UserError("landiff report needs matplotlib for its plots: pip install 'landiff[report]' "
-                        "(or pip install 'matplotlib>=3.7')") from None
+        raise UserError("the report (landiff report, landiff study) needs matplotlib for its plots: "
+                        "pip install 'landiff[report]' (or pip install 'matplotlib>=3.7')") from None
     figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
 
-def _png(figure: Any) -> bytes:
+def figure_png(figure: Any) -> bytes:
+    """The figure as PNG bytes that depend only on its content."""
     buffer = io.BytesIO()
     # No "Software" metadata: the PNG bytes then depend only on the data, not the matplotlib version.
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -51,7 +52,7 @@ def losses_png(runs: list[Run]) -> bytes | None:
     panels = [(family, members) for family, members in panels if members]
     if not panels:
         return None
-    figure = _figure(5.0 * len(panels), 3.6)
+    figure = new_figure(5.0 * len(panels), 3.6)
     for axes, (family, members) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         for k, run in members:
             names = ("loss",) if family == "diffusion" else ("loss_d", "loss_g")
@@ -65,7 +66,7 @@ def losses_png(runs: list[Run]) -> bytes | None:
         axes.set_xlabel("images seen")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _spans_decade(members: list[tuple[int, Run]]) -> bool:
@@ -88,7 +89,7 @@ def curve_png(runs: list[Run]) -> bytes | None:
     members = [(k, r) for k, r in enumerate(runs) if r.curve]
     if not members:
         return None
-    figure = _figure(6.0, 3.6)
+    figure = new_figure(6.0, 3.6)
     axes = figure.subplots()
     for k, run in members:
         x = np.array([p.images_seen for p in run.curve])
@@ -101,7 +102,7 @@ def curve_png(runs: list[Run]) -> bytes | None:
     axes.set_ylabel("SWD (lower is better)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def sweep_png(runs: list[Run]) -> bytes | None:
@@ -110,7 +111,7 @@ def sweep_png(runs: list[Run]) -> bytes | None:
     lines = [(k, r) for k, r in enumerate(runs) if r.summary is not None and r.summary.sweep]
     if not lines:
         return None
-    figure = _figure(6.0, 3.8)
+    figure = new_figure(6.0, 3.8)
     axes = figure.subplots()
     markers = ("o", "s", "^", "D", "v", "P")
     gan_nfe: set[float] = set()
@@ -142,14 +143,14 @@ def sweep_png(runs: list[Run]) -> bytes | None:
     axes.set_ylabel("SWD (lower is better)")
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=7)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def memorization_png(pairs: MemorizationPairs, limit: int = 8) -> bytes:
     """Up to ``limit`` samples (top row) above their nearest training images (bottom row), lowest
     ratio first, with ratio and d_train under each pair."""
     order = np.argsort(pairs.ratio, kind="stable")[:limit]
-    figure = _figure(1.3 * len(order) + 0.4, 3.2)
+    figure = new_figure(1.3 * len(order) + 0.4, 3.2)
     grid = figure.subplots(2, len(order), squeeze=False)
     for column, index in enumerate(order):
         for row, images in enumerate((pairs.samples, pairs.nearest_train)):
@@ -160,4 +161,4 @@ def memorization_png(pairs: MemorizationPairs, limit: int = 8) -> bytes:
         grid[1][column].set_xlabel(f"ratio {pairs.ratio[index]:.3f}\nd_train {pairs.d_train[index]:.3f}", fontsize=8)
     grid[0][0].set_ylabel("sample", fontsize=8)
     grid[1][0].set_ylabel("nearest train", fontsize=8)
-    return _png(figure)
+    return figure_png(figure)

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from landiff.data import open_dataset
 from landiff.data.prepared import is_prepared
-from landiff.errors import UserError
+from landiff.errors import TrainingDiverged, UserError
 from landiff.grid import save_grid, to_uint8
 from landiff.progress import Progress
 from landiff.train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -226,7 +226,7 @@ def count_skip(state: TrainState, skipped: bool, session: Session) -> None:
     """Counts a skipped step; stops the run after ``max_consecutive_skips`` of them in a row.
 
     Raises:
-        UserError: naming the step and the last good checkpoint (the same on every rank).
+        TrainingDiverged: naming the steps and the last good checkpoint (the same on every rank).
     """
     if not skipped:
         state.consecutive_skips = 0
@@ -238,7 +238,7 @@ def count_skip(state: TrainState, skipped: bool, session: Session) -> None:
                 f"({state.consecutive_skips} in a row, stop at {limit})")
     if state.consecutive_skips >= limit:
         last = latest_checkpoint(session.run.checkpoints)
-        raise UserError(
+        raise TrainingDiverged(
             f"training diverged: steps {state.step - limit + 1}-{state.step} all had a non-finite loss or gradient; "
             f"last good checkpoint: {last or 'none yet'}. Lower --lr, raise --grad-clip or --warmup, use "
             f"--precision fp32, or allow more with --max-skips"

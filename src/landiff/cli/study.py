@@ -1,0 +1,71 @@
+"""``landiff study``: measure the four diffusion-vs-GAN claims on your data, with error bars.
+
+    landiff study --data synthetic --budget 60 --out runs/study         # all experiments, ~60 min on 2 CPU cores
+    landiff study data-sensitivity --budget 60 --out runs/study         # one experiment; shares the runs
+    landiff study --budget 60 --out runs/study --dry-run                # the plan and its estimated minutes
+    torchrun --nproc_per_node=4 -m landiff -- study --budget 240 --resolution 64 --out runs/study64
+
+Re-running the same command continues a killed study; finished runs are reused. See docs/study.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXPERIMENT_CHOICES = ("all", "quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("study", help="measure the diffusion-vs-GAN claims (quality, cost, data and "
+                                            "hyper-parameter sensitivity, seeds) with error bars")
+    p.add_argument("experiment", nargs="?", default="all", choices=EXPERIMENT_CHOICES,
+                   help="one experiment, or all (default); runs are shared between them")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (built-in landscapes), an image folder or a prepared dataset")
+    p.add_argument("--budget", default="60", help="minutes for the whole default plan on a 2-core CPU (default 60), or 'tiny'")
+    p.add_argument("--out", required=True, help="study folder (created; re-run to continue)")
+    p.add_argument("--resolution", type=int, default=32, help="image size in px (default 32)")
+    p.add_argument("--images", type=int, default=None, help="images in D (default 2000; tiny 32)")
+    p.add_argument("--fraction", type=float, default=0.05, help="share of D each D' changes (default 0.05)")
+    p.add_argument("--seeds", type=int, default=None, help="training seeds per family on D (default 3; tiny 2)")
+    p.add_argument("--n", type=int, default=None, help="samples per run and held-out reference images (default 256)")
+    p.add_argument("--curve-n", type=int, default=None, help="samples per quality-vs-compute point (default 128)")
+    p.add_argument("--curve-points", type=int, default=None, help="points on that curve (default 4)")
+    p.add_argument("--sample-steps", type=int, default=None, help="DPM-Solver++ steps for diffusion samples (default 20)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the data selection and perturbations (default 0)")
+    p.add_argument("--device", default=None, help="training device: cpu, cuda, cuda:1 … (default: cuda when available)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
+    p.set_defaults(func=run)
+
+
+def options_from(args: argparse.Namespace):
+    """The StudyOptions of the parsed flags (mode defaults for flags left out)."""
+    from landiff.study.options import make_options
+
+    return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
+                        fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
+                        curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from landiff.study.execute import run_study
+    from landiff.study.options import EXPERIMENTS
+    from landiff.study.preview import plan_text
+    from landiff.train.distributed import env_dist
+
+    options = options_from(args)
+    experiments = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
+    out = Path(args.out)
+    main_rank = env_dist().is_main
+    if main_rank:
+        print(plan_text(options, experiments, out))
+    if args.dry_run:
+        return 0
+    outcome = run_study(out, options, experiments, log=print if main_rank else _quiet, device=args.device)
+    if main_rank:
+        print(f"trained {len(outcome.trained)} run(s), measured {len(outcome.evaluated)}; report: {outcome.report}")
+    return 0
+
+
+def _quiet(_: str) -> None:
+    pass

@@ -1,0 +1,181 @@
+"""The study's runs: which trainings, with which configs, and how long each trains.
+
+Runs per family (names ``<family>-…``):
+
+* ``D-seed<s>``, s = 0 … seeds−1: the default config on D. Seed 0 is the *reference*: it is the
+  quality run, the default cell of the grid and the D-model of the data-sensitivity experiment,
+  and it is trained in ``curve_points`` time-budgeted stages (the quality-vs-compute curve).
+* ``replace`` / ``remove`` / ``duplicate``: the default config, seed 0, on D′.
+* grid cells (one factor at a time around the default): diffusion lr ×¼ / ×4, batch ×½ / ×2,
+  linear schedule, hybrid loss (with learned σ, its Improved-DDPM pairing); GAN lr ×¼ / ×4,
+  batch ×½ / ×2, Adam β1 0.9 (vs the paper's 0.5), 2 D steps per G step.
+
+Budgets: the reference trains for its minutes (``landiff train --minutes``); every other run of the
+family trains ``ceil(images seen by the reference / images per step)`` steps, i.e. the same number of
+training images (a batch ×2 cell takes half the steps; two D steps per G step take half the G steps).
+Equal images rather than equal time keeps the comparison deterministic: two runs that differ only in
+their data see exactly the same number of examples, whatever the machine's load.
+
+Every run is an ordinary ``landiff train`` run directory under ``OUT/runs/<name>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from landiff.errors import UserError
+from landiff.pair import diffusion_recipe, gan_recipe
+from landiff.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions
+from landiff.train.config import TrainConfig, validate
+
+Variant = Literal["D", "replace", "remove", "duplicate"]
+Role = Literal["seed", "variant", "grid"]
+CHECKPOINT_EVERY = 100  # steps: what a kill -9 can lose (SIGTERM / Ctrl-C save at once)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid change from the default: ``factor`` set to ``setting`` (text as shown in the report)."""
+
+    factor: str
+    setting: str
+
+
+GRID: dict[Family, tuple[Cell, ...]] = {
+    "diffusion": (Cell("lr", "x1/4"), Cell("lr", "x4"), Cell("batch", "x1/2"), Cell("batch", "x2"),
+                  Cell("schedule", "linear"), Cell("loss", "hybrid")),
+    "gan": (Cell("lr", "x1/4"), Cell("lr", "x4"), Cell("batch", "x1/2"), Cell("batch", "x2"),
+            Cell("beta1", "0.9"), Cell("d_steps", "2")),
+}
+# What the default config has for each factor (the middle column of the heat-map).
+DEFAULT_SETTING = {"lr": "x1", "batch": "x1", "schedule": "cosine", "loss": "mse", "beta1": "0.5", "d_steps": "1"}
+_FACTORS = {"x1/4": 0.25, "x4": 4.0, "x1/2": 0.5, "x2": 2.0}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the study."""
+
+    name: str
+    family: Family
+    role: Role
+    seed: int = 0
+    variant: Variant = "D"
+    cell: Cell | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.role == "seed" and self.seed == 0
+
+
+def reference_name(family: Family) -> str:
+    return f"{family}-D-seed0"
+
+
+def _slug(cell: Cell) -> str:
+    return f"{cell.factor}-{cell.setting.replace('/', '_')}"
+
+
+def family_runs(family: Family, options: StudyOptions, experiments: Sequence[Experiment]) -> list[RunSpec]:
+    """The runs of one family that ``experiments`` need (every experiment needs the seed runs)."""
+    runs = [RunSpec(f"{family}-D-seed{s}", family, "seed", seed=s) for s in range(options.seeds)]
+    if "data-sensitivity" in experiments:
+        runs += [RunSpec(f"{family}-{v}", family, "variant", variant=v) for v in ("replace", "remove", "duplicate")]
+    if "hparam-stability" in experiments:
+        runs += [RunSpec(f"{family}-{_slug(c)}", family, "grid", cell=c) for c in GRID[family]]
+    return runs
+
+
+def build_plan(options: StudyOptions, experiments: Sequence[Experiment] = EXPERIMENTS) -> list[RunSpec]:
+    """All runs, references first (every other run's length depends on them)."""
+    unknown = [e for e in experiments if e not in EXPERIMENTS]
+    if unknown:
+        raise UserError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}")
+    runs = [run for family in FAMILIES for run in family_runs(family, options, experiments)]
+    return sorted(runs, key=lambda run: not run.is_reference)
+
+
+def _shrink(config: TrainConfig) -> TrainConfig:
+    """The ``tiny`` miniature: networks and batches small enough for a test to train in seconds."""
+    net = dataclasses.replace(config.net, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
+                              attention_resolutions=(), head_channels=8)  # attention only in the 8 px middle
+    return dataclasses.replace(config, net=net, precision="fp32", optim=dataclasses.replace(config.optim, batch=8),
+                               gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
+
+
+def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> TrainConfig:
+    """The default config of ``family`` (landiff.pair's recipes) on ``data``, before its budget."""
+    make = diffusion_recipe if family == "diffusion" else gan_recipe
+    config = make(data, options.resolution, 0.0)
+    config = dataclasses.replace(config, seed=seed, preview_count=0, keep_checkpoints=1, log_every=25,
+                                 checkpoint_every=CHECKPOINT_EVERY)
+    return _shrink(config) if options.tiny else config
+
+
+def apply_cell(config: TrainConfig, cell: Cell | None) -> TrainConfig:
+    """The config with one factor changed (None: unchanged)."""
+    if cell is None:
+        return config
+    optim, diffusion, gan = config.optim, config.diffusion, config.gan
+    if cell.factor == "lr":
+        optim = dataclasses.replace(optim, lr=optim.lr * _FACTORS[cell.setting])
+    elif cell.factor == "batch":
+        optim = dataclasses.replace(optim, batch=max(1, round(optim.batch * _FACTORS[cell.setting])))
+    elif cell.factor == "schedule":
+        diffusion = dataclasses.replace(diffusion, schedule=cell.setting)
+    elif cell.factor == "loss":  # the hybrid loss trains the variance (Improved DDPM §3.1): learned σ with it
+        diffusion = dataclasses.replace(diffusion, loss=cell.setting, variance="learned_range")
+    elif cell.factor == "beta1":
+        optim = dataclasses.replace(optim, beta1=float(cell.setting))
+    elif cell.factor == "d_steps":
+        gan = dataclasses.replace(gan, d_steps=int(cell.setting))
+    else:
+        raise ValueError(f"unknown grid factor {cell.factor!r}")
+    return dataclasses.replace(config, optim=optim, diffusion=diffusion, gan=gan)
+
+
+def per_rank(config: TrainConfig, world: int) -> TrainConfig:
+    """Under torchrun the batch is per process: divide it so the global batch stays the plan's.
+
+    Raises:
+        UserError: the batch does not divide by the number of processes.
+    """
+    if world == 1:
+        return config
+    if config.optim.batch % world:
+        raise UserError(f"the study's batch {config.optim.batch} does not divide by {world} processes; "
+                        "use a process count that divides it (torchrun --nproc_per_node)")
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=config.optim.batch // world))
+
+
+def images_per_step(config: TrainConfig, world: int = 1) -> int:
+    """Training images one optimiser step consumes (all processes; GAN: every D step takes a batch)."""
+    per_step = config.gan.d_steps if config.model == "gan" else config.optim.accum
+    return config.optim.batch * world * per_step
+
+
+def run_config(spec: RunSpec, options: StudyOptions, data: str, world: int = 1) -> TrainConfig:
+    """The run's config without its budget (``train_steps``/``max_minutes`` set by the callers below)."""
+    config = apply_cell(base_config(spec.family, options, data, spec.seed), spec.cell)
+    config = per_rank(config, world)
+    validate(config)
+    return config
+
+
+def staged_config(config: TrainConfig, allocation: Allocation, stage: int, stages: int) -> TrainConfig:
+    """A reference run's config for curve stage ``stage`` of ``stages`` (1-based): the budget so far."""
+    share = stage / stages
+    if allocation.reference_steps:
+        return dataclasses.replace(config, train_steps=max(1, math.ceil(allocation.reference_steps * share)), max_minutes=0.0)
+    minutes = allocation.run_minutes(config.model) * share  # type: ignore[arg-type]
+    return dataclasses.replace(config, train_steps=1_000_000, max_minutes=minutes)
+
+
+def matched_config(config: TrainConfig, reference_images: int, world: int = 1) -> TrainConfig:
+    """A non-reference run: as many steps as it takes to see ``reference_images`` training images."""
+    steps = max(1, math.ceil(reference_images / images_per_step(config, world)))
+    return dataclasses.replace(config, train_steps=steps, max_minutes=0.0)

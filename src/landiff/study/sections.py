@@ -1,0 +1,215 @@
+"""One report section per experiment, as document blocks plus the PNGs they reference.
+
+Each function takes the :class:`~landiff.study.experiments.StudyResults` (and the study folder for
+images) and returns ``(blocks, {png name: bytes})``; it states the experiment's budget, sample sizes
+and the uncertainty of what it shows.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from landiff.report.document import Block, Figure, FigureRow, Heading, Paragraph, Table
+from landiff.report.formatting import duration, si
+from landiff.report.images import grid_count, grid_png, tile_size
+from landiff.study import figures
+from landiff.study.datasets import read_layout
+from landiff.study.evaluation import COLLAPSE_RATIO, samples_of
+from landiff.study.experiments import WORSE_Z, FamilyGrid, FamilySeeds, StudyResults
+from landiff.study.options import DIFFUSION_WEIGHT, allocate
+from landiff.study.plan import base_config
+from landiff.study.sensitivity import PairStats
+from landiff.study.similarity import calibration_distances
+
+Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
+FIGURES = "figures"
+
+
+def _pm(value: float, spread: float, digits: int = 3) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}g}" if not math.isfinite(spread) else f"{value:.{digits}g} ± {spread:.2g}"
+
+
+def recipe_text(results: StudyResults) -> str:
+    """The two default configs in words (from the same functions that built the runs)."""
+    o = results.options
+    d, g = base_config("diffusion", o, "D", 0), base_config("gan", o, "D", 0)
+    return (f"Default configs (landiff's own recipes, the grid's centre): diffusion = {d.preset} UNet, "
+            f"{d.diffusion.prediction}-prediction, {d.diffusion.schedule} schedule, {d.diffusion.loss} loss, "
+            f"AdamW lr {d.optim.lr:g}, batch {d.optim.batch}; GAN = DCGAN, Adam lr {g.optim.lr:g}, β1 {g.optim.beta1:g}, "
+            f"batch {g.optim.batch}, {g.gan.d_steps} D step per G step (DCGAN §4).")
+
+
+def budget_text(results: StudyResults) -> str:
+    o, a = results.options, allocate(results.options)
+    if o.tiny:
+        return f"Budget: tiny (miniature for tests: {a.reference_steps} steps per reference run)."
+    return (f"Budget: {o.budget:g} min in all; each reference run (seed 0 on D) trains {a.diffusion_minutes:.2f} min "
+            f"(diffusion) or {a.gan_minutes:.2f} min (GAN), every other run the same number of training images as its "
+            f"family's reference; the full plan's evaluation was estimated at {a.eval_minutes:.1f} min.")
+
+
+def quality_section(results: StudyResults, out: Path) -> tuple[list[Block], Assets]:
+    q = results.quality
+    blocks: list[Block] = [Heading("1. Quality (claim 1)", 2)]
+    if q is None:
+        return blocks + [Paragraph("Not measured yet: landiff study quality")], {}
+    blocks.append(Paragraph(
+        f"{recipe_text(results)} Metric: SWD x1e3 (lower is better) of {q.diffusion.n} samples against as many held-out "
+        f"real images, {results.options.sample_steps}-step DPM-Solver++ for diffusion; ± is the s.d. of 3 metric "
+        f"repeats per run, and over seeds for the means. The comparison is Welch's t on the seed means."))
+    rows = [_seed_row(f, k, results) for f in (q.diffusion, q.gan) for k in range(len(f.names))]
+    rows += [(f.family, "mean ± s.d. (s.e.)", f"{_pm(f.summary.mean, f.summary.sd)} ({f.summary.se:.2g})", "", "", "")
+             for f in (q.diffusion, q.gan)]
+    rows.append(("real vs real", "floor", f"{q.diffusion.floor:.3g}", "", "", ""))
+    blocks.append(Table(("family", "run", "SWD", "diversity vs data", "images seen", "train time"), tuple(rows)))
+    c = q.comparison
+    blocks.append(Paragraph(f"GAN − diffusion = {_pm(c.difference, c.se)} (± s.e.), t = {c.t:.2f} on {c.df:.1f} "
+                            f"degrees of freedom; significance: {c.level}."))
+    grids, assets = _sample_grids(results, out)
+    return blocks + grids, assets
+
+
+def _seed_row(f: FamilySeeds, k: int, results: StudyResults) -> tuple[str, ...]:
+    run = results.evaluations[f.names[k]]
+    return (f.family, f.names[k], _pm(f.swd[k], f.swd_std[k]), f"{f.diversity[k]:.2f}", f"{run.images_seen:,}",
+            duration(run.train_seconds))
+
+
+def _sample_grids(results: StudyResults, out: Path) -> tuple[list[Block], Assets]:
+    layout = read_layout(out)
+    if layout is None:
+        return [], {}
+    sets = {"real": layout.reference_images(), **{f: samples_of(out, f"{f}-D-seed0") for f in ("diffusion", "gan")}}
+    count, tile = grid_count(list(sets.values()), 16), tile_size(list(sets.values()))
+    assets = {f"{FIGURES}/samples-{name}.png": grid_png(images, count, tile) for name, images in sets.items()}
+    captions = {"real": "held-out real images", "diffusion": "diffusion, seed 0", "gan": "GAN, seed 0"}
+    return [FigureRow(tuple(Figure(f"{FIGURES}/samples-{n}.png", captions[n], captions[n]) for n in sets))], assets
+
+
+def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
+    c = results.cost
+    blocks: list[Block] = [Heading("2. Cost (claim 2)", 2)]
+    if c is None:
+        return blocks + [Paragraph("Not measured yet: landiff study cost")], {}
+    blocks.append(Paragraph(
+        f"{budget_text(results)} {_design(results)} Costs are also given in images seen and FLOPs (torch's FLOP "
+        f"counter: convolutions, matmuls, attention). The curve measures the "
+        f"seed-0 runs after each of {len(c.diffusion.curve)} equal training stages with {c.diffusion.curve[0].n} samples "
+        f"per point: one training seed, so it is indicative (bars: metric s.d. only). Compute to the target interpolates "
+        f"log-FLOPs between points; target = the worse family's last point."))
+    rows = []
+    for label, field, fmt in (("training time (mean over seeds)", "train_seconds", duration),
+                              ("training images seen", "images_seen", lambda v: si(v)),
+                              ("FLOPs per training image", "flops_per_train_image", lambda v: si(v, "FLOP")),
+                              ("training FLOPs", "train_flops", lambda v: si(v, "FLOP")),
+                              (f"FLOPs to reach SWD {c.target_swd:.3g}", "to_target_flops", lambda v: si(v, "FLOP")),
+                              ("time to reach it", "to_target_seconds", duration),
+                              ("FLOPs per generated image", "flops_per_sample", lambda v: si(v, "FLOP")),
+                              ("sampling time per image", "sample_seconds", duration),
+                              (f"SWD after {duration(c.equal_seconds)} of training (equal wall-clock)",
+                               "swd_at_equal_time", lambda v: f"{v:.3g}")):
+        values = [getattr(c.diffusion, field), getattr(c.gan, field)]
+        shown = [fmt(v) if math.isfinite(v) else "not reached" if field.startswith("to_") else "n/a" for v in values]
+        rows.append((label, *shown, f"{c.ratio(field):.3g}x"))
+    blocks.append(Table(("", "diffusion", "GAN", "diffusion / GAN"), tuple(rows)))
+    floor = results.quality.diffusion.floor if results.quality else math.nan
+    blocks.append(Figure(f"{FIGURES}/curve.png", "quality vs training compute", "SWD after each training stage of the "
+                         "seed-0 runs against training FLOPs, images seen and training wall-clock"))
+    return blocks, {f"{FIGURES}/curve.png": figures.curve_png(c, floor)}
+
+
+def _design(results: StudyResults) -> str:
+    if results.options.tiny:
+        return "In the miniature both families train the same number of steps."
+    return (f"The reference runs train for their allocated wall-clock (diffusion {DIFFUSION_WEIGHT:g}x the GAN's); the "
+            "table also reads both curves at the same training time (equal wall-clock).")
+
+
+def _pair_row(p: PairStats, relative: float) -> tuple[str, ...]:
+    return (p.label, _pm(p.rmse_mean, p.rmse_se), _pm(p.perceptual_mean, p.perceptual_se),
+            f"{p.same.share:.0%} [{p.same.low:.0%}, {p.same.high:.0%}]", f"{relative:.2f}" if math.isfinite(relative) else "")
+
+
+def sensitivity_section(results: StudyResults, out: Path) -> tuple[list[Block], Assets]:
+    s = results.sensitivity
+    blocks: list[Block] = [Heading("3. Data sensitivity (claim 3)", 2)]
+    if s is None:
+        return blocks + [Paragraph("Not measured yet: landiff study data-sensitivity")], {}
+    layout, o = read_layout(out), results.options
+    assert layout is not None
+    blocks.append(Paragraph(
+        f"D: {layout.n_images} images ({layout.source}). Each D′ changes the same {o.fraction:.0%} of D: replaced by "
+        f"images outside D, removed, or all made copies of one image of D. Every model draws image k from the same "
+        f"latent input (initial noise through deterministic DPM-Solver++, or z), so image k of two models can be compared; "
+        f"{s.n} pairs per row. The seed rows compare two training seeds on D: the yardstick for 'completely different'. "
+        f"± are standard errors over the image pairs; they do not include training randomness (one D′ run each)."))
+    blocks.append(Paragraph(f"Rule: {s.calibration.rule}."))
+    same, different = calibration_distances(layout.reference_images(), seed=o.data_seed)
+    assets = {f"{FIGURES}/calibration.png": figures.calibration_png(same, different, s.calibration.threshold)}
+    blocks.append(Figure(f"{FIGURES}/calibration.png", "calibration of the same-picture threshold", "distances behind the threshold"))
+    header = ("pair", "RMSE", "perceptual distance", "same picture [95% CI]", "vs seed-vs-seed")
+    for f in s.families:
+        rows = [_pair_row(p, f.relative(p.label.rsplit("-", 1)[1])) for p in f.variants]
+        rows += [_pair_row(p, math.nan) for p in (*f.seeds, *([f.baseline] if f.baseline else []))]
+        blocks += [Heading(f.family, 3), Table(header, tuple(rows))]
+        if f.collapsed:
+            blocks.append(Paragraph(f"The {f.family} D-model collapsed (its samples are nearly alike), so its pairs "
+                                    "look 'the same' whatever the data: read these rows as not informative."))
+    figs = []
+    for f in s.families:
+        names = [f"{f.family}-D-seed0", *(p.b for p in f.variants), f"{f.family}-D-seed1"]
+        present = [n for n in names if n in results.evaluations and results.evaluations[n].status == "finished"]
+        assets[f"{FIGURES}/pairs-{f.family}.png"] = figures.rows_png([samples_of(out, n) for n in present])
+        figs.append(Figure(f"{FIGURES}/pairs-{f.family}.png", f"{f.family} pairs", f"{f.family}, rows: " + ", ".join(present)))
+    return blocks + [FigureRow(tuple(figs))], assets
+
+
+def hparam_section(results: StudyResults) -> tuple[list[Block], Assets]:
+    blocks: list[Block] = [Heading("4. Hyper-parameter stability (claim 4)", 2)]
+    if results.hparam is None:
+        return blocks + [Paragraph("Not measured yet: landiff study hparam-stability")], {}
+    blocks.append(Paragraph(
+        "One factor at a time around each family's default (a full grid does not fit the budget): learning rate x1/4 "
+        "and x4, batch x1/2 and x2, and per family schedule / loss (diffusion) or Adam β1 / D steps per G step (GAN); one "
+        f"seed per cell, each trained on as many images as the default and measured on {results.hparam[0].default.n} "
+        "samples. A cell diverged when the trainer stopped after "
+        "20 consecutive non-finite steps; collapsed when its samples are less than "
+        f"{COLLAPSE_RATIO:.0%} as diverse as real images; worse / better when its SWD is more than {WORSE_Z:g} "
+        "combined s.d. (seed spread of the default and the cell's metric s.d.) from the default's seed mean."))
+    assets, figs = {}, []
+    for grid in results.hparam:
+        blocks += [Heading(grid.family, 3), _grid_table(grid)]
+        if grid.default.collapsed:
+            blocks.append(Paragraph(f"The {grid.family} default itself collapsed on a seed, so collapse is not "
+                                    "counted against its cells; only divergence and SWD decide."))
+        assets[f"{FIGURES}/grid-{grid.family}.png"] = figures.heatmap_png(grid)
+        figs.append(Figure(f"{FIGURES}/grid-{grid.family}.png", f"{grid.family} grid", f"{grid.family}: {grid.unstable} of "
+                           f"{len(grid.cells)} cells unstable"))
+    return blocks + [FigureRow(tuple(figs))], assets
+
+
+def _grid_table(grid: FamilyGrid) -> Table:
+    d = grid.default.summary
+    rows = [("default", f"{len(grid.default.names)} seeds", _pm(d.mean, d.sd), "", "", "")]
+    rows += [(c.factor, c.setting, _pm(c.swd, c.swd_std), f"{c.diversity:.2f}" if math.isfinite(c.diversity) else "",
+              f"{c.z:+.1f}" if math.isfinite(c.z) else "", c.outcome) for c in grid.cells]
+    return Table(("factor", "setting", "SWD", "diversity", "z vs default", "outcome"), tuple(rows))
+
+
+def seed_section(results: StudyResults) -> tuple[list[Block], Assets]:
+    blocks: list[Block] = [Heading("5. Seed stability", 2)]
+    if not results.seeds:
+        return blocks + [Paragraph("Not measured yet: landiff study seed-stability")], {}
+    blocks.append(Paragraph(
+        f"The same config and data over {results.seeds[0].summary.n} training seeds (initialisation, data order and "
+        f"noise), {results.seeds[0].n} samples each. The seed s.d. "
+        "includes the metric's own noise; a ratio well above 1 means training randomness dominates it. With few seeds "
+        "an s.d. is itself uncertain by about 1/√(2(n−1)) of its value."))
+    rows = [(f.family, ", ".join(f"{v:.3g}" for v in f.swd), _pm(f.summary.mean, f.summary.sd), f"{f.cv:.1%}",
+             f"{f.metric_sd:.2g}", f"{f.summary.sd / f.metric_sd:.2g}" if f.metric_sd else "") for f in results.seeds]
+    blocks.append(Table(("family", "SWD per seed", "mean ± s.d.", "s.d. / mean", "metric s.d.", "seed s.d. / metric s.d."),
+                        tuple(rows)))
+    return blocks, {}

@@ -1,0 +1,160 @@
+"""The small statistics the study's verdicts rest on, written out so each number can be checked by hand.
+
+- :func:`summarize`: mean, sample s.d. and standard error of repeated measurements (e.g. seeds).
+- :func:`welch`: difference of two means with Welch's standard error and degrees of freedom
+  (Welch 1947), judged against Student-t critical values (:func:`t_critical`).
+- :func:`wilson`: the Wilson score interval of a proportion (Wilson 1927), good at small n and
+  near 0 or 1, where the normal interval fails.
+- :func:`two_proportions`: difference of two proportions with the unpooled standard error.
+- :func:`fisher_greater`: one-sided Fisher exact test on a 2×2 table (counts of unstable cells).
+
+No SciPy: the t table below is the standard one (two-sided 95 % and 99 %); tests check it (and
+its interpolation) against ``scipy.stats.t`` where SciPy is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+# Two-sided critical values of Student's t for df = 1..30; beyond 30 the normal values.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042)
+_T99 = (63.657, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355, 3.250, 3.169, 3.106, 3.055, 3.012, 2.977,
+        2.947, 2.921, 2.898, 2.878, 2.861, 2.845, 2.831, 2.819, 2.807, 2.797, 2.787, 2.779, 2.771, 2.763,
+        2.756, 2.750)
+Level = Literal["99%", "95%", "none"]
+
+
+def t_critical(df: float, confidence: Literal[95, 99] = 95) -> float:
+    """Two-sided critical value of Student's t; a fractional df (Welch) interpolates the table
+    linearly in 1/df, the usual rule for t tables (never below the exact value; within 5 % for
+    df ≥ 2, up to 50 % too large between df 1 and 2); beyond df 30 towards the normal value."""
+    table = (*(_T95 if confidence == 95 else _T99), 1.960 if confidence == 95 else 2.576)
+    if not df >= 1:
+        return math.inf
+    if df >= len(table) - 1:  # between df 30 and the normal value (includes df = inf: a z test)
+        w = 30 / df  # 1/df relative to 1/30
+        return table[-1] + w * (table[-2] - table[-1])
+    low = int(math.floor(df))
+    if low == df:
+        return table[low - 1]
+    w = (1 / df - 1 / (low + 1)) / (1 / low - 1 / (low + 1))
+    return table[low] + w * (table[low - 1] - table[low])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Repeated measurements: mean, sample s.d. (ddof 1; NaN for one value), s.e. = s.d./√n."""
+
+    values: tuple[float, ...]
+    mean: float
+    sd: float
+    se: float
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+
+def summarize(values: Sequence[float]) -> Summary:
+    """Mean, s.d. and s.e. of the finite ``values`` (NaN-valued fields when none is finite)."""
+    finite = tuple(float(v) for v in values if math.isfinite(v))
+    if not finite:
+        return Summary((), math.nan, math.nan, math.nan)
+    arr = np.array(finite)
+    sd = float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
+    return Summary(finite, float(arr.mean()), sd, sd / math.sqrt(len(arr)) if len(arr) > 1 else math.nan)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a − b`` with its standard error, t statistic, Welch df and the confidence level it clears."""
+
+    difference: float
+    se: float
+    t: float
+    df: float
+    level: Level
+
+
+def welch(a: Summary, b: Summary) -> Comparison:
+    """Welch's unequal-variance comparison of two means (needs ≥ 2 values in each).
+
+    se = √(s_a²/n_a + s_b²/n_b); df = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1)).
+    With fewer than two values in either group the result has NaN se and level "none".
+    """
+    diff = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Comparison(diff, math.nan, math.nan, math.nan, "none")
+    va, vb = a.sd**2 / a.n, b.sd**2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:
+        t = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        return Comparison(diff, 0.0, t, math.inf, "99%" if diff else "none")
+    df = se**4 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    t = diff / se
+    return Comparison(diff, se, t, df, _level(abs(t), df))
+
+
+def _level(t: float, df: float) -> Level:
+    if t > t_critical(df, 99):
+        return "99%"
+    if t > t_critical(df, 95):
+        return "95%"
+    return "none"
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """``k`` of ``n`` with its Wilson 95 % interval [low, high]."""
+
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @property
+    def share(self) -> float:
+        return self.k / self.n if self.n else math.nan
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> Proportion:
+    """Wilson score interval: centre (k + z²/2)/(n + z²), half-width z√(p(1−p)/n + z²/4n²)/(1 + z²/n)."""
+    if n == 0:
+        return Proportion(k, n, math.nan, math.nan)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return Proportion(k, n, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def two_proportions(a: Proportion, b: Proportion) -> Comparison:
+    """``share_a − share_b`` with the unpooled s.e. √(p_a(1−p_a)/n_a + p_b(1−p_b)/n_b), as a z test.
+
+    When both shares are 0 or 1 the s.e. is 0; a nonzero difference then clears every level.
+    """
+    diff = a.share - b.share
+    se = math.sqrt(a.share * (1 - a.share) / a.n + b.share * (1 - b.share) / b.n)
+    if se == 0:
+        return Comparison(diff, 0.0, 0.0 if diff == 0 else math.copysign(math.inf, diff), math.inf,
+                          "99%" if diff else "none")
+    z = diff / se
+    return Comparison(diff, se, z, math.inf, _level(abs(z), math.inf))
+
+
+def fisher_greater(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
+    """One-sided Fisher exact p-value that group a has a higher rate than group b.
+
+    With margins fixed, the count in group a is hypergeometric; p = P(X ≥ k_a).
+    """
+    total_k, total = k_a + k_b, n_a + n_b
+    denom = math.comb(total, n_a)
+    upper = min(n_a, total_k)
+    return sum(math.comb(total_k, x) * math.comb(total - total_k, n_a - x) for x in range(k_a, upper + 1)) / denom

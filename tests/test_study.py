@@ -1,0 +1,376 @@
+"""``landiff study``: every experiment end to end in miniature, the D′ construction, the distances,
+the statistics behind the verdicts, and resuming (a finished study trains nothing; a partial run resumes)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landiff.errors import TrainingDiverged, UserError
+from landiff.metrics.io import load_reference, read_npz
+from landiff.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
+from landiff.study.execute import open_study
+from landiff.study.experiments import compute_to_reach, swd_at_time
+from landiff.study.evaluation import CurvePoint
+from landiff.study.perturb import apply_perturbation, make_perturbation, read_perturbation
+from landiff.study.plan import GRID, RunSpec, apply_cell, base_config, matched_config, reference_name
+from landiff.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
+from landiff.study.state import checkpoint_state, open_state, save_state
+from landiff.study.uncertainty import fisher_greater, summarize, t_critical, two_proportions, welch, wilson
+from landiff.study.verdict import observations
+from landiff.train import train
+from landiff.train.checkpoint import list_checkpoints, load_checkpoint
+from landiff.train.config import config_differences
+
+TINY = make_options(budget="tiny")
+
+
+def _numbered(count: int, start: int = 0) -> np.ndarray:
+    """Images whose pixels all hold their number: image k is constant start + k."""
+    return np.repeat(np.arange(start, start + count, dtype=np.uint8), 4 * 4 * 3).reshape(count, 4, 4, 3)
+
+
+# ----------------------------------------------------------------- D′ construction
+def test_perturbations_change_exactly_the_chosen_indices_the_same_in_every_variant():
+    images, pool = _numbered(40), _numbered(10, start=100)
+    replace = make_perturbation("replace", 40, 0.1, seed=3, pool_size=10)
+    remove = make_perturbation("remove", 40, 0.1, seed=3)
+    duplicate = make_perturbation("duplicate", 40, 0.1, seed=3)
+    changed = np.array(replace.changed)
+    assert len(changed) == 4 and replace.changed == remove.changed == duplicate.changed
+    assert list(changed) == sorted(set(changed))  # sorted, distinct
+    assert make_perturbation("replace", 40, 0.1, seed=3, pool_size=10) == replace  # seeded: same choice again
+    assert make_perturbation("replace", 40, 0.1, seed=4, pool_size=10).changed != replace.changed
+
+    out = apply_perturbation(replace, images, pool)
+    assert np.flatnonzero((out != images).any(axis=(1, 2, 3))).tolist() == changed.tolist()
+    assert out[changed, 0, 0, 0].tolist() == [100 + s for s in replace.sources]
+    assert len(set(replace.sources)) == 4
+
+    removed = apply_perturbation(remove, images, None)
+    assert removed.shape[0] == 36 == remove.n_after
+    assert removed[:, 0, 0, 0].tolist() == [k for k in range(40) if k not in set(changed.tolist())]
+
+    copied = apply_perturbation(duplicate, images, None)
+    j = duplicate.sources[0]
+    assert j not in changed and set(duplicate.sources) == {j}
+    assert copied[changed, 0, 0, 0].tolist() == [j] * 4 and int((copied[:, 0, 0, 0] == j).sum()) == 5
+    assert np.flatnonzero((copied != images).any(axis=(1, 2, 3))).tolist() == changed.tolist()
+
+
+def test_perturbation_record_round_trips_and_bad_requests_are_refused(tmp_path):
+    p = make_perturbation("replace", 100, 0.05, seed=0, pool_size=5)
+    (tmp_path / "p.json").write_text(p.to_json())
+    assert read_perturbation(tmp_path / "p.json") == p
+    assert json.loads(p.to_json())["n_after"] == 100 and len(p.changed) == 5
+    with pytest.raises(UserError, match="outside D"):
+        make_perturbation("replace", 100, 0.05, seed=0, pool_size=4)
+    with pytest.raises(UserError, match="--fraction"):
+        make_perturbation("remove", 100, 0.0, seed=0)
+    with pytest.raises(UserError, match="unknown perturbation"):
+        make_perturbation("shuffle", 100, 0.05, seed=0)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------- distances
+@pytest.fixture(scope="module")
+def landscapes() -> np.ndarray:
+    return load_reference("synthetic", (32, 32), 96, split="heldout").images
+
+
+def test_distances_on_constructed_pairs(landscapes):
+    a = landscapes[:48]
+    assert np.all(rmse(a, a) == 0) and np.all(perceptual_distance(a, a) == 0)
+    calibration = calibrate(landscapes[48:], seed=0)  # calibrated on other images than the ones tested
+    altered = mildly_altered(a, seed=1)
+    assert np.array_equal(altered, mildly_altered(a, seed=1)) and not np.array_equal(altered, a)
+    unrelated = landscapes[48:96]
+    same_share = np.mean(perceptual_distance(a, altered) < calibration.threshold)
+    unrelated_share = np.mean(perceptual_distance(a, unrelated) < calibration.threshold)
+    assert same_share >= 0.85 and unrelated_share <= 0.15
+    assert perceptual_distance(a, unrelated).mean() > 4 * perceptual_distance(a, altered).mean()
+    inverted = 255 - a
+    assert perceptual_distance(a, inverted).min() > perceptual_distance(a, unrelated).mean()
+    assert rmse(a, inverted).mean() == pytest.approx(np.sqrt(np.mean((1 - 2 * a.astype(np.float64) / 255) ** 2, axis=(1, 2, 3))).mean(), rel=1e-5)
+    assert calibration.separated and 0.9 <= calibration.same_below and calibration.different_below <= 0.1
+    assert "geometric mean" in calibration.rule
+
+
+def test_perceptual_distance_forgives_a_one_pixel_shift_more_than_rmse(landscapes):
+    a, unrelated = landscapes[:32], landscapes[32:64]
+    for axis in (1, 2):  # down / right by one pixel, the edge row or column repeated
+        shifted = np.concatenate([a.take([0], axis=axis), a.take(range(31), axis=axis)], axis=axis)
+        # relative to the distance between two different pictures, a shift is smaller perceptually than per pixel
+        perceptual = perceptual_distance(a, shifted).mean() / perceptual_distance(a, unrelated).mean()
+        pixel = rmse(a, shifted).mean() / rmse(a, unrelated).mean()
+        assert perceptual < 0.9 * pixel and perceptual < 0.45
+
+
+# ----------------------------------------------------------------- statistics
+def test_statistics_known_values():
+    s = summarize([1.0, 2.0, 3.0])
+    assert (s.mean, s.sd, s.se) == pytest.approx((2.0, 1.0, 1 / math.sqrt(3)))
+    c = welch(summarize([10.0, 11.0, 12.0]), summarize([1.0, 2.0, 3.0]))
+    assert c.difference == 9.0 and c.se == pytest.approx(math.sqrt(2 / 3)) and c.df == pytest.approx(4.0)
+    assert c.level == "99%"
+    assert welch(summarize([1.0, 2.0, 3.0]), summarize([1.5, 2.5, 2.0])).level == "none"
+    assert welch(summarize([1.0]), summarize([2.0, 3.0])).level == "none"
+    z = two_proportions(wilson(15, 16), wilson(2, 16))
+    assert z.difference == pytest.approx(13 / 16) and z.df == math.inf and z.level == "99%"
+    assert two_proportions(wilson(8, 16), wilson(7, 16)).level == "none"
+    assert t_critical(math.inf) == 1.960 and t_critical(30) == 2.042 and t_critical(0.5) == math.inf
+    w = wilson(0, 16)
+    assert w.low == 0.0 and w.high == pytest.approx(0.1936, abs=1e-3)
+    assert fisher_greater(6, 6, 0, 6) == pytest.approx(1 / 924)
+    assert fisher_greater(0, 6, 6, 6) == 1.0
+
+
+def test_statistics_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 7, 30):
+        assert t_critical(df, 95) == pytest.approx(stats.t.ppf(0.975, df), abs=2e-3)
+        assert t_critical(df, 99) == pytest.approx(stats.t.ppf(0.995, df), abs=2e-3)
+    for df in (1.3, 1.8, 2.5, 4.7, 12.2, 45.0):  # Welch's fractional df: interpolated in 1/df, never too small
+        for confidence, q in ((95, 0.975), (99, 0.995)):
+            exact = stats.t.ppf(q, df)
+            assert t_critical(df, confidence) >= exact - 1e-3
+            if df >= 2:
+                assert t_critical(df, confidence) == pytest.approx(exact, rel=0.05)
+    for table in ((3, 6, 1, 6), (5, 6, 2, 6), (1, 4, 0, 9)):
+        k_a, n_a, k_b, n_b = table
+        expected = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]], alternative="greater")[1]
+        assert fisher_greater(*table) == pytest.approx(expected)
+
+
+def test_compute_to_reach_interpolates_in_log_compute():
+    curve = [CurvePoint(k + 1, 0, 0, 10.0 * (k + 1), 10.0 ** (k + 1), swd, 0.0, 8) for k, swd in enumerate((90.0, 50.0, 30.0))]
+    flops, seconds, first = compute_to_reach(curve, 40.0)
+    assert flops == pytest.approx(10**2.5) and seconds == pytest.approx(25.0) and not first
+    assert compute_to_reach(curve, 95.0) == (10.0, 10.0, True)
+    assert math.isnan(compute_to_reach(curve, 10.0)[0])
+    assert swd_at_time(curve, 15.0) == pytest.approx(70.0) and swd_at_time(curve, 30.0) == 30.0
+    assert math.isnan(swd_at_time(curve, 5.0))
+
+
+# ----------------------------------------------------------------- options and plan
+def test_budget_split_and_plan():
+    options = make_options(budget="60")
+    a = allocate(options)
+    assert a.diffusion_minutes == pytest.approx(3 * a.gan_minutes)
+    total = 12 * (a.diffusion_minutes + a.gan_minutes) + a.eval_minutes + a.setup_minutes
+    assert total == pytest.approx(0.95 * 60.0) and 2.5 < a.diffusion_minutes < 4.0
+    plan = build_plan(options)
+    names = [spec.name for spec in plan]
+    assert len(plan) == 24 and len(set(names)) == 24
+    assert names[:2] == [reference_name("diffusion"), reference_name("gan")]
+    assert [s.name for s in build_plan(options, ("seed-stability",))] == [
+        "diffusion-D-seed0", "gan-D-seed0", "diffusion-D-seed1", "diffusion-D-seed2", "gan-D-seed1", "gan-D-seed2"]
+    with pytest.raises(UserError, match="--budget"):
+        allocate(make_options(budget="4"))
+    with pytest.raises(UserError, match="--budget"):
+        make_options(budget="soon")
+    with pytest.raises(UserError, match="--seeds"):
+        make_options(budget="tiny", seeds=1)
+
+
+def test_grid_cells_change_one_factor_and_match_images_seen():
+    expected = {"lr": {"optim.lr"}, "batch": {"optim.batch"}, "schedule": {"diffusion.schedule"},
+                "loss": {"diffusion.loss", "diffusion.variance"}, "beta1": {"optim.beta1"}, "d_steps": {"gan.d_steps"}}
+    for family, cells in GRID.items():
+        default = base_config(family, make_options(), "D", 0)
+        for cell in cells:
+            changed = apply_cell(default, cell)
+            assert set(config_differences(default, changed)) == expected[cell.factor], cell
+    gan = base_config("gan", make_options(), "D", 0)
+    reference = matched_config(gan, 128 * 100)
+    assert reference.train_steps == 100
+    assert matched_config(apply_cell(gan, GRID["gan"][3]), 128 * 100).train_steps == 50  # batch x2
+    assert matched_config(apply_cell(gan, GRID["gan"][5]), 128 * 100).train_steps == 50  # two D steps per G step
+
+
+def test_changed_options_are_refused(tmp_path):
+    state = open_state(tmp_path, TINY)
+    save_state(tmp_path, state)
+    assert open_state(tmp_path, TINY).options == TINY.to_dict()
+    with pytest.raises(UserError, match="other options.*fraction"):
+        open_state(tmp_path, dataclasses.replace(TINY, fraction=0.1))
+    with pytest.raises(UserError, match="process"):
+        open_state(tmp_path, TINY, world=2)
+
+
+def test_an_image_folder_is_split_into_held_out_d_and_replacements(tmp_path):
+    from PIL import Image
+
+    from landiff.study.datasets import prepare_data, split_folder
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(80):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"img{k:03d}.PNG")
+    options = make_options(data=str(folder), budget="tiny", images=32, n=16)
+    assert split_folder(80, options) == (26, 32, 22)  # held out 2·min(n, 80 // 6), D, the rest replaces
+    layout = prepare_data(tmp_path / "out", options, log=lambda _: None)
+    assert (layout.n_images, layout.reference_n, layout.pool) == (32, 13, 22)
+    d = np.load(layout.prepared("D") / "images.npy")
+    held = read_npz(layout.heldout)
+    replaced = np.load(layout.prepared("replace") / "images.npy")
+    p = read_perturbation(layout.perturbation("replace"))
+    keys = lambda images: {image.tobytes() for image in images}  # noqa: E731
+    assert d.shape == (32, 32, 32, 3) and held.shape == (26, 32, 32, 3)
+    assert not keys(d) & keys(held)  # the reference is never trained on
+    new = replaced[list(p.changed)]
+    assert not keys(new) & keys(d) and not keys(new) & keys(held)  # replacements come from outside D
+    assert split_folder(25, options) == (8, 16, 1)
+    with pytest.raises(UserError, match="at least about 25"):
+        split_folder(24, options)
+
+
+# ----------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> tuple[Path, object, list[str]]:
+    out = tmp_path_factory.mktemp("study")
+    logs: list[str] = []
+    outcome = run_study(out, TINY, log=logs.append)
+    return out, outcome, logs
+
+
+def test_every_experiment_runs_end_to_end(study):
+    out, outcome, _ = study
+    assert len(outcome.trained) == 22 and len(outcome.evaluated) == 22  # 2 seeds + 3 D′ + 6 cells, per family
+    for name in EXPERIMENTS:
+        assert json.loads((out / "results" / f"{name}.json").read_text())["experiment"] == name
+    quality = json.loads((out / "results" / "quality.json").read_text())["result"]
+    assert len(quality["diffusion"]["swd"]) == 2 and all(v > 0 for v in quality["gan"]["swd"])
+    cost = json.loads((out / "results" / "cost.json").read_text())["result"]
+    assert [p["stage"] for p in cost["diffusion"]["curve"]] == [1, 2]
+    assert cost["diffusion"]["curve"][0]["images_seen"] == 16 and cost["diffusion"]["curve"][1]["images_seen"] == 32
+    grid = json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
+    assert [len(g["cells"]) for g in grid] == [6, 6]
+    assert all(c["outcome"] in ("diverged", "collapsed", "worse", "better", "similar") for g in grid for c in g["cells"])
+    sensitivity = json.loads((out / "results" / "data-sensitivity.json").read_text())["result"]
+    rows = {p["label"]: p for f in sensitivity["families"] for p in f["variants"]}
+    assert set(rows) == {"D vs D-replace", "D vs D-remove", "D vs D-duplicate"}
+    assert all(p["same"]["n"] == 16 and p["rmse_mean"] >= 0 for p in rows.values())
+    html, md = (out / "study.html").read_text(), (out / "study.md").read_text()
+    for text in ("Observations", "1. Quality", "2. Cost", "3. Data sensitivity", "4. Hyper-parameter stability",
+                 "5. Seed stability", "same picture"):
+        assert text in html and text in md
+    for png in ("curve", "grid-diffusion", "grid-gan", "pairs-diffusion", "pairs-gan", "calibration", "samples-real"):
+        assert (out / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_verdicts_state_each_claim(study):
+    from landiff.study.experiments import compute_results
+
+    claims = observations(compute_results(study[0]))
+    assert [c.number for c in claims] == [1, 2, 3, 4]
+    assert all(c.verdict in ("supported", "not supported", "inconclusive") for c in claims)
+    assert "t =" in claims[0].evidence and "FLOPs" in claims[1].evidence and "Fisher" in claims[3].evidence
+
+
+def test_study_data_is_exact(study):
+    out = study[0]
+    d = np.load(out / "data" / "D" / "prepared" / "images.npy")
+    assert d.shape == (32, 32, 32, 3)
+    from landiff.data.synthetic import SyntheticLandscapes
+
+    assert np.array_equal(d, SyntheticLandscapes(n=34, resolution=32, seed=0).render(range(32))[0])
+    for kind, size in (("replace", 32), ("remove", 30), ("duplicate", 32)):
+        p = read_perturbation(out / "data" / kind / "perturbation.json")
+        variant = np.load(out / "data" / kind / "prepared" / "images.npy")
+        assert variant.shape[0] == size == p.n_after and len(p.changed) == 2
+        if kind != "remove":
+            assert np.flatnonzero((variant != d).any(axis=(1, 2, 3))).tolist() == list(p.changed)
+    assert read_npz(out / "data" / "heldout.npz").shape == (32, 32, 32, 3)
+
+
+def test_second_invocation_trains_and_measures_nothing(study):
+    out = study[0]
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.safetensors")}
+    assert len(checkpoints) == 22
+    again = run_study(out, TINY, log=lambda _: None)
+    assert again.trained == [] and again.evaluated == []
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.safetensors")} == checkpoints
+
+
+def test_dry_run_prints_the_plan_with_states(study, capsys):
+    from landiff.cli import study as cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["study", "seed-stability", "--budget", "tiny", "--out", str(study[0]), "--dry-run"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "gan-D-seed1" in text and "finished" in text and "estimated:" in text and "gan-lr" not in text
+
+
+def test_killed_study_continues_and_a_partial_run_resumes_exactly(tmp_path, study):
+    out = tmp_path / "s"
+
+    def stop_at_second_seed(line: str) -> None:
+        if line.startswith("[study] training diffusion-D-seed1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(out, TINY, ("seed-stability",), log=stop_at_second_seed)
+    assert {p.parent.parent.name for p in out.glob("runs/*/checkpoints/*")} == {"diffusion-D-seed0", "gan-D-seed0"}
+    # a run killed after its first step: train it partially with the config the study would use
+    handle = open_study(out, TINY, log=lambda _: None)
+    spec = RunSpec("diffusion-D-seed1", "diffusion", "seed", seed=1)
+    reference = checkpoint_state(out / "runs" / "diffusion-D-seed0")
+    config = matched_config(handle.config(spec), reference.images_seen)
+    train(config, out / "runs" / spec.name, log=lambda _: None, stop_after=1)
+    assert checkpoint_state(out / "runs" / spec.name).step == 1
+
+    logs: list[str] = []
+    outcome = run_study(out, TINY, ("seed-stability",), log=logs.append)
+    assert outcome.trained == ["diffusion-D-seed1", "gan-D-seed1"]
+    assert any(line.startswith("resumed from") and "step 1" in line for line in logs)
+    assert [s for s, _ in list_checkpoints(out / "runs" / spec.name / "checkpoints")] == [config.train_steps]
+    # resumed = uninterrupted: the same weights as the full study's run of the same config
+    resumed = load_checkpoint(list_checkpoints(out / "runs" / spec.name / "checkpoints")[-1][1])[0]
+    whole = load_checkpoint(list_checkpoints(study[0] / "runs" / spec.name / "checkpoints")[-1][1])[0]
+    assert all(np.array_equal(resumed[k].numpy(), whole[k].numpy()) for k in whole if k.startswith(("model.", "ema.")))
+
+
+def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
+    import shutil
+
+    import landiff.study.execute as execute
+
+    out = tmp_path / "copy"
+    shutil.copytree(study[0], out)
+    shutil.rmtree(out / "runs" / "gan-lr-x4")
+    (out / "results" / "runs" / "gan-lr-x4.json").unlink()
+    state = json.loads((out / "plan.json").read_text())
+    state["runs"]["gan-lr-x4"]["status"] = "pending"
+    (out / "plan.json").write_text(json.dumps(state))
+
+    def diverge(config, run_dir, **_):
+        raise TrainingDiverged("training diverged: steps 1-20 all had a non-finite loss or gradient; last good checkpoint: none yet")
+
+    monkeypatch.setattr(execute, "train", diverge)
+    outcome = run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
+    assert outcome.trained == ["gan-lr-x4"]
+    assert json.loads((out / "plan.json").read_text())["runs"]["gan-lr-x4"]["status"] == "diverged"
+    grid = json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
+    cell = next(c for g in grid for c in g["cells"] if c["name"] == "gan-lr-x4")
+    assert cell["outcome"] == "diverged" and cell["swd"] is None
+    assert "diverged" in (out / "study.md").read_text()
+    assert run_study(out, TINY, ("hparam-stability",), log=lambda _: None).trained == []  # not retried
+
+    def broken(config, run_dir, **_):
+        raise UserError("--data is not readable")
+
+    monkeypatch.setattr(execute, "train", broken)
+    state = json.loads((out / "plan.json").read_text())
+    state["runs"]["gan-lr-x4"]["status"] = "pending"
+    (out / "plan.json").write_text(json.dumps(state))
+    with pytest.raises(UserError, match="not readable"):  # other errors are the user's to fix, not a verdict
+        run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
