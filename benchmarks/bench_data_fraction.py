@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,10 @@ from landiff.train.components import make_adamw
 from landiff.train.config import OptimConfig
 from landiff.train.data_stream import batch_stream
 from landiff.train.precision import Precision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import RESULTS, append_results  # noqa: E402
 
 BATCH, BATCHES = 32, 20
 
@@ -91,9 +96,7 @@ def main() -> None:
     lines += [f"| {n} | {d:.1f} | {s:.0f} | {f:.1f} % |" for n, d, s, f in rows]
     text = "\n".join(lines)
     print(text)
-    results = Path(__file__).with_name("RESULTS.md")
-    with open(results, "a", encoding="utf-8") as handle:
-        handle.write("\n## Data loading share of a training step\n\n" + text + "\n")
+    append_results(RESULTS, "## Data loading share of a training step\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import json
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -31,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anchors import Candidate, available, ddpm_pytorch_unet, diffusers_unet, match_width, train_flops  # noqa: E402
+from measure import RESULTS, append_results, median_seconds  # noqa: E402
 from peaks import measure_peaks  # noqa: E402
 
 MODES = ("fp32", "fp32+cl", "bf16", "bf16+cl")
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def landiff_candidate(preset: str, resolution: int) -> Candidate:
@@ -63,27 +62,6 @@ def _optimizer(library: str, net: torch.nn.Module, device: torch.device) -> torc
     return torch.optim.AdamW(net.parameters(), lr=1e-4)
 
 
-def _median_time(fn, steps: int, warmup: int, device: torch.device, give_up: float = float("inf")) -> float:
-    """Median seconds of ``fn`` over ``steps`` calls after ``warmup``. When the first call already
-    takes longer than ``give_up`` (a mode far slower than the best), that one call is the answer."""
-
-    def timed() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    first = timed()
-    if first > give_up:
-        return first
-    for _ in range(warmup - 1):
-        timed()
-    return statistics.median([timed() for _ in range(steps)])
-
-
 def time_mode(spec: dict, candidate: Candidate, mode: str, device: torch.device, best: dict | None) -> dict:
     """Median seconds per training step and per sampling forward in one mode."""
     torch.manual_seed(0)
@@ -109,9 +87,9 @@ def time_mode(spec: dict, candidate: Candidate, mode: str, device: torch.device,
             candidate.fwd(net, x, t)
 
     slow = 4.0  # a mode 4x slower than the best so far is timed once
-    step = _median_time(train_step, spec["steps"], spec["warmup"], device, slow * best["train_s"] if best else float("inf"))
+    step = median_seconds(train_step, spec["steps"], device, spec["warmup"], slow * best["train_s"] if best else float("inf"))
     net.eval()
-    forward = _median_time(sample_forward, spec["steps"], spec["warmup"], device,
+    forward = median_seconds(sample_forward, spec["steps"], device, spec["warmup"],
                            slow * best["sample_s"] if best else float("inf"))
     return {"mode": mode, "train_s": step, "sample_s": forward}
 
@@ -281,8 +259,7 @@ def report(args: argparse.Namespace) -> str:
         table(["setting", "batch", "library", "mode", "img·NFE/s", "GFLOP/s"], sample),
     ])
     if not args.no_append:
-        with open(args.results, "a") as handle:
-            handle.write("\n" + text + "\n")
+        append_results(args.results, text)
     return text
 
 

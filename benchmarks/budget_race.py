@@ -42,9 +42,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from measure import RESULTS, append_results  # noqa: E402
 from race_entrants import ENTRANTS, Entrant, make_entrant  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 @dataclasses.dataclass
@@ -125,8 +125,7 @@ def main() -> None:
     text = render(args, curves, float(floor.value), float(floor.std))
     print(text)
     if not args.no_append:
-        with open(args.results, "a") as handle:
-            handle.write("\n" + text + "\n")
+        append_results(args.results, text)
 
 
 def render(args: argparse.Namespace, curves: dict[str, list[Point]], floor: float, floor_std: float) -> str:

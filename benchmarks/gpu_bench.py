@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_train  # noqa: E402
 from anchors import train_flops  # noqa: E402
+from measure import RESULTS, append_results, median_seconds  # noqa: E402
 from peaks import measure_peaks  # noqa: E402
 
 
@@ -62,7 +63,7 @@ def adm_section(device: torch.device, batch: int, steps: int, compile_too: bool,
         if device.type == "cuda":
             torch.cuda.synchronize()
         first = time.perf_counter() - start
-        seconds = bench_train._median_time(step, steps, 1, device)
+        seconds = median_seconds(step, steps, device)
         achieved = flops * batch / seconds / 1e12
         memory = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else "–"
         rows.append([f"{preset}@{res}", str(batch), "compiled" if compiled else "eager", f"{first:.1f} s",
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--adm-batch", type=int, default=256, help="adm-64 batch (fill the GPU)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile for adm-64")
-    parser.add_argument("--results", type=Path, default=bench_train.RESULTS)
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -97,8 +98,7 @@ def main() -> None:
     text += "\n\n" + adm_section(device, 2 if dry else args.adm_batch, 1 if dry else args.steps, args.compile, dry)
     print(text)
     if not (dry or args.no_append):
-        with open(args.results, "a") as handle:
-            handle.write("\n" + text + "\n")
+        append_results(args.results, text)
 
 
 if __name__ == "__main__":

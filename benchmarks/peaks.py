@@ -6,25 +6,20 @@ every FLOP ran in the best kernel, so achieved GFLOP/s can be read against them.
 
 from __future__ import annotations
 
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import median_seconds  # noqa: E402
+
 
 def _rate(fn, flops: float, device: torch.device, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return flops / statistics.median(times) / 1e9
+    """GFLOP/s of ``fn`` doing ``flops`` floating-point operations per call (median over ``repeats``)."""
+    return flops / median_seconds(fn, repeats, device) / 1e9
 
 
 def measure_peaks(device: torch.device, quick: bool = False) -> dict[str, float]:

@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import RESULTS, append_results  # noqa: E402
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,18 @@ def grid(quick: bool) -> list[Point]:
     points += [Point("dpm++", s, k, False) for s in ("quadratic", "logsnr") for k in (5, 10)]
     points += [Point("ddim", s, k) for s in ("uniform", "quadratic") for k in (10, 20)]
     points += [Point("ddpm", "uniform", 50)]
+    return points
+
+
+def parse_points(text: str) -> list[Point]:
+    """``"dpm++:logsnr:50,ddim:uniform:100"`` → points; a fourth field ``2nd`` turns off DPM-Solver++'s
+    lower-order final step."""
+    points = []
+    for item in text.split(","):
+        fields = item.strip().split(":")
+        if len(fields) not in (3, 4) or fields[0] not in ("dpm++", "ddim", "ddpm") or not fields[2].isdigit():
+            raise SystemExit(f"--points: expected sampler:spacing:steps[:2nd] (sampler dpm++, ddim or ddpm), got {item!r}")
+        points.append(Point(fields[0], fields[1], int(fields[2]), lower_order_final=fields[3:] != ["2nd"]))
     return points
 
 
@@ -114,6 +129,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--reference-steps", type=int, default=1000)
     parser.add_argument("--inception", default=None, help="Inception weights (default: landiff's weight cache)")
+    parser.add_argument("--points", default=None,
+                        help="only these points, e.g. dpm++:logsnr:50,ddim:uniform:100 (default: the full grid)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--no-append", action="store_true")
@@ -144,17 +161,19 @@ def sweep(args: argparse.Namespace) -> str:
     seeds = list(range(args.n))
     start = time.perf_counter()
     base = measure(reference_samples(loaded, args.run, seeds, args.reference_steps), reference, extractor)
-    rows = [[f"ddpm uniform (reference)", str(args.reference_steps), f"{base['swd']:.1f} ± {base['swd_std']:.1f}", "1.00",
+    rows = [["ddpm uniform (reference)", str(args.reference_steps), f"{base['swd']:.1f} ± {base['swd_std']:.1f}", "1.00",
              f"{base['fid']:.1f}" if "fid" in base else "–"]]
     results = {"reference": base, "points": []}
-    for point in grid(args.quick):
+    points = parse_points(args.points) if args.points else grid(args.quick)
+    for point in points:
         m = measure(draw(loaded, point, seeds), reference, extractor)
         results["points"].append({**dataclasses.asdict(point), **m})
         rows.append([point.label, str(point.steps), f"{m['swd']:.1f} ± {m['swd_std']:.1f}", f"{m['swd'] / base['swd']:.2f}",
                      f"{m['fid']:.1f}" if "fid" in m else "–"])
         print(f"{point.label} {point.steps}: SWD {m['swd']:.1f}", file=sys.stderr, flush=True)
     (args.run / "sweep").mkdir(parents=True, exist_ok=True)
-    (args.run / "sweep" / "results.json").write_text(json.dumps(results, indent=1))
+    name = "results-points.json" if args.points else "results.json"
+    (args.run / "sweep" / name).write_text(json.dumps(results, indent=1))
     command = "python benchmarks/sampler_sweep.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         f"## Samplers × steps on a trained tiny model (SWD against the {args.reference_steps}-step ancestral sampler)",
@@ -168,8 +187,7 @@ def sweep(args: argparse.Namespace) -> str:
         *("| " + " | ".join(r) + " |" for r in rows),
     ])
     if not args.no_append:
-        with open(args.results, "a") as handle:
-            handle.write("\n" + text + "\n")
+        append_results(args.results, text)
     return text
 
 

@@ -70,3 +70,7 @@ def test_sampler_sweep_quick_reports_ratio_to_reference(tmp_path):
     assert len(rows) == 4  # the reference and three sweep points
     assert rows[0][3].strip() == "1.00"
     assert all(_number(r[2].strip()) > 0 for r in rows)
+    again = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), "--points", "ddim:uniform:3,dpm++:logsnr:3:2nd",
+                 cwd=tmp_path)
+    labels = [line.split("|")[1].strip() for line in again.splitlines() if line.startswith(("| dpm++", "| ddim"))]
+    assert labels == ["ddim uniform", "dpm++ logsnr, 2nd-order final step"]
