@@ -374,3 +374,32 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
     (out / "plan.json").write_text(json.dumps(state))
     with pytest.raises(UserError, match="not readable"):  # other errors are the user's to fix, not a verdict
         run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
+
+
+def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
+    from landiff.study.sensitivity import FamilySensitivity, PairStats, SensitivityResult
+    from landiff.study.verdict import data_claim
+
+    calibration = calibrate(load_reference("synthetic", (32, 32), 32, split="heldout").images)
+
+    def family(name: str, same_replace: int, replace_distance: float, seed_distance: float) -> FamilySensitivity:
+        def pair(label: str, kind: str, same: int, distance: float) -> PairStats:
+            return PairStats(label, kind, "a", "b", 2 * distance, 0.001, distance, 0.001, wilson(same, 256))
+        return FamilySensitivity(name, (pair("D vs D-replace", "variant", same_replace, replace_distance),),
+                                 (), pair("seed vs seed (pooled)", "seed", 10, seed_distance), False)
+
+    def verdict(diffusion: FamilySensitivity, gan: FamilySensitivity):
+        return data_claim(SensitivityResult(calibration, (diffusion, gan), 256))
+
+    # the GAN's pictures mostly change, diffusion's mostly stay, and relative to a seed the GAN moves more
+    claim = verdict(family("diffusion", 210, 0.03, 0.06), family("gan", 20, 0.12, 0.15))
+    assert claim.verdict == "supported" and "strong" in claim.strength and "not specific" not in claim.strength
+    # the same shares, but the GAN's change is no larger than diffusion's relative to a new seed: said so
+    claim = verdict(family("diffusion", 210, 0.03, 0.055), family("gan", 28, 0.075, 0.151))
+    assert claim.verdict == "supported" and "not specific to data" in claim.strength
+    # the GAN keeps most of its pictures: not "completely different"
+    assert verdict(family("diffusion", 250, 0.01, 0.06), family("gan", 200, 0.02, 0.15)).verdict == "not supported"
+    # the GAN keeps the same picture as often as diffusion
+    assert verdict(family("diffusion", 100, 0.05, 0.06), family("gan", 100, 0.05, 0.15)).verdict == "not supported"
+    # neither separated: about half of each
+    assert verdict(family("diffusion", 130, 0.04, 0.06), family("gan", 122, 0.05, 0.15)).verdict == "inconclusive"

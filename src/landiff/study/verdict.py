@@ -11,10 +11,14 @@ and the rule that decided it (stated here and in the report):
    ("far more"), not supported when ≤ 1×, inconclusive between or when an upper bound blocks the
    conclusion. One training seed per curve: indicative, not a tested difference.
 3. *A slight data change makes the GAN's images completely different, but not diffusion's.* On the
-   ``replace`` variant: supported when diffusion keeps "the same picture" significantly more often
-   (two-proportion z, 95 %) and the GAN's D-vs-D′ distance is ≥ half its seed-vs-seed distance
-   (a change of the order of a new seed); not supported when the GAN changed less than diffusion
-   relative to their seed baselines, or kept the same picture significantly more often.
+   ``replace`` variant, read as the claim's words: supported when most of the GAN's images became
+   different pictures (the Wilson upper bound of its "same picture" share is below 1/2) and
+   diffusion kept the same picture significantly more often (two-proportion z, 95 %); not
+   supported when the GAN kept the same picture at least as often as diffusion, or kept most of
+   its pictures (lower bound ≥ 1/2); inconclusive otherwise. The change relative to a new training
+   seed (D-vs-D′ distance / seed-vs-seed distance, per family) is stated with the verdict: when
+   the GAN's ratio is not above diffusion's, the GAN is as sensitive to its seed as to its data,
+   and the verdict says so.
 4. *Diffusion is stable at the papers' settings but not when they change; the GAN is not.* Counts of
    unstable grid cells (diverged, collapsed, or worse than the default beyond 2 combined s.d.);
    one-sided Fisher exact test. Supported at p < 0.05 with diffusion the less stable; not supported
@@ -35,7 +39,7 @@ from landiff.study.uncertainty import fisher_greater, two_proportions
 
 Verdict = Literal["supported", "not supported", "inconclusive", "not measured"]
 FAR_MORE = 2.0  # "far more expensive": at least twice the compute for the same quality
-COMPLETELY_DIFFERENT = 0.5  # D-vs-D′ distance of at least half the seed-vs-seed distance
+MOSTLY = 0.5  # "completely different": most image pairs are no longer the same picture
 CLAIMS = (
     "diffusion gives higher-quality images than the GAN",
     "training diffusion is far more expensive",
@@ -116,11 +120,15 @@ def data_claim(s: SensitivityResult | None) -> Claim:
             f"diffusion {pd.same.share:.0%} [{pd.same.low:.0%}, {pd.same.high:.0%}], GAN {pg.same.share:.0%} "
             f"[{pg.same.low:.0%}, {pg.same.high:.0%}] (Wilson 95%); D-vs-D′ distance relative to seed-vs-seed: "
             f"diffusion {rel_d:.2f}, GAN {rel_g:.2f}; one D′ training per family")
-    if cmp.level != "none" and cmp.difference > 0 and rel_g >= COMPLETELY_DIFFERENT:
-        return Claim(3, CLAIMS[2], "supported", _strength(cmp.level), text)
-    if (rel_g < rel_d) or (cmp.level != "none" and cmp.difference < 0):
-        return Claim(3, CLAIMS[2], "not supported", _strength(cmp.level) if cmp.difference < 0 else "", text)
-    return Claim(3, CLAIMS[2], "inconclusive", "the shares do not differ beyond their uncertainty", text)
+    seed_note = ""
+    if math.isfinite(rel_d) and math.isfinite(rel_g) and rel_g <= rel_d:
+        seed_note = ("; but relative to a new training seed the GAN changed no more than diffusion: its images depend "
+                     "as much on its seed as on its data, so the sensitivity is not specific to data")
+    if pg.same.high < MOSTLY and cmp.level != "none" and cmp.difference > 0:
+        return Claim(3, CLAIMS[2], "supported", _strength(cmp.level) + seed_note, text)
+    if pg.same.low >= MOSTLY or pg.same.share >= pd.same.share:
+        return Claim(3, CLAIMS[2], "not supported", seed_note.lstrip("; "), text)
+    return Claim(3, CLAIMS[2], "inconclusive", "the shares do not separate beyond their uncertainty" + seed_note, text)
 
 
 def stability_claim(grids: tuple[FamilyGrid, ...] | None) -> Claim:
