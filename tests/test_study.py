@@ -7,6 +7,9 @@ import argparse
 import dataclasses
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -403,3 +406,19 @@ def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
     assert verdict(family("diffusion", 100, 0.05, 0.06), family("gan", 100, 0.05, 0.15)).verdict == "not supported"
     # neither separated: about half of each
     assert verdict(family("diffusion", 130, 0.04, 0.06), family("gan", 122, 0.05, 0.15)).verdict == "inconclusive"
+
+
+def test_study_under_torchrun_trains_the_same_plan_with_the_batch_split(tmp_path, study):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "landiff", "--",
+               "study", "seed-stability", "--budget", "tiny", "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("trained 4 run(s), measured 4") == 1  # rank 0 alone reports
+    assert json.loads((out / "plan.json").read_text())["world"] == 2
+    for name in ("diffusion-D-seed0", "diffusion-D-seed1", "gan-D-seed0", "gan-D-seed1"):
+        config = json.loads((out / "runs" / name / "config.json").read_text())
+        single = json.loads((study[0] / "runs" / name / "config.json").read_text())
+        assert config["optim"]["batch"] * 2 == single["optim"]["batch"]  # the plan's batch is global
+        assert checkpoint_state(out / "runs" / name).images_seen == checkpoint_state(study[0] / "runs" / name).images_seen
+    assert (out / "study.html").is_file() and json.loads((out / "results" / "seed-stability.json").read_text())["result"]
