@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class-cond", action="store_true", default=None, help="class-conditional (labels from subfolders)")
     p.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network (long runs)")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory layout (faster on CUDA; slower on CPU)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory layout (for CUDA, where it usually helps; slower on our 2-core CPU)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (the default)")
     p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
     p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")

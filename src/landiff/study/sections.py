@@ -21,6 +21,7 @@ from landiff.study.options import DIFFUSION_WEIGHT, allocate
 from landiff.study.plan import base_config
 from landiff.study.sensitivity import PairStats
 from landiff.study.similarity import calibration_distances
+from landiff.train.config import TrainConfig
 
 Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
 FIGURES = "figures"
@@ -30,6 +31,11 @@ def _pm(value: float, spread: float, digits: int = 3) -> str:
     if not math.isfinite(value):
         return "n/a"
     return f"{value:.{digits}g}" if not math.isfinite(spread) else f"{value:.{digits}g} ± {spread:.2g}"
+
+
+def _not_measured(blocks: list[Block], experiment: str) -> tuple[list[Block], Assets]:
+    """The section's heading and the command that measures it."""
+    return blocks + [Paragraph(f"Not measured yet: landiff study {experiment}")], {}
 
 
 def recipe_text(results: StudyResults) -> str:
@@ -55,7 +61,7 @@ def quality_section(results: StudyResults, out: Path) -> tuple[list[Block], Asse
     q = results.quality
     blocks: list[Block] = [Heading("1. Quality (claim 1)", 2)]
     if q is None:
-        return blocks + [Paragraph("Not measured yet: landiff study quality")], {}
+        return _not_measured(blocks, "quality")
     blocks.append(Paragraph(
         f"{recipe_text(results)} Metric: SWD x1e3 (lower is better) of {q.diffusion.n} samples against as many held-out "
         f"real images, {results.options.sample_steps}-step DPM-Solver++ for diffusion; ± is the s.d. of 3 metric "
@@ -93,7 +99,7 @@ def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
     c = results.cost
     blocks: list[Block] = [Heading("2. Cost (claim 2)", 2)]
     if c is None:
-        return blocks + [Paragraph("Not measured yet: landiff study cost")], {}
+        return _not_measured(blocks, "cost")
     blocks.append(Paragraph(
         f"{budget_text(results)} {_design(results)} Costs are also given in images seen and FLOPs (torch's FLOP "
         f"counter: convolutions, matmuls, attention). The curve measures the "
@@ -137,7 +143,7 @@ def sensitivity_section(results: StudyResults, out: Path) -> tuple[list[Block], 
     s = results.sensitivity
     blocks: list[Block] = [Heading("3. Data sensitivity (claim 3)", 2)]
     if s is None:
-        return blocks + [Paragraph("Not measured yet: landiff study data-sensitivity")], {}
+        return _not_measured(blocks, "data-sensitivity")
     layout, o = read_layout(out), results.options
     assert layout is not None
     blocks.append(Paragraph(
@@ -170,13 +176,13 @@ def sensitivity_section(results: StudyResults, out: Path) -> tuple[list[Block], 
 def hparam_section(results: StudyResults) -> tuple[list[Block], Assets]:
     blocks: list[Block] = [Heading("4. Hyper-parameter stability (claim 4)", 2)]
     if results.hparam is None:
-        return blocks + [Paragraph("Not measured yet: landiff study hparam-stability")], {}
+        return _not_measured(blocks, "hparam-stability")
     blocks.append(Paragraph(
         "One factor at a time around each family's default (a full grid does not fit the budget): learning rate x1/4 "
         "and x4, batch x1/2 and x2, and per family schedule / loss (diffusion) or Adam β1 / D steps per G step (GAN); one "
         f"seed per cell, each trained on as many images as the default and measured on {results.hparam[0].default.n} "
-        "samples. A cell diverged when the trainer stopped after "
-        "20 consecutive non-finite steps; collapsed when its samples are less than "
+        f"samples. A cell diverged when the trainer stopped after {TrainConfig.max_consecutive_skips} consecutive "
+        "non-finite steps; collapsed when its samples are less than "
         f"{COLLAPSE_RATIO:.0%} as diverse as real images; worse / better when its SWD is more than {WORSE_Z:g} "
         "combined s.d. (seed spread of the default and the cell's metric s.d.) from the default's seed mean."))
     assets, figs = {}, []
@@ -202,7 +208,7 @@ def _grid_table(grid: FamilyGrid) -> Table:
 def seed_section(results: StudyResults) -> tuple[list[Block], Assets]:
     blocks: list[Block] = [Heading("5. Seed stability", 2)]
     if not results.seeds:
-        return blocks + [Paragraph("Not measured yet: landiff study seed-stability")], {}
+        return _not_measured(blocks, "seed-stability")
     blocks.append(Paragraph(
         f"The same config and data over {results.seeds[0].summary.n} training seeds (initialisation, data order and "
         f"noise), {results.seeds[0].n} samples each. The seed s.d. "
