@@ -61,24 +61,44 @@ def test_channels_last_bf16_matches_contiguous_bf16():
     assert (out - reference).norm() / reference.norm() < 2e-2
 
 
-def test_fused_adamw_matches_reference_adamw():
+def test_fused_adamw_matches_a_hand_written_adamw():
+    """Loshchilov & Hutter's AdamW (Algorithm 2) with α = 1 and schedule multiplier η_t = lr, as PyTorch
+    parametrises it: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², m̂ = m/(1−β1^t), v̂ = v/(1−β2^t),
+    θ ← θ − lr·(m̂/(√v̂ + ε) + λθ) with the decay decoupled from the gradient; written out in float64."""
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
-    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    hand = [p.detach().double().clone() for p in params]
     optim = OptimConfig(lr=1e-2, weight_decay=0.1)
     fused = make_adamw(params, optim, torch.device("cpu"))
-    plain = torch.optim.AdamW(twins, lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay,
-                              foreach=False)
     assert fused.defaults["fused"] is True
-    for step in range(5):
-        for group in (params, twins):
-            for k, p in enumerate(group):
-                p.grad = torch.full_like(p, 0.1 * (step + 1) * (k + 1)) + p.detach()
+    lr, wd, b1, b2, eps = optim.lr, optim.weight_decay, optim.beta1, optim.beta2, 1e-8
+    assert (b1, b2) == (0.9, 0.999) and fused.defaults["eps"] == eps
+    m, v = [torch.zeros_like(h) for h in hand], [torch.zeros_like(h) for h in hand]
+    start = [h.clone() for h in hand]
+    for step in range(1, 6):
+        for k, p in enumerate(params):  # a gradient that depends on θ, so any drift would compound
+            p.grad = torch.full_like(p, 0.1 * step * (k + 1)) + p.detach()
         fused.step()
-        plain.step()
-    for p, q in zip(params, twins):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
-    assert not torch.equal(params[0], torch.zeros_like(params[0]))
+        for k, h in enumerate(hand):
+            g = 0.1 * step * (k + 1) + h
+            m[k] = b1 * m[k] + (1 - b1) * g
+            v[k] = b2 * v[k] + (1 - b2) * g * g
+            m_hat, v_hat = m[k] / (1 - b1**step), v[k] / (1 - b2**step)
+            hand[k] = h - lr * (m_hat / (v_hat.sqrt() + eps) + wd * h)
+    for p, h, h0 in zip(params, hand, start):
+        torch.testing.assert_close(p.detach().double(), h, rtol=0, atol=2e-6)
+        assert (h - h0).abs().max() > 0.03  # five steps of ~lr each: the comparison is not 0 = 0
+    # the decay really is decoupled: with zero gradients Adam's step is 0 and only θ·(1 − lr·λ) remains
+    before = params[1].detach().clone()
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    state = fused.state[params[1]]
+    m_before, v_before = state["exp_avg"].clone(), state["exp_avg_sq"].clone()
+    fused.step()
+    t = 6
+    expected = before.double() * (1 - lr * wd) - lr * (b1 * m_before.double() / (1 - b1**t)) / (
+        (b2 * v_before.double() / (1 - b2**t)).sqrt() + eps)
+    torch.testing.assert_close(params[1].detach().double(), expected, rtol=0, atol=2e-6)
 
 
 def test_compiled_unet_matches_eager():

@@ -139,6 +139,29 @@ def test_frechet_distance_of_known_gaussians():
     assert frechet_distance(np.array([0.0]), np.array([[4.0]]), np.array([1.0]), np.array([[1.0]])) == pytest.approx(2)
 
 
+def _with_moments(mean: np.ndarray, variances: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n vectors whose sample mean is exactly ``mean`` and unbiased sample covariance exactly diag(variances)."""
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    z -= z.mean(0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(z.T @ z / (n - 1))).T  # whitened: cov(z) = I
+    return mean + z * np.sqrt(variances)
+
+
+def test_fid_of_diagonal_gaussians_is_closed_form():
+    # Σ_a, Σ_b diagonal commute: Tr(Σ_a + Σ_b − 2(Σ_a Σ_b)^½) = Σ_i (√a_i − √b_i)², here term by term.
+    mu_a, mu_b = np.array([0.0, 1.0, -2.0, 0.5]), np.array([1.0, 1.0, 0.0, -0.5])
+    var_a, var_b = np.array([1.0, 4.0, 0.25, 9.0]), np.array([4.0, 1.0, 0.25, 1.0])
+    expected = (1 + 0 + 4 + 1) + ((1 - 2) ** 2 + (2 - 1) ** 2 + 0 + (3 - 1) ** 2)  # |Δμ|² = 6, trace part = 6
+    assert expected == 12
+    assert frechet_distance(mu_a, np.diag(var_a), mu_b, np.diag(var_b)) == pytest.approx(expected, rel=1e-12)
+    # from features whose sample moments are exactly those (unbiased covariance, n − 1)
+    fa, fb = _with_moments(mu_a, var_a, 50, seed=0), _with_moments(mu_b, var_b, 80, seed=1)
+    assert fid_from_features(fa, fb) == pytest.approx(expected, rel=1e-9)
+    # a rotation of both sets leaves the distance unchanged (non-diagonal covariances, same answer)
+    q, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((4, 4)))
+    assert fid_from_features(fa @ q, fb @ q) == pytest.approx(expected, rel=1e-9)
+
+
 def test_fid_of_a_set_with_itself_is_zero():
     x = np.random.default_rng(1).standard_normal((200, 16))
     assert abs(fid_from_features(x, x)) < 1e-8
@@ -187,9 +210,30 @@ def test_precision_recall_on_point_clouds():
 
 def test_precision_recall_spread_from_half_samples():
     rng = np.random.default_rng(6)
-    result = precision_recall(rng.standard_normal((200, 3)), rng.standard_normal((200, 3)), repeats=4, seed=1)
+    real, fake = rng.standard_normal((200, 3)), rng.standard_normal((200, 3))
+    result = precision_recall(real, fake, repeats=4, seed=1)
     assert result.precision.repeats == 4 and 0 < result.precision.std < 0.2
-    assert 0.5 < result.recall.value <= 1
+    # the full-set values, by plain loops (Kynkäänniemi et al. eq. 1–2, k = 3)
+    assert result.precision.value == pytest.approx(_coverage_by_loops(real, fake, 3), abs=1e-12)
+    assert result.recall.value == pytest.approx(_coverage_by_loops(fake, real, 3), abs=1e-12)
+    assert 0.5 < result.recall.value < 1
+
+
+def _coverage_by_loops(centres: np.ndarray, queries: np.ndarray, k: int) -> float:
+    """Share of queries within distance r_j of some centre j; r_j = distance to j's k-th nearest other centre."""
+    c, q = centres.tolist(), queries.tolist()
+    dist = lambda u, v: sum((a - b) ** 2 for a, b in zip(u, v)) ** 0.5  # noqa: E731
+    radii = [sorted(dist(u, v) for i, v in enumerate(c) if i != j)[k - 1] for j, u in enumerate(c)]
+    return sum(any(dist(x, u) <= r for u, r in zip(c, radii)) for x in q) / len(q)
+
+
+def test_precision_recall_of_a_hand_example():
+    # 1-D reals 0, 1, 2, 3, 10 with k = 1: radii 1, 1, 1, 1, 7. Fakes 0.5, 2.9, 5 lie inside
+    # (5 is within 7 of 10), 17.5 and 20 do not: precision 3/5. Fake radii (k = 1): 0.5 → 2.4, 2.9 → 2.1,
+    # 5 → 2.1, 17.5 → 2.5, 20 → 2.5; reals within: 0, 1, 2, 3 (near 0.5, 2.9), not 10: recall 4/5.
+    real, fake = np.array([[0.0], [1], [2], [3], [10]]), np.array([[0.5], [2.9], [5], [17.5], [20]])
+    result = precision_recall(real, fake, k=1)
+    assert result.precision.value == pytest.approx(0.6) and result.recall.value == pytest.approx(0.8)
 
 
 # --- memorisation -------------------------------------------------------------------------------
@@ -300,8 +344,14 @@ def test_inception_metric_records_carry_their_provenance():
     assert record.n_samples == 40 and record.n_reference == 40 and record.seed == 3
     assert record.reference == "synthetic held-out" and record.resize == StubExtractor.resize
     assert record.features == StubExtractor.description
-    assert record.estimates["fid"].value == pytest.approx(
-        fid_from_features(stub_extractor(samples.images), stub_extractor(reference.images)))
+    # An independent FID of the same features: moments by hand, the matrix root by scipy's sqrtm.
+    linalg = pytest.importorskip("scipy.linalg")
+    fa, fb = stub_extractor(samples.images), stub_extractor(reference.images)
+    mu_a, mu_b = fa.sum(0) / len(fa), fb.sum(0) / len(fb)
+    cov_a, cov_b = (fa - mu_a).T @ (fa - mu_a) / (len(fa) - 1), (fb - mu_b).T @ (fb - mu_b) / (len(fb) - 1)
+    expected = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * linalg.sqrtm(cov_a @ cov_b).real)
+    assert expected > 1e-4  # two different sets: a real distance, not 0 = 0
+    assert record.estimates["fid"].value == pytest.approx(expected, rel=1e-6, abs=1e-9)
     assert record.estimates["fid"].repeats == 3 and record.estimates["fid"].std > 0
     pr = evaluate_pr(samples, samples, stub_extractor)
     assert pr.estimates["precision"].value == 1.0 and pr.estimates["recall"].value == 1.0

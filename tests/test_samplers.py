@@ -335,7 +335,17 @@ def test_sampling_timesteps_are_distinct_descending_and_in_range(spacing, num_st
 def test_spacing_definitions():
     abar = np.cumprod(1 - beta_schedule("linear", T))
     assert sampling_timesteps(T, 4, "trailing") == [999, 749, 499, 249]
-    assert sampling_timesteps(T, 25, "uniform") == sorted(space_timesteps(T, 25), reverse=True)
+    # Hand-written: t_j = round(j·(T−1)/(K−1)); Python's round halves to even (4.5 → 4, 499.5 → 500),
+    # as Improved DDPM's space_timesteps does.
+    assert sampling_timesteps(T, 4, "uniform") == [999, 666, 333, 0]
+    assert sampling_timesteps(T, 3, "uniform") == [999, 500, 0]
+    assert sampling_timesteps(10, 3, "uniform") == [9, 4, 0]
+    assert sampling_timesteps(10, 4, "uniform") == [9, 6, 3, 0]
+    assert sampling_timesteps(T, 25, "uniform")[:4] == [999, 957, 916, 874]  # 999·(24−j)/24 rounded
+    # trailing: round(T − i·T/K) − 1 — 10, 6.67, 3.33 → [9, 6, 2]; 1000, 666.7, 333.3 → [999, 666, 332].
+    assert sampling_timesteps(10, 3, "trailing") == [9, 6, 2]
+    assert sampling_timesteps(T, 3, "trailing") == [999, 666, 332]
+    assert sampling_timesteps(T, 3, "quadratic") == [999, 250, 0]  # 999·(1, ¼, 0), 249.75 → 250
     quadratic = sampling_timesteps(T, 11, "quadratic")
     assert quadratic[0] == 999 and quadratic[-1] == 0 and quadratic[-2] == round(999 * 0.01)
     logsnr = sampling_timesteps(T, 15, "logsnr", abar)
@@ -437,3 +447,26 @@ def test_dpm_solver_matches_diffusers(count, lower_order_final):
     diffusion = GaussianDiffusion(betas)
     mine = dpm_solver_pp_sample(model, diffusion, x_T, steps, lower_order_final=lower_order_final, clip_denoised=False)
     torch.testing.assert_close(mine, x, atol=1e-5, rtol=1e-5)
+
+
+def test_uniform_and_trailing_match_diffusers_ddim_scheduler():
+    """landiff ``uniform`` is diffusers' ``linspace`` spacing and ``trailing`` is its ``trailing`` spacing
+    (Lin et al. 2023, Table 2). diffusers' ``leading`` (stride T // K from 0) is no landiff spacing: it
+    never visits T − 1. K = 1 differs by design: landiff gives [T − 1] (linspace would give [0])."""
+    diffusers = pytest.importorskip("diffusers")
+    for num_steps in (1000, 50, 7):
+        for name, theirs in (("uniform", "linspace"), ("trailing", "trailing")):
+            scheduler = diffusers.DDIMScheduler(num_train_timesteps=num_steps, timestep_spacing=theirs)
+            for count in sorted({2, 3, 4, 6, 7, 10, 25, 33, 50, 100, 999} & set(range(2, num_steps + 1))):
+                if name == "trailing" and any(2 * i * num_steps % count == 0 and 2 * i * num_steps // count % 2
+                                              for i in range(count)):
+                    continue  # an exact half (T − i·T/K = k + ½): np.arange's accumulated step rounds it off
+                scheduler.set_timesteps(count)
+                assert sampling_timesteps(num_steps, count, name) == scheduler.timesteps.tolist(), (name, num_steps, count)
+    # The tie skipped above, by hand: 7 − 3·7/6 = 3.5 → round (half to even) 4 → t = 3; diffusers gets
+    # 3.4999999999999991 from np.arange(7, 0, −7/6) and so t = 2.
+    assert sampling_timesteps(7, 6, "trailing") == [6, 5, 4, 3, 1, 0]
+    leading = diffusers.DDIMScheduler(num_train_timesteps=T, timestep_spacing="leading", steps_offset=0)
+    leading.set_timesteps(50)
+    assert leading.timesteps.tolist()[0] == 980 and sampling_timesteps(T, 50, "uniform")[0] == 999
+    assert sorted(leading.timesteps.tolist()) == space_timesteps(T, "ddim50")  # K divides T: the DDIM stride

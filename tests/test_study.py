@@ -235,6 +235,82 @@ def test_an_image_folder_is_split_into_held_out_d_and_replacements(tmp_path):
 
 
 # ----------------------------------------------------------------- end to end
+def _runs(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "results" / "runs").glob("*.json")}
+
+
+def _default_collapsed(runs: dict[str, dict], family: str) -> bool:
+    return any(not runs[f"{family}-D-seed{k}"]["diversity"] >= 0.4 for k in (0, 1))
+
+
+def _expected_outcomes(out: Path) -> list[str]:
+    """Each grid cell's outcome from the runs' own SWD / diversity files, by the documented rule (z by hand)."""
+    import statistics
+
+    runs, grid = _runs(out), json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
+    expected = []
+    for g in grid:
+        seeds = [runs[f"{g['family']}-D-seed{k}"]["swd"] for k in (0, 1)]
+        mean, sd = statistics.mean(seeds), statistics.stdev(seeds)
+        for cell in g["cells"]:
+            run = runs[cell["name"]]
+            if run["status"] == "diverged":
+                expected.append("diverged")
+                continue
+            z = (run["swd"] - mean) / math.hypot(sd, run["swd_std"])
+            assert cell["z"] == pytest.approx(z, rel=1e-9)
+            collapsed = run["diversity"] < 0.4 and not _default_collapsed(runs, g["family"])
+            expected.append("collapsed" if collapsed else "worse" if z > 2 else "better" if z < -2 else "similar")
+    return expected
+
+
+def _expected_verdicts(out: Path) -> list[str]:
+    """The four verdicts recomputed from the stored numbers: claims 1 and 4 with scipy's Welch t and
+    Fisher exact tests, claim 2 from the compute ratio, claim 3 from the collapse flags and shares."""
+    stats = pytest.importorskip("scipy.stats")
+    runs, results = _runs(out), out / "results"
+    quality = json.loads((results / "quality.json").read_text())["result"]
+    d_swd, g_swd = quality["diffusion"]["swd"], quality["gan"]["swd"]
+    p = stats.ttest_ind(g_swd, d_swd, equal_var=False).pvalue
+    if 0.04 < p < 0.06:  # landiff interpolates t quantiles at fractional df: too close to call here
+        pytest.skip(f"Welch p = {p:.3f} sits on the 5 % boundary")
+    verdicts = ["inconclusive" if not p < 0.05 else "supported" if np.mean(g_swd) > np.mean(d_swd) else "not supported"]
+
+    cost = json.loads((results / "cost.json").read_text())["result"]
+    d, g = cost["diffusion"], cost["gan"]
+    ratio = (d["to_target_flops"] or math.nan) / (g["to_target_flops"] or math.nan)
+    verdicts.append("supported" if ratio >= 2 and not d["at_first_point"] else
+                    "not supported" if ratio <= 1 and not g["at_first_point"] else "inconclusive")
+
+    families = json.loads((results / "data-sensitivity.json").read_text())["result"]["families"]
+    for f in families:  # a family's D-model (seed 0) collapsed: its "same picture" shares say nothing
+        assert f["collapsed"] == (runs[f"{f['family']}-D-seed0"]["diversity"] < 0.4)
+    if any(f["collapsed"] for f in families):
+        verdicts.append("inconclusive")
+    else:
+        share = {f["family"]: next(v["same"] for v in f["variants"] if v["label"] == "D vs D-replace") for f in families}
+        gan, diffusion = share["gan"], share["diffusion"]
+        pg, pd = gan["k"] / gan["n"], diffusion["k"] / diffusion["n"]
+        se = math.sqrt(pg * (1 - pg) / gan["n"] + pd * (1 - pd) / diffusion["n"])  # unpooled two-proportion z
+        separated = pd > pg and (se == 0 or (pd - pg) / se > stats.norm.ppf(0.975))
+        verdicts.append("supported" if gan["high"] < 0.5 and separated else
+                        "not supported" if gan["low"] >= 0.5 or pg >= pd else "inconclusive")
+
+    unstable = {"diffusion": 0, "gan": 0}
+    for name, outcome in zip((c["name"] for g in json.loads((results / "hparam-stability.json").read_text())["result"]
+                              for c in g["cells"]), _expected_outcomes(out)):
+        unstable["gan" if name.startswith("gan") else "diffusion"] += outcome in ("diverged", "collapsed", "worse")
+    fisher = stats.fisher_exact([[unstable["diffusion"], 6 - unstable["diffusion"]], [unstable["gan"], 6 - unstable["gan"]]],
+                                alternative="greater").pvalue
+    if _default_collapsed(runs, "diffusion") or _default_collapsed(runs, "gan"):
+        verdicts.append("inconclusive")
+    elif unstable["diffusion"] > unstable["gan"] and fisher < 0.05:
+        verdicts.append("supported")
+    else:
+        verdicts.append("not supported" if unstable["diffusion"] <= unstable["gan"] else "inconclusive")
+    return verdicts
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> tuple[Path, object, list[str]]:
     out = tmp_path_factory.mktemp("study")
@@ -255,7 +331,7 @@ def test_every_experiment_runs_end_to_end(study):
     assert cost["diffusion"]["curve"][0]["images_seen"] == 16 and cost["diffusion"]["curve"][1]["images_seen"] == 32
     grid = json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
     assert [len(g["cells"]) for g in grid] == [6, 6]
-    assert all(c["outcome"] in ("diverged", "collapsed", "worse", "better", "similar") for g in grid for c in g["cells"])
+    assert [c["outcome"] for g in grid for c in g["cells"]] == _expected_outcomes(out)
     sensitivity = json.loads((out / "results" / "data-sensitivity.json").read_text())["result"]
     rows = {p["label"]: p for f in sensitivity["families"] for p in f["variants"]}
     assert set(rows) == {"D vs D-replace", "D vs D-remove", "D vs D-duplicate"}
@@ -271,9 +347,10 @@ def test_every_experiment_runs_end_to_end(study):
 def test_verdicts_state_each_claim(study):
     from landiff.study.experiments import compute_results
 
-    claims = observations(compute_results(study[0]))
+    out = study[0]
+    claims = observations(compute_results(out))
     assert [c.number for c in claims] == [1, 2, 3, 4]
-    assert all(c.verdict in ("supported", "not supported", "inconclusive") for c in claims)
+    assert [c.verdict for c in claims] == _expected_verdicts(out)
     assert "t =" in claims[0].evidence and "FLOPs" in claims[1].evidence and "Fisher" in claims[3].evidence
 
 
@@ -406,6 +483,98 @@ def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
     assert verdict(family("diffusion", 100, 0.05, 0.06), family("gan", 100, 0.05, 0.15)).verdict == "not supported"
     # neither separated: about half of each
     assert verdict(family("diffusion", 130, 0.04, 0.06), family("gan", 122, 0.05, 0.15)).verdict == "inconclusive"
+
+
+def _run_eval(name: str, swd: float, swd_std: float = 1.0, diversity: float = 0.8, status: str = "finished"):
+    from landiff.study.evaluation import RunEval
+
+    family = "gan" if name.startswith("gan") else "diffusion"
+    return RunEval(name, family, status, 4, 32, 1.0, 1e6, 1e6, 1, 0.01, swd, swd_std, 50.0, 1.0, diversity,
+                   diversity < 0.4, 16, "")
+
+
+def test_grid_cell_outcomes_follow_the_two_sd_rule():
+    """z = (SWD − seed mean) / √(seed s.d.² + cell s.d.²), computed by hand; worse above +2, better below −2."""
+    from landiff.study.experiments import hparam_stability
+
+    plan = [RunSpec("diffusion-D-seed0", "diffusion", "seed", 0), RunSpec("diffusion-D-seed1", "diffusion", "seed", 1)]
+    plan += [RunSpec(f"diffusion-c{k}", "diffusion", "grid", cell=GRID["diffusion"][0]) for k in range(5)]
+    # seeds 10 and 12: mean 11, s.d. √2; a cell with s.d. √2 too gives a combined s.d. of 2
+    evaluations = {name: _run_eval(name, swd) for name, swd in (("diffusion-D-seed0", 10.0), ("diffusion-D-seed1", 12.0))}
+    cells = {"diffusion-c0": (15.5, 0.8, "finished", 2.25, "worse"),   # z = 4.5 / 2
+             "diffusion-c1": (14.0, 0.8, "finished", 1.5, "similar"),  # z = 3 / 2
+             "diffusion-c2": (6.0, 0.8, "finished", -2.5, "better"),   # z = −5 / 2
+             "diffusion-c3": (11.0, 0.1, "finished", 0.0, "collapsed"),  # diversity 0.1 < 0.4, the default is healthy
+             "diffusion-c4": (math.nan, 0.8, "diverged", math.nan, "diverged")}
+    for name, (swd, diversity, status, _, _) in cells.items():
+        evaluations[name] = _run_eval(name, swd, math.sqrt(2), diversity, status)
+    (grid,) = hparam_stability(evaluations, plan)
+    got = {c.name: c for c in grid.cells}
+    for name, (_, _, _, z, outcome) in cells.items():
+        assert got[name].outcome == outcome, name
+        if math.isfinite(z):
+            assert got[name].z == pytest.approx(z, rel=1e-12, abs=1e-12)
+    assert grid.unstable == 3  # worse, collapsed, diverged
+    # when the default itself collapsed on a seed, a low-diversity cell is judged by its SWD alone
+    evaluations["diffusion-D-seed1"] = _run_eval("diffusion-D-seed1", 12.0, diversity=0.2)
+    (grid,) = hparam_stability(evaluations, plan)
+    assert {c.name: c.outcome for c in grid.cells}["diffusion-c3"] == "similar"
+
+
+def test_quality_cost_and_stability_claims_on_constructed_results():
+    from landiff.study.experiments import CellResult, FamilyCost, CostResult, FamilyGrid, QualityResult, family_seeds
+    from landiff.study.verdict import cost_claim, quality_claim, stability_claim
+
+    def seeds(family: str, values: list[float], diversity: float = 0.8):
+        names = [f"{family}-D-seed{k}" for k in range(len(values))]
+        runs = {name: _run_eval(name, v, diversity=diversity) for name, v in zip(names, values)}
+        return family_seeds(family, runs)
+
+    def quality_verdict(d: list[float], g: list[float]):
+        ds, gs = seeds("diffusion", d), seeds("gan", g)
+        return quality_claim(QualityResult(ds, gs, welch(gs.summary, ds.summary)))
+
+    # Welch by hand: GAN (20, 21, 22) vs diffusion (10, 11, 12): difference 10, se = √(1/3 + 1/3), t = 12.2 on 4 df;
+    # t_0.995(4) = 4.604, so the claim is supported at 99 %
+    claim = quality_verdict([10, 11, 12], [20, 21, 22])
+    assert claim.verdict == "supported" and claim.strength.startswith("strong") and "t = 12.25" in claim.evidence
+    # reversed: the GAN is better, as firmly
+    assert quality_verdict([20, 21, 22], [10, 11, 12]).verdict == "not supported"
+    # difference 1 with se = √(14/9) = 1.25 (t = 0.80): within seed noise
+    assert quality_verdict([10, 13, 11], [12, 14, 11]).verdict == "inconclusive"
+    # t = 3.67 on 4 df: above t_0.975 = 2.776, below t_0.995 = 4.604 — supported, moderately
+    claim = quality_verdict([10, 11, 12], [13, 14, 15])
+    assert claim.verdict == "supported" and claim.strength.startswith("moderate")
+
+    def cost_verdict(d_flops: float, g_flops: float, d_first: bool = False, g_first: bool = False):
+        def family(name: str, flops: float, first: bool):
+            return FamilyCost(name, 1.0, 32, 1e6, 3.2e7, 1e6, 1, 0.01, (), flops, 60.0, first, 100.0)
+        return cost_claim(CostResult(family("diffusion", d_flops, d_first), family("gan", g_flops, g_first), 100.0, 60.0))
+
+    assert cost_verdict(2e9, 1e9).verdict == "supported"  # exactly 2× the GAN's compute: "far more"
+    assert cost_verdict(1.9e9, 1e9).verdict == "inconclusive"  # between 1× and 2×
+    assert cost_verdict(1e9, 1e9).verdict == "not supported"
+    assert cost_verdict(5e9, 1e9, d_first=True).verdict == "inconclusive"  # an upper bound only
+    assert cost_verdict(math.nan, 1e9).verdict == "inconclusive"  # never reached the target
+
+    def stability_verdict(d_unstable: int, g_unstable: int, d_diversity: float = 0.8):
+        def grid(family: str, unstable: int, diversity: float):
+            cells = tuple(CellResult("lr", str(k), f"{family}-{k}", 1.0, 0.1, 0.8, 0.0,
+                                     "worse" if k < unstable else "similar") for k in range(6))
+            return FamilyGrid(family, seeds(family, [10, 12], diversity), cells)
+        return stability_claim((grid("diffusion", d_unstable, d_diversity), grid("gan", g_unstable, 0.8)))
+
+    # one-sided Fisher by hand: 5/6 vs 0/6 unstable: p = C(6,5)·C(6,0)/C(12,5) = 6/792 = 0.0076 < 0.01
+    claim = stability_verdict(5, 0)
+    assert claim.verdict == "supported" and claim.strength == "strong: p < 0.01" and "p = 0.008" in claim.evidence
+    # 4/6 vs 0/6: p = C(6,4)·C(6,0)/C(12,4) = 15/495 = 0.030: supported, moderately
+    assert stability_verdict(4, 0).strength == "moderate: p < 0.05"
+    # 3/6 vs 1/6: p = (C(6,3)C(6,1) + C(6,4)C(6,0))/C(12,4) = 135/495 = 0.27: the direction agrees, no more
+    assert stability_verdict(3, 1).verdict == "inconclusive"
+    reverse = stability_verdict(1, 3)
+    assert reverse.verdict == "not supported" and "GAN was the less stable" in reverse.strength
+    assert stability_verdict(2, 2).verdict == "not supported"
+    assert stability_verdict(5, 0, d_diversity=0.2).verdict == "inconclusive"  # the default itself collapsed
 
 
 def test_study_under_torchrun_trains_the_same_plan_with_the_batch_split(tmp_path, study):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -89,6 +90,9 @@ def test_non_square_input_and_float_timesteps():
     out = model(x, torch.tensor([0.5, 999.0]))
     assert out.shape == (2, 3, 32, 48)
     assert torch.isfinite(out).all()
+    rounded = model(x, torch.tensor([0, 999]))  # a fractional t is not truncated to an integer
+    assert (out[0] - rounded[0]).abs().max() > 1e-6
+    torch.testing.assert_close(out[1], rounded[1], rtol=0, atol=1e-6)
 
 
 def test_output_is_exactly_zero_at_init_then_nonzero_after_perturbing():
@@ -222,6 +226,18 @@ def test_timestep_embedding_values():
     # Highest frequency is 1: the first cos/sin pair is cos(t), sin(t).
     torch.testing.assert_close(emb[1, 0], torch.cos(torch.tensor(3.0)))
     torch.testing.assert_close(emb[1, 3], torch.sin(torch.tensor(3.0)))
+    # every frequency, by hand: f_k = 10000^(−k/3) = 1, 0.0464159, 0.00215443 for dim 6
+    f = [1.0, 10000 ** (-1 / 3), 10000 ** (-2 / 3)]
+    hand = [math.cos(3 * fk) for fk in f] + [math.sin(3 * fk) for fk in f]
+    torch.testing.assert_close(emb[1], torch.tensor(hand), rtol=1e-6, atol=1e-6)
+    # and diffusers' embedding with IDDPM's conventions (cos first, no frequency shift), odd width padded
+    embeddings = pytest.importorskip("diffusers.models.embeddings")
+    t = torch.tensor([0, 1, 17, 999, 0.5])
+    theirs = embeddings.get_timestep_embedding(t, 128, flip_sin_to_cos=True, downscale_freq_shift=0)
+    torch.testing.assert_close(timestep_embedding(t, 128), theirs, rtol=1e-5, atol=1e-5)
+    odd = timestep_embedding(t, 7)
+    torch.testing.assert_close(odd[:, :6], timestep_embedding(t, 6))
+    assert torch.equal(odd[:, 6], torch.zeros(5))
 
 
 def test_presets_command_prints_table(capsys):
