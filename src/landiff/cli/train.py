@@ -20,10 +20,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 from typing import Any
 
 from landiff.errors import UserError
-from landiff.train.config import RECIPES, TrainConfig, recipe, validate
+from landiff.train.config import REFUSED_COMBINATIONS, RECIPES, TrainConfig, recipe, refuse_ignored_flags, validate
 
 # flag → (section, field, type); section None is TrainConfig itself.
 OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
@@ -59,7 +60,8 @@ GAN_ONLY = {"gan_ema"}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train or resume a diffusion model or the DCGAN baseline (re-run the same command to resume)"
+        "train", help="train or resume a diffusion model or the DCGAN baseline (re-run the same command to resume)",
+        epilog=refused_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--run", required=True, help="run directory (created, or resumed when it exists)")
     p.add_argument("--preset", default=None,
@@ -81,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before --restart")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
+
+
+def refused_epilog() -> str:
+    """The ``train --help`` epilog: every flag combination validate() refuses, and why (one line each)."""
+    lines = ["refused flag combinations (each ends with a one-line error before any training):"]
+    for text in REFUSED_COMBINATIONS:
+        lines += textwrap.wrap(text, width=96, initial_indent="  - ", subsequent_indent="    ")
+    return "\n".join(lines)
 
 
 def _metavar(kind: Any) -> str:
@@ -145,6 +155,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         **sections[None],
     )
     validate(config)
+    refuse_ignored_flags(config, {f"{k}.{f}" if k else f for k, fields in sections.items() for f in fields})
     return config
 
 

@@ -77,8 +77,7 @@ def sample(
     Returns:
         (len(seeds), *shape) float32 samples on ``device``.
     """
-    if sampler not in SAMPLERS:
-        raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)} (--sampler)")
+    check_sampler_settings(sampler, steps, diffusion.num_steps, diffusion.prediction)
     timesteps = sampling_timesteps(
         diffusion.num_steps, steps, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod
     )
@@ -93,6 +92,33 @@ def sample(
     return dpm_solver_pp_sample(model, diffusion, x_T, timesteps, **common)
 
 
+def check_sampler_settings(
+    sampler: str, steps: int, num_steps: int, prediction: str, *,
+    sampler_flag: str = "--sampler", steps_flag: str = "--steps", process: str = "", otherwise: str = "",
+) -> None:
+    """Refuses a sampler / step count that a ``num_steps``-step process predicting ``prediction`` cannot
+    be sampled with: what :func:`sample` checks first, and what ``landiff train`` checks in advance
+    for its preview settings, so the two can never disagree.
+
+    Args:
+        sampler_flag, steps_flag: the options the message names (the trainer's are ``--preview-…``).
+        process: text naming the process's own options, e.g. ``" (--diffusion-steps 10)"``.
+        otherwise: another way out appended to the fix, e.g. ``" or --preview-count 0"``.
+
+    Raises:
+        UserError: an unknown sampler, K outside 1..T, or a mean-predicting model with K < T (its
+            output is the full process's one-step mean, which no respaced process can reuse).
+    """
+    if sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)} ({sampler_flag})")
+    if not 1 <= steps <= num_steps:
+        raise UserError(f"cannot sample with {steps} steps from a {num_steps}-step process{process}; "
+                        f"use {steps_flag} 1..{num_steps}{otherwise}")
+    if prediction == "mean" and steps != num_steps:
+        raise UserError(f"a model that predicts the mean can only be sampled with all {num_steps} steps, "
+                        f"not {steps}{process}; use {steps_flag} {num_steps}{otherwise}")
+
+
 __all__ = [
     "DEFAULT_SPACING",
     "SAMPLERS",
@@ -101,6 +127,7 @@ __all__ = [
     "SamplerName",
     "Spacing",
     "StepCallback",
+    "check_sampler_settings",
     "check_timesteps",
     "classifier_free_guidance",
     "ddim_sample",

@@ -202,12 +202,12 @@ def _cell(spec: RunSpec, run: RunEval, default: FamilySeeds) -> CellResult:
     """A collapsed cell counts as collapsed only when the default itself is not (else SWD decides)."""
     assert spec.cell is not None
     if run.status == "diverged":
-        return CellResult(spec.cell.factor, spec.cell.setting, spec.name, math.nan, math.nan, math.nan, math.nan, "diverged")
+        return CellResult(spec.cell.factor, spec.cell.shown, spec.name, math.nan, math.nan, math.nan, math.nan, "diverged")
     spread = math.sqrt((default.summary.sd if math.isfinite(default.summary.sd) else 0.0) ** 2 + run.swd_std**2)
     z = (run.swd - default.summary.mean) / spread if spread > 0 else math.nan
     collapsed = run.collapsed and not default.collapsed
     outcome = "collapsed" if collapsed else "worse" if z > WORSE_Z else "better" if z < -WORSE_Z else "similar"
-    return CellResult(spec.cell.factor, spec.cell.setting, spec.name, run.swd, run.swd_std, run.diversity, z, outcome)
+    return CellResult(spec.cell.factor, spec.cell.shown, spec.name, run.swd, run.swd_std, run.diversity, z, outcome)
 
 
 def hparam_stability(evaluations: Mapping[str, RunEval], plan: Sequence[RunSpec]) -> tuple[FamilyGrid, ...] | None:

@@ -7,7 +7,8 @@ Runs per family (names ``<family>-…``):
   and it is trained in ``curve_points`` time-budgeted stages (the quality-vs-compute curve).
 * ``replace`` / ``remove`` / ``duplicate``: the default config, seed 0, on D′.
 * grid cells (one factor at a time around the default): diffusion lr ×¼ / ×4, batch ×½ / ×2,
-  linear schedule, hybrid loss (with learned σ, its Improved-DDPM pairing); GAN lr ×¼ / ×4,
+  linear schedule, and "fixed σ + mse → learned σ + hybrid" (two factors in one cell, labelled so: with
+  a fixed σ the hybrid loss trains exactly like mse, and a learned σ needs the bound); GAN lr ×¼ / ×4,
   batch ×½ / ×2, Adam β1 0.9 (vs the paper's 0.5), 2 D steps per G step.
 
 Budgets: the reference trains for its minutes (``landiff train --minutes``); every other run of the
@@ -39,20 +40,30 @@ CHECKPOINT_EVERY = 100  # steps: what a kill -9 can lose (SIGTERM / Ctrl-C save 
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid change from the default: ``factor`` set to ``setting`` (text as shown in the report)."""
+    """One grid change from the default: ``factor`` set to ``setting`` (the run's name is built from
+    both); ``label`` is the setting as plan and report show it, when it says more than ``setting``."""
 
     factor: str
     setting: str
+    label: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The setting as the report shows it."""
+        return self.label or self.setting
 
 
 GRID: dict[Family, tuple[Cell, ...]] = {
     "diffusion": (Cell("lr", "x1/4"), Cell("lr", "x4"), Cell("batch", "x1/2"), Cell("batch", "x2"),
-                  Cell("schedule", "linear"), Cell("loss", "hybrid")),
+                  Cell("schedule", "linear"), Cell("loss", "hybrid", label="learned σ + hybrid")),
     "gan": (Cell("lr", "x1/4"), Cell("lr", "x4"), Cell("batch", "x1/2"), Cell("batch", "x2"),
             Cell("beta1", "0.9"), Cell("d_steps", "2")),
 }
-# What the default config has for each factor (the middle column of the heat-map).
-DEFAULT_SETTING = {"lr": "x1", "batch": "x1", "schedule": "cosine", "loss": "mse", "beta1": "0.5", "d_steps": "1"}
+# What the default config has for each factor (the middle column of the heat-map). The "loss" cell
+# changes the variance with the loss (a fixed σ makes hybrid train like mse; a learned σ with mse
+# never trains), so both of its columns name both factors.
+DEFAULT_SETTING = {"lr": "x1", "batch": "x1", "schedule": "cosine", "loss": "fixed σ + mse", "beta1": "0.5",
+                   "d_steps": "1"}
 _FACTORS = {"x1/4": 0.25, "x4": 4.0, "x1/2": 0.5, "x2": 2.0}
 
 
@@ -100,11 +111,16 @@ def build_plan(options: StudyOptions, experiments: Sequence[Experiment] = EXPERI
 
 
 def _shrink(config: TrainConfig) -> TrainConfig:
-    """The ``tiny`` miniature: networks and batches small enough for a test to train in seconds."""
+    """The ``tiny`` miniature: networks and batches small enough for a test to train in seconds.
+
+    Only the family's own network shrinks: the other family's section keeps its defaults, which
+    ``validate`` requires (a field the run would ignore is refused)."""
+    config = dataclasses.replace(config, precision="fp32", optim=dataclasses.replace(config.optim, batch=8))
+    if config.model == "gan":
+        return dataclasses.replace(config, gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
     net = dataclasses.replace(config.net, base_channels=8, channel_mult=(1, 2, 2), num_res_blocks=1,
                               attention_resolutions=(), head_channels=8)  # attention only in the 8 px middle
-    return dataclasses.replace(config, net=net, precision="fp32", optim=dataclasses.replace(config.optim, batch=8),
-                               gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
+    return dataclasses.replace(config, net=net)
 
 
 def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> TrainConfig:
@@ -127,7 +143,8 @@ def apply_cell(config: TrainConfig, cell: Cell | None) -> TrainConfig:
         optim = dataclasses.replace(optim, batch=max(1, round(optim.batch * _FACTORS[cell.setting])))
     elif cell.factor == "schedule":
         diffusion = dataclasses.replace(diffusion, schedule=cell.setting)
-    elif cell.factor == "loss":  # the hybrid loss trains the variance (Improved DDPM §3.1): learned σ with it
+    elif cell.factor == "loss":  # two factors: fixed σ + mse -> learned σ + hybrid (Improved DDPM §3.1);
+        # either alone trains nothing new (hybrid with a fixed σ is mse; a learned σ with mse never trains)
         diffusion = dataclasses.replace(diffusion, loss=cell.setting, variance="learned_range")
     elif cell.factor == "beta1":
         optim = dataclasses.replace(optim, beta1=float(cell.setting))

@@ -179,7 +179,9 @@ def hparam_section(results: StudyResults) -> tuple[list[Block], Assets]:
         return _not_measured(blocks, "hparam-stability")
     blocks.append(Paragraph(
         "One factor at a time around each family's default (a full grid does not fit the budget): learning rate x1/4 "
-        "and x4, batch x1/2 and x2, and per family schedule / loss (diffusion) or Adam β1 / D steps per G step (GAN); one "
+        "and x4, batch x1/2 and x2, and per family the linear schedule and fixed σ + mse → learned σ + hybrid (diffusion; "
+        "one cell changing two factors, since with a fixed σ the hybrid loss trains exactly like mse) or Adam β1 / D "
+        "steps per G step (GAN); one "
         f"seed per cell, each trained on as many images as the default and measured on {results.hparam[0].default.n} "
         f"samples. A cell diverged when the trainer stopped after {TrainConfig.max_consecutive_skips} consecutive "
         "non-finite steps; collapsed when its samples are less than "

@@ -3,6 +3,12 @@
 A run's resolved config is written to ``config.json``; re-running the same command on the same run
 directory resolves the same config and resumes. Fields in :data:`RESUME_MUTABLE` may change between
 invocations (e.g. extend ``train_steps``); any other difference is refused with the list of fields.
+
+A decaying LR schedule keeps the horizon it was created with (``optim.decay_steps`` /
+``optim.decay_minutes``, resolved by :func:`finalize` from ``--steps`` / ``--minutes``), so a resume
+can never make the LR jump: one that would move it is refused (:func:`check_resume_horizon`).
+Combinations that would train something other than what the config says are refused up front by
+:func:`validate`; :data:`REFUSED_COMBINATIONS` lists them for the help text.
 """
 
 from __future__ import annotations
@@ -38,7 +44,13 @@ class DiffusionConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with linear warm-up, optional decay, gradient clipping and accumulation."""
+    """AdamW with linear warm-up, optional decay, gradient clipping and accumulation.
+
+    ``decay_steps`` / ``decay_minutes`` are the decay horizon (see :mod:`landiff.train.schedule`):
+    0 means "not resolved yet"; :func:`finalize` sets them from ``train_steps`` / ``max_minutes``
+    when a decaying run is created (they stay 0 with ``decay="none"``). Set ``decay_steps`` yourself
+    (Python API) to extend a decaying run past its horizon at the floor LR.
+    """
 
     lr: float = 2e-4
     batch: int = 32
@@ -46,6 +58,8 @@ class OptimConfig:
     warmup: int = 100
     decay: str = "none"
     min_lr_ratio: float = 0.0
+    decay_steps: int = 0
+    decay_minutes: float = 0.0
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.999
@@ -77,8 +91,10 @@ class GANConfig:
 class TrainConfig:
     """Everything that determines a training run (written to ``config.json``).
 
-    ``model`` picks the family: ``"diffusion"`` uses ``net`` and ``diffusion``; ``"gan"`` uses ``gan``
-    and ignores ``net``, ``diffusion``, ``label_dropout`` and the preview sampler fields.
+    ``model`` picks the family: ``"diffusion"`` uses ``net`` and ``diffusion``; ``"gan"`` uses ``gan``.
+    The other family's fields must keep their defaults (``net``, ``diffusion``, ``label_dropout`` and
+    the preview sampler fields for a GAN; ``gan`` for diffusion): :func:`validate` refuses a value
+    the run would ignore.
     """
 
     preset: str = "tiny"
@@ -146,8 +162,10 @@ class TrainConfig:
             except TypeError as err:  # an unknown key inside a section
                 raise UserError(f"run config section {name!r}: {err}") from None
         config = cls(**fields)
-        validate(config)
-        return config
+        # Field checks only: a stored run stays readable (sampling, evaluation) even if it holds a
+        # combination training now refuses; training re-validates the config it is given.
+        _validate_fields(config)
+        return _legacy_horizon(config)
 
 
 # Fields a re-run may change without starting over (dotted names).
@@ -210,7 +228,9 @@ def recipe(preset: str) -> TrainConfig:
 
 
 def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
-    """Makes the net agree with the process and the data: output channels and class count."""
+    """Makes the net agree with the process and the data (output channels, class count) and fixes the
+    LR decay horizon; validates the result."""
+    config = resolve_horizon(config)
     if config.model == "gan":
         gan = dataclasses.replace(config.gan, num_classes=num_classes if config.class_cond else 0)
         config = dataclasses.replace(config, gan=gan)
@@ -227,7 +247,33 @@ def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
 
 
 def validate(config: TrainConfig) -> None:
-    """Raises UserError naming the option and the allowed range for the first invalid field."""
+    """Raises UserError naming the option and the allowed range for the first invalid field, or the
+    flags of a refused combination (:data:`REFUSED_COMBINATIONS`)."""
+    _validate_fields(config)
+    _validate_combinations(config)
+
+
+# The allowed range of every numeric field, by the flag that sets it: the one source that validate()
+# and the CLI's option specs (landiff/cli/train.py) both read. Integers: [low, high]; numbers: [low, high).
+# The upper bounds are far above any real run; sizes that cost memory (batch, widths, resolution) are
+# refused by the memory estimate of landiff/options.py instead, with the estimate in the message.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "--diffusion-steps": (2, 100_000), "--batch": (1, 10**12), "--accum": (1, 65_536), "--warmup": (0, 10**9),
+    "--steps": (1, 10**12), "--resolution": (8, 65_536), "--log-every": (1, 10**12), "--checkpoint-every": (1, 10**12),
+    "--sample-every": (1, 10**12), "--keep": (1, 10_000), "--synthetic-n": (1, 10**12), "--workers": (0, 256),
+    "--preview-count": (0, 1024), "--preview-steps": (1, 100_000), "--z-dim": (1, 10**9), "--ngf": (1, 10**9),
+    "--ndf": (1, 10**9), "--d-steps": (1, 1000), "--max-skips": (1, 10**9), "--seed": (0, 2**63 - 1),
+    "num_classes": (0, 1 << 20), "optim.decay_steps": (0, 10**12),
+}
+NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
+    "--lr": (0.0, 1.0), "--ema-decay": (0.0, 1.0), "--label-dropout": (0.0, 1.0), "--weight-decay": (0.0, 1.0),
+    "--min-lr-ratio": (0.0, 1.0001), "--minutes": (0.0, 1e7), "--grad-clip": (0.0, float("inf")),
+    "--beta1": (0.0, 1.0), "--beta2": (0.0, 1.0), "optim.decay_minutes": (0.0, 1e7),
+}
+
+
+def _validate_fields(config: TrainConfig) -> None:
+    """Each field on its own: choices, ranges and types."""
     d, o = config.diffusion, config.optim
     _choice("--schedule", d.schedule, SCHEDULES)
     _choice("--prediction", d.prediction, PREDICTIONS)
@@ -238,26 +284,28 @@ def validate(config: TrainConfig) -> None:
     _choice("--decay", o.decay, ("none", "cosine", "linear"))
     _choice("--model", config.model, ("diffusion", "gan"))
     _choice("--preview-sampler", config.preview_sampler, ("ddpm", "ddim", "dpm++"))
-    for flag, value, low in [
-        ("--diffusion-steps", d.num_steps, 2), ("--batch", o.batch, 1), ("--accum", o.accum, 1),
-        ("--warmup", o.warmup, 0), ("--steps", config.train_steps, 1), ("--resolution", config.resolution, 8),
-        ("--log-every", config.log_every, 1), ("--checkpoint-every", config.checkpoint_every, 1),
-        ("--sample-every", config.sample_every, 1), ("--keep", config.keep_checkpoints, 1),
-        ("--synthetic-n", config.synthetic_n, 1), ("--workers", config.num_workers, 0),
-        ("--preview-count", config.preview_count, 0), ("--preview-steps", config.preview_steps, 1),
-        ("--z-dim", config.gan.z_dim, 1), ("--ngf", config.gan.ngf, 1), ("--ndf", config.gan.ndf, 1),
-        ("--d-steps", config.gan.d_steps, 1), ("--max-skips", config.max_consecutive_skips, 1),
-        ("--seed", config.seed, 0), ("num_classes", config.gan.num_classes, 0),
-    ]:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise UserError(f"{flag} must be an integer >= {low}, got {value!r:.60}")
+    values = {
+        "--diffusion-steps": d.num_steps, "--batch": o.batch, "--accum": o.accum, "--warmup": o.warmup,
+        "--steps": config.train_steps, "--resolution": config.resolution, "--log-every": config.log_every,
+        "--checkpoint-every": config.checkpoint_every, "--sample-every": config.sample_every,
+        "--keep": config.keep_checkpoints, "--synthetic-n": config.synthetic_n, "--workers": config.num_workers,
+        "--preview-count": config.preview_count, "--preview-steps": config.preview_steps, "--z-dim": config.gan.z_dim,
+        "--ngf": config.gan.ngf, "--ndf": config.gan.ndf, "--d-steps": config.gan.d_steps,
+        "--max-skips": config.max_consecutive_skips, "--seed": config.seed, "num_classes": config.gan.num_classes,
+        "optim.decay_steps": o.decay_steps,
+    }
+    for flag, value in values.items():
+        low, high = INT_BOUNDS[flag]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise UserError(f"{flag} must be an integer >= {low} and <= {high}, got {value!r:.60}")
     _validate_kinds(config)
-    for flag, value, low, high in [
-        ("--lr", o.lr, 0.0, 1.0), ("--ema-decay", config.ema_decay, 0.0, 1.0),
-        ("--label-dropout", config.label_dropout, 0.0, 1.0), ("--weight-decay", o.weight_decay, 0.0, 1.0),
-        ("--min-lr-ratio", o.min_lr_ratio, 0.0, 1.0001), ("--minutes", config.max_minutes, 0.0, 1e7), ("--grad-clip", o.grad_clip, 0.0, float("inf")),
-        ("--beta1", o.beta1, 0.0, 1.0), ("--beta2", o.beta2, 0.0, 1.0),
-    ]:
+    numbers = {
+        "--lr": o.lr, "--ema-decay": config.ema_decay, "--label-dropout": config.label_dropout,
+        "--weight-decay": o.weight_decay, "--min-lr-ratio": o.min_lr_ratio, "--minutes": config.max_minutes,
+        "--grad-clip": o.grad_clip, "--beta1": o.beta1, "--beta2": o.beta2, "optim.decay_minutes": o.decay_minutes,
+    }
+    for flag, value in numbers.items():
+        low, high = NUMBER_BOUNDS[flag]
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
             raise UserError(f"{flag} must be a number in [{low}, {high}), got {value!r:.60}")
     if config.model == "gan":
@@ -290,6 +338,131 @@ def _validate_kinds(config: TrainConfig) -> None:
 def _choice(flag: str, value: str, allowed: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in allowed:
         raise UserError(f"{flag} must be one of {', '.join(allowed)}; got {value!r:.60}")
+
+
+# What validate() refuses because the run would not train what its config says (one line each;
+# ``landiff train --help`` lists them). Flags of the other model family are refused by the CLI too.
+REFUSED_COMBINATIONS: tuple[str, ...] = (
+    "--variance learned_range with --loss mse: the variance channels get no gradient and never train; "
+    "use --loss hybrid (L_simple + λ·L_vlb, Improved DDPM §3.1) or --loss kl",
+    "--loss hybrid with a fixed --variance: the bound sees a stop-gradient mean, so it trains exactly like mse; "
+    "use --loss mse, or --variance learned_range",
+    "--prediction mean with --preview-steps below --diffusion-steps: such a model samples only with all T steps; "
+    "use --preview-steps T or --preview-count 0",
+    "--preview-steps above --diffusion-steps (or an unknown --preview-sampler): the preview cannot be drawn; "
+    "use --preview-steps 1..T or --preview-count 0",
+    "--label-dropout without --class-cond: there are no labels to drop; add --class-cond or drop --label-dropout",
+    "--ema-decay or --no-ema-warmup on a GAN without --gan-ema: there is no EMA; add --gan-ema or drop them",
+    "--decay cosine/linear with --warmup not below --steps: every step is warm-up, nothing decays; "
+    "lower --warmup or use --decay none",
+    "a min-LR floor or decay horizon with --decay none: nothing decays; use --decay cosine or linear",
+    "a resume that changes --steps or --minutes of a --decay cosine/linear run: the LR would jump; "
+    "resume with the run's --steps / --minutes or pass --restart",
+)
+
+
+def _validate_combinations(config: TrainConfig) -> None:
+    """Refuses settings that are accepted one by one but would silently not do what they say."""
+    d, o = config.diffusion, config.optim
+    if config.model == "diffusion":
+        if d.variance == "learned_range" and d.loss == "mse":
+            raise UserError("--variance learned_range with --loss mse would never train the variance (L_simple gives "
+                            "it no gradient); use --loss hybrid (Improved DDPM's L_simple + λ·L_vlb) or --loss kl")
+        if d.loss == "hybrid" and d.variance != "learned_range":
+            raise UserError(f"--loss hybrid with --variance {d.variance} trains exactly like --loss mse (the bound term "
+                            "sees a stop-gradient mean and a fixed variance); use --loss mse, or --variance learned_range")
+        if config.preview_count:
+            from landiff.samplers import check_sampler_settings
+
+            check_sampler_settings(
+                config.preview_sampler, config.preview_steps, d.num_steps, d.prediction,
+                sampler_flag="--preview-sampler", steps_flag="--preview-steps",
+                process=f" (--diffusion-steps {d.num_steps}, --prediction {d.prediction})", otherwise=" or --preview-count 0",
+            )
+        if not config.class_cond and config.label_dropout != TrainConfig.label_dropout:
+            raise UserError(f"--label-dropout {config.label_dropout:g} has no effect without --class-cond (it drops "
+                            "class labels for classifier-free guidance); add --class-cond or drop --label-dropout")
+        if config.gan != GANConfig():
+            raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema) have no effect on a diffusion "
+                            "run; drop them, or train --model gan")
+    else:
+        ignored = [flag for flag, changed in (
+            ("--diffusion-steps/--schedule/--prediction/--variance/--loss/--timestep-sampler", d != DiffusionConfig()),
+            ("--channels and the other UNet options", config.net != UNetConfig()),
+            ("--preview-sampler/--preview-steps", (config.preview_sampler, config.preview_steps)
+             != (TrainConfig.preview_sampler, TrainConfig.preview_steps)),
+            ("--label-dropout", config.label_dropout != TrainConfig.label_dropout)) if changed]
+        if ignored:
+            raise UserError(f"{ignored[0]} only apply to diffusion and have no effect on a GAN run (--model gan); drop them")
+    if o.decay == "none":
+        if o.min_lr_ratio or o.decay_steps or o.decay_minutes:
+            raise UserError("a min-LR floor (optim.min_lr_ratio) or decay horizon (optim.decay_steps/decay_minutes) has "
+                            "no effect with --decay none; use --decay cosine or linear, or leave them at 0")
+    elif o.warmup >= (o.decay_steps or config.train_steps):
+        raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the {o.decay_steps or config.train_steps} "
+                        "steps of the run (--steps), so every step is warm-up; lower --warmup or use --decay none")
+
+
+def refuse_ignored_flags(config: TrainConfig, given: set[str]) -> None:
+    """Refuses flags the user gave explicitly that this config would ignore (``landiff train``).
+
+    Args:
+        given: dotted config fields set on the command line (``label_dropout``, ``optim.lr``, …).
+    """
+    if "label_dropout" in given and not config.class_cond:
+        raise UserError("--label-dropout has no effect without --class-cond (it drops class labels for "
+                        "classifier-free guidance); add --class-cond or drop --label-dropout")
+    if config.model == "gan" and not config.gan.ema:
+        flags = [flag for field, flag in (("ema_decay", "--ema-decay"), ("ema_warmup", "--no-ema-warmup")) if field in given]
+        if flags:
+            raise UserError(f"{' and '.join(flags)} have no effect on a GAN run without an EMA; add --gan-ema or drop them")
+
+
+def resolve_horizon(config: TrainConfig) -> TrainConfig:
+    """Fixes the LR decay horizon of a decaying run from its budget: ``decay_steps = train_steps`` and,
+    with ``--minutes``, ``decay_minutes = max_minutes`` (fields already set are kept; none for ``decay="none"``).
+
+    Called when a run is created (and on every resume, where the result must equal the stored one:
+    :func:`check_resume_horizon`)."""
+    o = config.optim
+    if o.decay == "none" or o.decay_steps:
+        return config
+    optim = dataclasses.replace(o, decay_steps=config.train_steps, decay_minutes=o.decay_minutes or config.max_minutes)
+    return dataclasses.replace(config, optim=optim)
+
+
+def _legacy_horizon(config: TrainConfig) -> TrainConfig:
+    """A config.json written before the horizon was stored: its (last) budget is the horizon it decayed over."""
+    o = config.optim
+    if o.decay == "none" or o.decay_steps or o.decay_minutes:
+        return config
+    return resolve_horizon(config)
+
+
+def check_resume_horizon(stored: TrainConfig, new: TrainConfig) -> None:
+    """Refuses a resume that would move the decay horizon of a decaying LR schedule (the LR would jump).
+
+    Other differences are left to :func:`config_differences`.
+
+    Raises:
+        UserError: naming the flags, the horizon the run was created with, and how to resume.
+    """
+    old, now = stored.optim, new.optim
+    if old.decay == "none" or old.decay != now.decay:
+        return
+    if (old.decay_steps, old.decay_minutes) == (now.decay_steps, now.decay_minutes):
+        return
+
+    def horizon(o: OptimConfig) -> str:
+        return f"{o.decay_steps} steps" + (f" or {o.decay_minutes:g} min, whichever ends first" if o.decay_minutes else "")
+
+    def flags(o: OptimConfig) -> str:
+        return f"--steps {o.decay_steps}" + (f" --minutes {o.decay_minutes:g}" if o.decay_minutes else " and no --minutes")
+
+    raise UserError(
+        f"this run's LR decays (--decay {old.decay}) over {horizon(old)}, fixed when it was created; resuming with "
+        f"{horizon(now)} would make the LR jump: resume with {flags(old)}, or start over with --restart"
+    )
 
 
 def config_differences(stored: TrainConfig, new: TrainConfig) -> list[str]:

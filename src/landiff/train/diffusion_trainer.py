@@ -14,7 +14,6 @@ compute what one process with batch N·B computes, up to float summation order.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from landiff.train.loop_common import (
     Session,
     clipped_step,
     count_skip,
+    draw_preview,
     end_step,
     log_stats,
     out_of_time,
@@ -114,9 +114,9 @@ def _train(session: Session, stop_after: int | None) -> TrainState:
     progress = session.progress(state)
     last_step = session.last_step(state, stop_after)
     model.train()
-    step_start = time.monotonic()
+    session.start_clock()
     while state.step < last_step and not out_of_time(config.max_minutes, state):
-        lr = learning_rate(config.optim, state.step, config.train_steps)
+        lr = learning_rate(config.optim, state.step, state.seconds)  # the horizon stored in the run
         for group in optimizer.param_groups:
             group["lr"] = lr
         seen: list[tuple[torch.Tensor, TrainingLosses]] = []
@@ -141,7 +141,7 @@ def _train(session: Session, stop_after: int | None) -> TrainState:
         state.images_seen += global_batch
         count_skip(state, not applied, session)
         stats.add_step(grad_norm, lr)
-        signalled, step_start = end_step(state, session, step_start)
+        signalled = end_step(state, session)
         progress.update(state.step, f"loss {stats.last_loss():.4f}")
         final = state.step == last_step or out_of_time(config.max_minutes, state) or signalled
 
@@ -150,11 +150,11 @@ def _train(session: Session, stop_after: int | None) -> TrainState:
             record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
             log_stats(record, session)
             progress.log(f"loss {record['loss']:.4f} {record['img_per_s']:.1f} img/s")
+        if state.step % config.checkpoint_every == 0 or final:  # the checkpoint first: a preview never costs it
+            save_state(parts, state, session)
         preview_due = state.step % config.sample_every == 0 or (final and not signalled)
         if config.preview_count and preview_due and dist.is_main:  # EMA model only: no collectives
-            write_preview(ema.model, diffusion, config, session.run, state.step, dev)
-        if state.step % config.checkpoint_every == 0 or final:
-            save_state(parts, state, session)
+            draw_preview(lambda: write_preview(ema.model, diffusion, config, session.run, state.step, dev), state.step, session)
         if signalled:
             session.log(stopped_message(state, session))
             break
@@ -206,9 +206,11 @@ def write_preview(model: torch.nn.Module, diffusion, config: TrainConfig, run: R
     kwargs = {} if labels is None else {"y": labels}
     was_training = model.training
     model.eval()
-    images = sample(
-        model, diffusion, (config.net.in_channels, config.resolution, config.resolution), list(range(count)),
-        sampler=config.preview_sampler, steps=config.preview_steps, model_kwargs=kwargs, device=dev,  # type: ignore[arg-type]
-    )
-    model.train(was_training)
+    try:
+        images = sample(
+            model, diffusion, (config.net.in_channels, config.resolution, config.resolution), list(range(count)),
+            sampler=config.preview_sampler, steps=config.preview_steps, model_kwargs=kwargs, device=dev,  # type: ignore[arg-type]
+        )
+    finally:  # a failed preview must leave the model as it found it
+        model.train(was_training)
     return save_preview(images, run, step)

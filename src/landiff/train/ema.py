@@ -1,7 +1,8 @@
 """Exponential moving average of the weights (buffers copied), with the usual warm-up.
 
 decay_n = min(decay, (1 + n) / (10 + n)) for update n when ``warmup`` is on: early updates follow the
-weights closely, so a short run's EMA is not stuck near the initial weights (PITFALLS.md).
+weights closely, so a short run's EMA is not stuck near the initial weights (the ``num_updates``
+warm-up of TensorFlow's ``tf.train.ExponentialMovingAverage``).
 """
 
 from __future__ import annotations

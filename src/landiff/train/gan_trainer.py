@@ -26,7 +26,6 @@ are close to, not equal to, one process with batch N·B.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from landiff.train.loop_common import (
     Session,
     clipped_step,
     count_skip,
+    draw_preview,
     end_step,
     log_stats,
     out_of_time,
@@ -129,9 +129,9 @@ def _train_gan(session: Session, stop_after: int | None) -> TrainState:
     last_step = session.last_step(state, stop_after)
     g.train()
     d.train()
-    step_start = time.monotonic()
+    session.start_clock()
     while state.step < last_step and not out_of_time(config.max_minutes, state):
-        lr = learning_rate(config.optim, state.step, config.train_steps)
+        lr = learning_rate(config.optim, state.step, state.seconds)  # the horizon stored in the run
         for group in [*opt_g.param_groups, *opt_d.param_groups]:
             group["lr"] = lr
         all_applied = True
@@ -165,7 +165,7 @@ def _train_gan(session: Session, stop_after: int | None) -> TrainState:
         stats.add_g(loss_g.detach(), lr)
         state.step += 1
         count_skip(state, not all_applied, session)
-        signalled, step_start = end_step(state, session, step_start)
+        signalled = end_step(state, session)
         progress.update(state.step, stats.progress_fields())
         final = state.step == last_step or out_of_time(config.max_minutes, state) or signalled
 
@@ -175,11 +175,12 @@ def _train_gan(session: Session, stop_after: int | None) -> TrainState:
             log_stats(record, session)
             progress.log(f"D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
                          f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} {record['img_per_s']:.1f} img/s")
+        if state.step % config.checkpoint_every == 0 or final:  # the checkpoint first: a preview never costs it
+            save_state(parts, state, session)
         preview_due = state.step % config.sample_every == 0 or (final and not signalled)
         if config.preview_count and preview_due and dist.is_main:  # plain modules only: no collectives
-            write_gan_preview(ema.model if ema is not None else g, config, session.run, state.step, dev)
-        if state.step % config.checkpoint_every == 0 or final:
-            save_state(parts, state, session)
+            shown = ema.model if ema is not None else g
+            draw_preview(lambda: write_gan_preview(shown, config, session.run, state.step, dev), state.step, session)
         if signalled:
             session.log(stopped_message(state, session))
             break
@@ -199,6 +200,8 @@ def write_gan_preview(model: Generator, config: TrainConfig, run: RunDir, step: 
     count = config.preview_count
     was_training = model.training
     model.eval()
-    images = model(latents(range(count), config.gan.z_dim, dev), preview_labels(count, config.gan.num_classes, dev))
-    model.train(was_training)
+    try:
+        images = model(latents(range(count), config.gan.z_dim, dev), preview_labels(count, config.gan.num_classes, dev))
+    finally:  # a failed preview must not leave the training generator's batch norm in eval mode
+        model.train(was_training)
     return save_preview(images.float(), run, step)

@@ -7,7 +7,9 @@
 - :func:`count_skip` / :func:`end_step`: the K-consecutive-skips guard; the per-step vote on
   stopping (signal, time budget) so all ranks leave the loop at the same step.
 - :func:`save_state`: gather every rank's RNG, rank 0 writes the checkpoint.
-- :func:`preview_labels` / :func:`save_preview`: the fixed-seed ``samples/step-N.png`` grids.
+- :func:`preview_labels` / :func:`save_preview`: the fixed-seed ``samples/step-N.png`` grids;
+  :func:`draw_preview`: a failed preview is one warning line, never the end of training (the
+  loops write a step's checkpoint before its preview, so a preview can never cost a checkpoint).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from landiff.grid import save_grid, to_uint8
 from landiff.progress import Progress
 from landiff.train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from landiff.train.components import Checkpointable, TrainState
-from landiff.train.config import TrainConfig, finalize
+from landiff.train.config import TrainConfig, check_resume_horizon, finalize, read_config
 from landiff.train.data_stream import keyed_seed
 from landiff.train.distributed import Dist, all_max, any_rank, main_first, process_group
 from landiff.train.files import atomic_write_text
@@ -62,7 +64,8 @@ class _Discard:
 class Session:
     """One invocation of a trainer: its finalised config, data, run directory, ranks and device.
 
-    ``log`` prints on rank 0 only; ``stop`` records a SIGTERM/SIGINT until the loop acts on it.
+    ``log`` prints on rank 0 only; ``stop`` records a SIGTERM/SIGINT until the loop acts on it;
+    ``step_start`` is the clock reading at the end of the previous step (see :func:`end_step`).
     """
 
     config: TrainConfig
@@ -72,6 +75,11 @@ class Session:
     device: torch.device
     log: Callable[[str], None]
     stop: GracefulStop
+    step_start: float = 0.0
+
+    def start_clock(self) -> None:
+        """Starts timing the first step of this invocation (call right before the loop)."""
+        self.step_start = time.monotonic()
 
     def progress(self, state: TrainState) -> Progress:
         """The training progress line (silent on ranks other than 0); its ETA respects --minutes."""
@@ -106,6 +114,8 @@ def training_session(
 
         def open_on_main() -> RunDir:
             lock.acquire()
+            if not restart and (root / "config.json").is_file():  # before the generic list of differences
+                check_resume_horizon(read_config(root / "config.json"), config)
             run = open_run_dir(root, config, restart=restart)
             describe_data(dataset, run, say)
             return run
@@ -245,17 +255,19 @@ def count_skip(state: TrainState, skipped: bool, session: Session) -> None:
         )
 
 
-def end_step(state: TrainState, session: Session, step_start: float) -> tuple[bool, float]:
-    """Adds the step's wall-clock to ``state.seconds`` and votes on stopping; a collective.
+def end_step(state: TrainState, session: Session) -> bool:
+    """Adds the step's wall-clock (since ``session.step_start``) to ``state.seconds`` and votes on
+    stopping; a collective.
 
     Returns:
-        (stop now because of a signal on any rank, the time this call returned). The clock is
-        the maximum over ranks, so the time budget ends the run at the same step on all of them.
+        Whether to stop now because of a signal on any rank. The clock is the maximum over ranks,
+        so the time budget ends the run at the same step on all of them.
     """
     now = time.monotonic()
-    signalled, seconds = all_max([float(session.stop.requested), state.seconds + now - step_start])
+    signalled, seconds = all_max([float(session.stop.requested), state.seconds + now - session.step_start])
     state.seconds = seconds
-    return signalled > 0.5, now
+    session.step_start = now
+    return signalled > 0.5
 
 
 def save_state(parts: Checkpointable, state: TrainState, session: Session) -> Path | None:
@@ -296,6 +308,20 @@ def preview_labels(count: int, num_classes: int, device: torch.device) -> torch.
     if not num_classes:
         return None
     return torch.arange(count, device=device) % num_classes
+
+
+def draw_preview(draw: Callable[[], Path], step: int, session: Session) -> Path | None:
+    """Runs ``draw`` (rank 0, after the step's checkpoint); a failure is logged as one warning line.
+
+    A preview is a by-product: whatever stops it (a bug, out of memory, a full disk) must not stop
+    the training it illustrates. Returns the grid's path, None when it failed.
+    """
+    try:
+        return draw()
+    except Exception as err:  # noqa: BLE001 - any failure; Ctrl-C (KeyboardInterrupt) still propagates
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
+        session.log(f"warning: step {step}: preview grid not written ({type(err).__name__}: {reason}); training continues")
+        return None
 
 
 def save_preview(images: torch.Tensor, run: RunDir, step: int) -> Path:
