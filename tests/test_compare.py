@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
+from tiny_runs import tiny_diffusion, tiny_gan
 
 from landiff.cli.main import main
 from landiff.compare import parse_sweep
 from landiff.errors import UserError
-from landiff.train import recipe, train
+from landiff.train import train
 from landiff.train.checkpoint import list_checkpoints
 
 
-def _tiny_diffusion(**changes):
-    config = recipe("tiny")
-    net = dataclasses.replace(config.net, base_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(16,))
-    config = dataclasses.replace(config, net=net, synthetic_n=64, precision="fp32", preview_count=0,
-                                 diffusion=dataclasses.replace(config.diffusion, num_steps=50))
-    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8), **changes)
-
-
-def _tiny_gan(**changes):
-    config = recipe("dcgan")
-    config = dataclasses.replace(config, resolution=32, synthetic_n=64, preview_count=0,
-                                 gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
-    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8), **changes)
-
-
 def test_time_budget_stops_training_with_a_checkpoint(tmp_path):
-    state = train(_tiny_diffusion(train_steps=10_000, max_minutes=1e-4), tmp_path / "run", log=lambda _: None)
+    state = train(tiny_diffusion(train_steps=10_000, max_minutes=1e-4), tmp_path / "run", log=lambda _: None)
     assert 1 <= state.step < 10_000
     assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [state.step]
 
@@ -39,8 +24,8 @@ def test_time_budget_stops_training_with_a_checkpoint(tmp_path):
 def test_compare_writes_one_protocol_summary_per_run(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("LANDIFF_INCEPTION", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no cached Inception weights
-    train(_tiny_diffusion(train_steps=2), tmp_path / "diffusion", log=lambda _: None)
-    train(_tiny_gan(train_steps=2), tmp_path / "gan", log=lambda _: None)
+    train(tiny_diffusion(train_steps=2), tmp_path / "diffusion", log=lambda _: None)
+    train(tiny_gan(train_steps=2), tmp_path / "gan", log=lambda _: None)
     assert main(["compare", str(tmp_path / "diffusion"), str(tmp_path / "gan"), "--n", "12", "--sweep", "ddim:2;dpm++:2",
                  "--repeats", "2"]) == 0
     d = json.loads((tmp_path / "diffusion" / "compare" / "summary.json").read_text())

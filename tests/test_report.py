@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from PIL import Image
 
 from landiff.cli.main import main
 from landiff.errors import UserError
+from landiff.metrics.provenance import Provenance
 from landiff.report import build_report
 from landiff.report.collect import load_runs
 from landiff.report.differences import describe, difference
@@ -39,12 +41,24 @@ def _estimate(value: float, std: float) -> dict:
     return {"value": value, "std": std, "repeats": 3, "spread": "std over 3 seeds"}
 
 
+def _provenance(root: Path, family: str, seed: int) -> dict:
+    """The provenance of compare's samples of the run's checkpoint (written by :func:`write_run`)."""
+    sha = hashlib.sha256((root / "checkpoints" / "step-00000040.safetensors").read_bytes()).hexdigest()
+    diffusion = family == "diffusion"
+    return Provenance(sha, sampler="dpm++" if diffusion else "gan", steps=20 if diffusion else 1,
+                      params={"spacing": "logsnr", "eta": 0.0, "clip_denoised": True} if diffusion else {},
+                      seed=seed).to_dict()
+
+
 def _summary(root: Path, family: str, swd: float, swd_std: float, *, n: int, seed: int) -> dict:
     """compare/summary.json as landiff compare writes it (values chosen so ratios are easy to check)."""
     diffusion = family == "diffusion"
+    provenance = _provenance(root, family, seed)
     return {
         "run": str(root), "family": family, "preset": "tiny", "step": 40, "images_seen": 160,
-        "checkpoint": str(root / "checkpoints" / "step-00000040.safetensors"), "checkpoint_sha256": "ab" * 32,
+        "checkpoint": str(root / "checkpoints" / "step-00000040.safetensors"),
+        "checkpoint_sha256": provenance["checkpoint_sha256"], "provenance": provenance,
+        "classes": {"protocol": "none", "names": [], "counts": []}, "guidance": 1.0,
         "n": n, "seed": seed, "sampler": "dpm++" if diffusion else "gan", "steps": 20 if diffusion else 1,
         "reference": "synthetic held-out split, seed 0, 8x8",
         "metrics": {"swd": _estimate(swd, swd_std), "swd_32": _estimate(swd * 1.1, swd_std),
@@ -67,6 +81,9 @@ def write_run(root: Path, family: str, swd: float, swd_std: float = 0.8, *, n: i
     """A run directory as landiff train + landiff compare leave it, with random tiny images."""
     rng = np.random.default_rng(zlib.crc32(f"{family} {swd}".encode()))
     (root / "samples").mkdir(parents=True)
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / "step-00000040.safetensors").write_bytes(f"{family} {swd} {seed}".encode())
+    provenance = _provenance(root, family, seed)
     config = {"model": family, "preset": "tiny", "data": "synthetic", "resolution": res,
               "optim": {"batch": 4}, "train_steps": 40}
     (root / "config.json").write_text(json.dumps(config))
@@ -85,17 +102,20 @@ def write_run(root: Path, family: str, swd: float, swd_std: float = 0.8, *, n: i
     out = root / "compare"
     out.mkdir()
     images = lambda count: rng.integers(0, 256, (count, res, res, 3), dtype=np.uint8)  # noqa: E731
-    np.savez(out / "samples.npz", images=images(n), meta=np.array(json.dumps({"seeds": [seed, seed + n - 1]})))
+    np.savez(out / "samples.npz", images=images(n),
+             meta=np.array(json.dumps({"seeds": [seed, seed + n - 1], "provenance": provenance})))
     np.savez(out / "real.npz", images=np.random.default_rng(7).integers(0, 256, (n, res, res, 3), dtype=np.uint8))
     np.savez(out / "memorization.npz", samples=images(4), nearest_train=images(4),
-             ratio=np.array([0.9, 0.85, 1.1, 0.95]), d_train=np.array([0.05, 0.06, 0.07, 0.05]))
+             ratio=np.array([0.9, 0.85, 1.1, 0.95]), d_train=np.array([0.05, 0.06, 0.07, 0.05]),
+             meta=np.array(json.dumps({"provenance": provenance})))
     summary = _summary(root, family, swd, swd_std, n=n, seed=seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "curve.json").write_text(json.dumps([{"step": s, "images_seen": s * 4, "seconds": s * 1.5,
                                                  "swd": swd + 100 / s, "swd_std": 1.0} for s in (10, 20, 40)]))
     if family == "diffusion":
-        (root / "metrics-nll.jsonl").write_text(json.dumps({"metric": "nll_bpd", "n": 16,
-                                                            "bpd": {"mean": 5.1, "se": 0.2}}) + "\n")
+        nll = Provenance(provenance["checkpoint_sha256"]).to_dict()
+        (root / "metrics-nll.jsonl").write_text(json.dumps({"metric": "nll_bpd", "n": 16, "bpd": {"mean": 5.1, "se": 0.2},
+                                                            "provenance": nll}) + "\n")
     return root
 
 
@@ -293,6 +313,9 @@ _summaries = st.fixed_dictionaries({}, optional={
     "cost": st.fixed_dictionaries({}, optional={k: _json for k in ("params", "train_seconds", "nfe")}) | _json,
     "sweep": st.lists(st.fixed_dictionaries({"sampler": _json, "nfe": _json, "swd": _json, "swd_std": _json,
                                               "n": _json}), max_size=3) | _json,
+    "provenance": st.just(Provenance("cd" * 32, sampler="gan", steps=1).to_dict()) | _json,
+    "classes": st.fixed_dictionaries({}, optional={"protocol": _json, "names": _json}) | _json,
+    "guidance": _json,
 })
 
 

@@ -2,8 +2,12 @@
 
 Every run is measured the same way: the same number of images from the same seeds, the same
 reference set (held-out real images), the same metric seeds. Diffusion runs are also swept over
-samplers × steps. Results go to ``RUN/compare/summary.json`` (+ ``samples.npz``, ``real.npz``,
-``memorization.npz``) and to the run's ``metrics-<name>.jsonl``.
+samplers × steps. Class-conditional runs are sampled with balanced labels (image k of seed S+k
+gets class k mod C, :func:`landiff.generate.balanced_labels`), the same labels for every run with
+that class list; ``guidance`` is the classifier-free guidance scale of conditional diffusion runs
+(1 = plain conditional, what the model was trained for). Results go to ``RUN/compare/summary.json``
+(+ ``samples.npz``, ``real.npz``, ``memorization.npz``) and to the run's ``metrics-<name>.jsonl``;
+each carries the :class:`~landiff.metrics.provenance.Provenance` of the images it was computed from.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class CompareOptions:
     repeats: int = 3
     inception: str | None = None
     memorization_train: int = 5000
+    guidance: float = 1.0  # classifier-free guidance scale for class-conditional diffusion runs
 
 
 def parse_sweep(text: str) -> list[tuple[str, int]]:
@@ -80,10 +85,37 @@ def compare_runs(run_dirs: Sequence[str | Path], options: CompareOptions, log: C
     floor_set = ImageSet(both.images[half : 2 * half], f"{both.description}: second {half}")
     floor = evaluate.evaluate_swd(floor_set, reference, seed=options.seed, repeats=options.repeats)
     extractor = _inception(options.inception, log)
+    for run_dir, run in zip(run_dirs, loaded):
+        _check_guidance(run_dir, run, options.guidance, log)
     summaries = []
     for run_dir, run in zip(run_dirs, loaded):
         summaries.append(_compare_one(Path(run_dir), run, reference, floor, extractor, options, log))
     return summaries
+
+
+def _guidance(run: LoadedRun, scale: float) -> float:
+    """The guidance scale applied to ``run``: ``scale`` for class-conditional diffusion runs, else 1."""
+    return scale if run.diffusion is not None and run.num_classes else 1.0
+
+
+def _check_guidance(run_dir: str | Path, run: LoadedRun, scale: float, log: Callable[[str], None]) -> None:
+    if scale == 1.0:
+        return
+    if _guidance(run, scale) == 1.0:
+        log(f"{run_dir}: --guidance {scale:g} does not apply (not a class-conditional diffusion run)")
+    elif run.config.label_dropout <= 0:
+        raise UserError(f"--guidance {scale:g}: {run_dir} was trained without label dropout, so it has no "
+                        "unconditional mode to guide with; use --guidance 1")
+
+
+def _classes(run: LoadedRun, n: int) -> dict[str, Any]:
+    """The class protocol of the compare samples, as written to summary.json."""
+    if not run.num_classes:
+        return {"protocol": "none", "names": [], "counts": []}
+    names = run.classes if len(run.classes) == run.num_classes else [str(k) for k in range(run.num_classes)]
+    counts = [len(range(k, n, run.num_classes)) for k in range(run.num_classes)]
+    return {"protocol": "balanced", "names": list(names), "counts": counts,
+            "rule": "image k (seed S+k) gets class k mod C"}
 
 
 def _inception(path: str | None, log: Callable[[str], None]) -> InceptionFeatures | str:
@@ -100,19 +132,25 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extr
     out = run_dir / "compare"
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(options.seed, options.seed + options.n))
-    log(f"{run_dir}: sampling {options.n} images ({family})")
-    generated = generate(run, seeds, sampler=options.sampler, steps=options.steps)
+    classes = _classes(run, options.n)
+    guidance = _guidance(run, options.guidance)
+    log(f"{run_dir}: sampling {options.n} images ({family}" +
+        (f", classes balanced over {', '.join(classes['names'])}" if classes["names"] else "") +
+        (f", guidance {guidance:g}" if guidance != 1.0 else "") + ")")
+    generated = generate(run, seeds, sampler=options.sampler, steps=options.steps, guidance=guidance)
+    provenance = generated.provenance
     samples = ImageSet(generated.images, f"{run_dir} step {run.state.step}, seeds {seeds[0]}..{seeds[-1]}")
-    _save_npz(out / "samples.npz", images=generated.images, meta=np.array(json.dumps({"seeds": [seeds[0], seeds[-1]]})))
+    meta = {"seeds": [seeds[0], seeds[-1]], "classes": classes, "provenance": provenance.to_dict()}
+    _save_npz(out / "samples.npz", images=generated.images, meta=np.array(json.dumps(meta)))
     _save_npz(out / "real.npz", images=reference.images)
 
     metrics: dict[str, Any] = {}
-    swd = evaluate.evaluate_swd(samples, reference, seed=options.seed, repeats=options.repeats)
+    swd = evaluate.evaluate_swd(samples, reference, seed=options.seed, repeats=options.repeats, provenance=provenance)
     append_record(run_dir, swd)
     metrics.update({k: _estimate(v) for k, v in swd.estimates.items()})
-    metrics.update(_inception_metrics(run_dir, samples, reference, extractor, options))
-    memo = _memorization(run_dir, run, samples, options, out, log)
-    sweep = _sweep(run, reference, options, log) if family == "diffusion" else []
+    metrics.update(_inception_metrics(run_dir, samples, reference, extractor, options, provenance))
+    memo = _memorization(run_dir, run, samples, options, out, log, provenance)
+    sweep = _sweep(run, reference, options, log, guidance) if family == "diffusion" else []
     train_flops, eval_flops = flops_per_image(run)
     summary = {
         "run": str(run_dir), "family": family, "preset": run.config.preset, "step": run.state.step,
@@ -120,6 +158,7 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extr
         "checkpoint_sha256": run.checkpoint_sha256, "n": options.n, "seed": options.seed,
         "sampler": options.sampler if family == "diffusion" else "gan",
         "steps": options.steps if family == "diffusion" else 1, "reference": reference.description,
+        "classes": classes, "guidance": guidance, "provenance": provenance.to_dict(),
         "metrics": metrics, "noise_floor": {k: _estimate(v) for k, v in floor.estimates.items()},
         "memorization": memo, "sweep": sweep,
         "cost": {
@@ -138,14 +177,17 @@ def _estimate(estimate) -> dict[str, Any]:
     return {"value": estimate.value, "std": estimate.std, "repeats": estimate.repeats, "spread": estimate.spread}
 
 
-def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, extractor, options: CompareOptions) -> dict[str, Any]:
+def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, extractor, options: CompareOptions,
+                       provenance) -> dict[str, Any]:
     if isinstance(extractor, str):
         return {name: {"unavailable": extractor} for name in ("fid", "kid", "precision", "recall")}
     results: dict[str, Any] = {}
     for record in (
-        evaluate.evaluate_fid(samples, reference, extractor, seed=options.seed, repeats=options.repeats),
-        evaluate.evaluate_kid(samples, reference, extractor, seed=options.seed),
-        evaluate.evaluate_pr(samples, reference, extractor, seed=options.seed, repeats=options.repeats),
+        evaluate.evaluate_fid(samples, reference, extractor, seed=options.seed, repeats=options.repeats,
+                              provenance=provenance),
+        evaluate.evaluate_kid(samples, reference, extractor, seed=options.seed, provenance=provenance),
+        evaluate.evaluate_pr(samples, reference, extractor, seed=options.seed, repeats=options.repeats,
+                             provenance=provenance),
     ):
         append_record(run_dir, record)
         results.update({k: _estimate(v) for k, v in record.estimates.items()})
@@ -153,7 +195,7 @@ def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, ex
 
 
 def _memorization(run_dir: Path, run: LoadedRun, samples: ImageSet, options: CompareOptions, out: Path,
-                  log: Callable[[str], None]) -> dict[str, Any]:
+                  log: Callable[[str], None], provenance) -> dict[str, Any]:
     config = run.config
     size = (config.resolution, config.resolution)
     if config.data != "synthetic" and options.heldout is None:
@@ -162,12 +204,12 @@ def _memorization(run_dir: Path, run: LoadedRun, samples: ImageSet, options: Com
     train = load_reference(config.data, size, count, seed=options.seed, data_seed=config.seed, split="train")
     heldout = load_reference(options.heldout or "synthetic", size, len(train), seed=options.seed,
                              data_seed=config.seed, split="heldout")
-    record, result = evaluate.evaluate_memorization(samples, train, heldout, seed=options.seed)
+    record, result = evaluate.evaluate_memorization(samples, train, heldout, seed=options.seed, provenance=provenance)
     append_record(run_dir, record)
     closest = result.closest(min(16, len(samples)))
     _save_npz(out / "memorization.npz", samples=samples.images[closest],
               nearest_train=train.images[result.nearest_train[closest]], ratio=result.ratio[closest],
-              d_train=result.d_train[closest])
+              d_train=result.d_train[closest], meta=np.array(json.dumps({"provenance": provenance.to_dict()})))
     log(f"{run_dir}: memorisation: {len(result.flagged)} of {len(samples)} flagged "
         f"(train set {len(train)}, smallest ratio {result.ratio.min():.2f})")
     return {"n": len(samples), "flagged": int(len(result.flagged)), "ratio_threshold": result.ratio_threshold,
@@ -175,17 +217,20 @@ def _memorization(run_dir: Path, run: LoadedRun, samples: ImageSet, options: Com
             "n_train": len(train)}
 
 
-def _sweep(run: LoadedRun, reference: ImageSet, options: CompareOptions, log: Callable[[str], None]) -> list[dict[str, Any]]:
+def _sweep(run: LoadedRun, reference: ImageSet, options: CompareOptions, log: Callable[[str], None],
+           guidance: float) -> list[dict[str, Any]]:
     n = min(options.sweep_n or options.n, len(reference))
     ref = ImageSet(reference.images[:n], f"{reference.description}, first {n}")
     points = []
     for sampler, steps in options.sweep:
-        generated = generate(run, list(range(options.seed, options.seed + n)), sampler=sampler, steps=steps)
+        generated = generate(run, list(range(options.seed, options.seed + n)), sampler=sampler, steps=steps,
+                             guidance=guidance)
         record = evaluate.evaluate_swd(ImageSet(generated.images, f"{sampler}-{steps}"), ref, seed=options.seed,
-                                       repeats=options.repeats)
+                                       repeats=options.repeats, provenance=generated.provenance)
         swd = record.estimates["swd"]
         points.append({"sampler": sampler, "steps": steps, "nfe": generated.nfe, "swd": swd.value, "swd_std": swd.std,
-                       "n": n, "seconds_per_image": generated.seconds_per_image})
+                       "n": n, "seconds_per_image": generated.seconds_per_image,
+                       "provenance": generated.provenance.to_dict()})
         log(f"  sweep {sampler:>5} {steps:>4} steps: SWD {swd.value:.2f}")
     return points
 

@@ -1,26 +1,72 @@
-"""Images from a loaded run, the same way for both families: image k comes from seed k alone."""
+"""Images from a loaded run, the same way for both families: image k comes from seed k alone.
+
+Class-conditional runs are sampled with balanced labels by default: image k of the set gets class
+k mod C (:func:`balanced_labels`), so every run with the same class list gets the same labels for
+the same seeds. Classifier-free guidance (``guidance`` ≠ 1, Ho & Salimans 2022) wraps a conditional
+diffusion network as in :func:`landiff.samplers.classifier_free_guidance`. :class:`Generated`
+carries the :class:`~landiff.metrics.provenance.Provenance` of the images.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
+from landiff.errors import UserError
 from landiff.grid import to_uint8
-from landiff.samplers import sample
+from landiff.metrics.provenance import Provenance, provenance_for, sampling_precision
+from landiff.samplers import DEFAULT_SPACING, classifier_free_guidance, sample
 from landiff.train.run import LoadedRun
+
+Labels = torch.Tensor | Literal["balanced"] | None
 
 
 @dataclass
 class Generated:
-    """uint8 images (N, H, W, 3), wall-clock seconds per image and network evaluations per image."""
+    """uint8 images (N, H, W, 3), wall-clock seconds per image, network evaluations per image, and
+    what made them (``provenance``)."""
 
     images: np.ndarray
     seconds_per_image: float
     nfe: int
+    provenance: Provenance | None = None
+
+
+def balanced_labels(loaded: LoadedRun, n: int) -> torch.Tensor | None:
+    """Class k mod C for image k (C = the run's classes); None for an unconditional run."""
+    classes = loaded.num_classes
+    return torch.arange(n, dtype=torch.long) % classes if classes else None
+
+
+def _resolve_labels(loaded: LoadedRun, labels: Labels, n: int) -> torch.Tensor | None:
+    if isinstance(labels, str):
+        if labels != "balanced":
+            raise ValueError(f"labels must be a tensor, None or 'balanced', got {labels!r}")
+        return balanced_labels(loaded, n)
+    if labels is None and loaded.is_gan and loaded.num_classes:
+        raise UserError("this GAN is class-conditional: it needs class labels (sample it with balanced labels)")
+    if labels is not None and loaded.num_classes == 0:
+        raise UserError("class labels were given for an unconditional run; sample it without labels")
+    return labels
+
+
+def generation_provenance(loaded: LoadedRun, seeds: Sequence[int], *, sampler: str = "dpm++", steps: int = 20,
+                          labels: Labels = "balanced", use_ema: bool = True, guidance: float = 1.0) -> Provenance:
+    """The provenance :func:`generate` records for these arguments, without drawing anything (cache keys)."""
+    resolved = _resolve_labels(loaded, labels, len(seeds))
+    model = loaded.ema_model if use_ema else loaded.model
+    contiguous = list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) if len(seeds) else False
+    params = {} if loaded.diffusion is None else {"spacing": DEFAULT_SPACING[sampler], "eta": 0.0,
+                                                  "clip_denoised": True}
+    return provenance_for(loaded, use_ema=use_ema, sampler=sampler, steps=steps, params=params,
+                          precision=sampling_precision(model), guidance_scale=guidance,
+                          labels=None if resolved is None else resolved.tolist(),
+                          seed=seeds[0] if contiguous else None)
 
 
 @torch.no_grad()
@@ -31,17 +77,32 @@ def generate(
     sampler: str = "dpm++",
     steps: int = 20,
     batch: int = 64,
-    labels: torch.Tensor | None = None,
+    labels: Labels = "balanced",
     use_ema: bool = True,
+    guidance: float = 1.0,
 ) -> Generated:
-    """Samples one image per seed: the diffusion sampler of choice, or G(z(seed)) for a GAN run."""
+    """Samples one image per seed: the diffusion sampler of choice, or G(z(seed), y) for a GAN run.
+
+    Args:
+        labels: (N,) class labels, ``"balanced"`` (:func:`balanced_labels`; nothing for an
+            unconditional run) or None (a conditional diffusion model then samples its null label).
+        guidance: classifier-free guidance scale w for conditional diffusion runs (1 = plain
+            conditional, what the model was trained for).
+    """
+    resolved = _resolve_labels(loaded, labels, len(seeds))
+    provenance = generation_provenance(loaded, seeds, sampler=sampler, steps=steps, labels=resolved,
+                                       use_ema=use_ema, guidance=guidance)
     model = loaded.ema_model if use_ema else loaded.model
-    device = next(model.parameters()).device
+    if guidance != 1.0:
+        if loaded.diffusion is None or resolved is None:
+            raise UserError("--guidance needs a class-conditional diffusion run sampled with class labels; use 1")
+        model = classifier_free_guidance(model, guidance, null_label=loaded.config.net.num_classes)
+    device = next(loaded.ema_model.parameters()).device
     chunks = []
     start_time = time.perf_counter()
     for start in range(0, len(seeds), batch):
         chunk = list(seeds[start : start + batch])
-        y = None if labels is None else labels[start : start + len(chunk)].to(device)
+        y = None if resolved is None else resolved[start : start + len(chunk)].to(device)
         if loaded.diffusion is None:
             from landiff.nets.dcgan import latents
 
@@ -53,4 +114,5 @@ def generate(
         chunks.append(to_uint8(x))
     seconds = (time.perf_counter() - start_time) / max(1, len(seeds))
     return Generated(images=np.concatenate(chunks), seconds_per_image=seconds,
-                     nfe=1 if loaded.diffusion is None else steps)
+                     nfe=1 if loaded.diffusion is None else steps * (2 if guidance != 1.0 else 1),
+                     provenance=provenance)

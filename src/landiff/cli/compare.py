@@ -7,29 +7,37 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from landiff.errors import UserError
+from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir
+from landiff.options import check_seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("compare", help="evaluate runs with one protocol (optionally train both families first)")
-    p.add_argument("runs", nargs="*", help="run directories")
-    p.add_argument("--n", type=int, default=256, help="images per run and reference images (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="seeds of the samples (seed..seed+n-1) and of the metrics")
-    p.add_argument("--ref", default=None, help="reference images (default: the first run's data, held-out split for synthetic)")
-    p.add_argument("--heldout", default=None, help="held-out images for the memorisation ratio (needed for folders)")
-    p.add_argument("--sampler", default="dpm++", choices=["ddpm", "ddim", "dpm++"], help="diffusion sampler for the main samples")
-    p.add_argument("--steps", type=int, default=20, help="its number of steps (default 20)")
-    p.add_argument("--sweep", default=None, help="samplers x steps for diffusion runs, e.g. 'ddim:10,50;dpm++:5,10,20' ('' for none)")
-    p.add_argument("--sweep-n", type=int, default=None, help="images per sweep point (default --n)")
-    p.add_argument("--repeats", type=int, default=3, help="metric repeats for the spread (default 3)")
-    p.add_argument("--inception", default=None, help="FID Inception weights (.safetensors); see landiff weights")
+    Spec("runs", "path", "run directories", nargs="*").add_to(p)
+    N_IMAGES.add_to(p, default=256, help="images per run and reference images")
+    SEED.add_to(p, help="seeds of the samples (seed..seed+n-1) and of the metrics")
+    Spec("--ref", "str", "reference images (default: the first run's data, held-out split for synthetic)").add_to(p)
+    Spec("--heldout", "str", "held-out images for the memorisation ratio (needed for folders)").add_to(p)
+    Spec("--sampler", "choice", "diffusion sampler for the main samples", default="dpm++",
+         choices=("ddpm", "ddim", "dpm++")).add_to(p)
+    STEPS.add_to(p, default=20, help="its number of steps")
+    Spec("--sweep", "str", "samplers x steps for diffusion runs, e.g. 'ddim:10,50;dpm++:5,10,20' ('' for none)",
+         metavar="SPEC", allow_empty=True).add_to(p)
+    N_IMAGES.add_to(p, name="--sweep-n", help="images per sweep point (default --n)")
+    REPEATS.add_to(p)
+    Spec("--guidance", "float", default=1.0, low=0.0, help="classifier-free guidance scale w for class-conditional "
+                   "diffusion runs (1 = plain conditional; recorded in summary.json)").add_to(p)
+    Spec("--inception", "path", "FID Inception weights (.safetensors); see landiff weights").add_to(p)
     p.add_argument("--train", action="store_true", help="first train a diffusion model and a DCGAN on --data")
-    p.add_argument("--data", default="synthetic", help="data for --train (default synthetic)")
-    p.add_argument("--minutes", type=float, default=20.0, help="training budget for --train, split between the two")
-    p.add_argument("--resolution", type=int, default=32, help="resolution for --train (default 32)")
-    p.add_argument("--out", default="runs/compare", help="where --train puts its two runs (default runs/compare)")
+    Spec("--data", "str", "data for --train", default="synthetic").add_to(p)
+    Spec("--minutes", "float", "training budget for --train, split between the two", default=20.0, low=0.0,
+         low_open=True, high=24 * 60, unit="minutes").add_to(p)
+    Spec("--resolution", "int", "resolution for --train", default=32, low=8, unit="px").add_to(p)
+    OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its two runs")
     p.set_defaults(func=run)
 
 
@@ -41,11 +49,18 @@ def options_from(args: argparse.Namespace):
             raise UserError(f"--{flag} must be >= 1")
     if args.sweep_n is not None and args.sweep_n < 1:
         raise UserError("--sweep-n must be >= 1")
+    check_seed(args.seed, "--seed", count=max(args.n, args.sweep_n or 0))  # images use seed .. seed + n - 1
     return CompareOptions(
         n=args.n, seed=args.seed, reference=args.ref, heldout=args.heldout, sampler=args.sampler, steps=args.steps,
         sweep=DEFAULT_SWEEP if args.sweep is None else parse_sweep(args.sweep), sweep_n=args.sweep_n,
-        repeats=args.repeats, inception=args.inception,
+        repeats=args.repeats, inception=args.inception, guidance=_guidance(args.guidance),
     )
+
+
+def _guidance(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"--guidance must be a finite number >= 0 (1 = plain conditional), got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from(args)
     runs = list(args.runs)
+    for given in runs:  # compare writes samples and summary.json into each run, so it must be writable
+        check_output_dir(check_input_dir(given, "RUN", "run directory made by landiff train"), "RUN")
     if args.train:
         from landiff.pair import train_pair
+
+        check_output_dir(args.out, "--out")
 
         if args.minutes <= 0:
             raise UserError("--minutes must be > 0")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from landiff.errors import UserError
+from landiff.options import OUT_DIR, SEED, Spec, check_disk, check_output_dir
 
 MAX_SIZE = 1024
 
@@ -32,27 +33,12 @@ def _parse_classes(text: str | None) -> list[str] | None:
     return names
 
 
-def _integer(option: str, text: str, lo: int, hi: int) -> int:
-    """Parses an integer option here rather than in argparse, so a mistake is one clear line."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not lo <= value <= hi:
-        raise UserError(f"{option} must be an integer from {lo} to {hi}, got {text!r}")
-    return value
-
-
 def _synth(args: argparse.Namespace) -> int:
     from landiff.data.landscape_export import write_landscapes
-    from landiff.data.synthetic import HELDOUT_OFFSET
-
-    n = _integer("--n", args.n, 1, HELDOUT_OFFSET)
-    size = _integer("--size", args.size, 8, MAX_SIZE)
-    seed = _integer("--seed", args.seed, 0, 2**63 - 1)
-    if args.split not in ("train", "heldout"):
-        raise UserError(f"--split must be train or heldout, got {args.split!r}")
+    n, size, seed = args.n, args.size, args.seed  # typed and range-checked by their Specs
     classes = _parse_classes(args.classes)
+    check_output_dir(args.out, "--out")
+    check_disk(float(n) * size * size * 3, args.out, ["--n", "--size"])  # PNG never needs more than raw pixels
     summary = write_landscapes(args.out, n, size, classes=classes, seed=seed, split=args.split)
     counts = ", ".join(f"{name} {count}" for name, count in summary.per_class.items())
     print(f"wrote {summary.count} landscapes at {size}px to {summary.out} ({counts}) in {summary.seconds:.1f} s")
@@ -65,13 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="render the built-in procedural landscapes to PNG files",
         description="Render procedural landscapes (classes day, sunset, night, snow) into DIR/<class>/.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory to create (or a previous synth output)")
-    parser.add_argument("--n", required=True, help="number of images (≥ 1)")
-    parser.add_argument("--size", required=True, help=f"image size in pixels (8 to {MAX_SIZE})")
-    parser.add_argument("--classes", default=None, help="comma-separated subset, e.g. day,snow (default: all four)")
-    parser.add_argument("--seed", default="0", help="dataset seed (default 0)")
-    parser.add_argument(
-        "--split", default="train", metavar="{train,heldout}",
-        help="heldout uses generator indices 10^9 + k, disjoint from training images (default train)",
-    )
+    from landiff.data.synthetic import HELDOUT_OFFSET
+
+    OUT_DIR.add_to(parser, required=True, help="directory to create (or a previous synth output)")
+    Spec("--n", "int", "number of images", required=True, low=1, high=HELDOUT_OFFSET, unit="images").add_to(parser)
+    Spec("--size", "int", "image size", required=True, low=8, high=MAX_SIZE, unit="px").add_to(parser)
+    Spec("--classes", "str", "comma-separated subset, e.g. day,snow (default: all four)").add_to(parser)
+    SEED.add_to(parser, help="dataset seed")
+    Spec("--split", "choice", "heldout uses generator indices 10^9 + k, disjoint from training images",
+         default="train", choices=("train", "heldout")).add_to(parser)
     parser.set_defaults(func=_synth)

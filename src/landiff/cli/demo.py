@@ -10,13 +10,14 @@ import argparse
 from pathlib import Path
 
 from landiff.errors import UserError
+from landiff.options import OUT_DIR, Spec, check_output_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="train diffusion and a DCGAN on built-in landscapes, compare them, write a report")
-    p.add_argument("--minutes", type=float, default=10.0, help="total time budget (default 10)")
-    p.add_argument("--out", default="runs/demo", help="where the runs and the report go (default runs/demo)")
-    p.add_argument("--resolution", type=int, default=32, help="image size (default 32)")
+    Spec("--minutes", "float", "total time budget", default=10.0, low=0.2, high=24 * 60, unit="minutes").add_to(p)
+    OUT_DIR.add_to(p, default="runs/demo", help="where the runs and the report go")
+    Spec("--resolution", "choice", "image size in px", default="32", choices=("32", "64")).add_to(p)
     p.set_defaults(func=run)
 
 
@@ -25,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.2 <= args.minutes <= 24 * 60:
         raise UserError(f"--minutes must be between 0.2 and 1440, got {args.minutes}")
+    args.resolution = int(args.resolution)
     if args.resolution not in (32, 64):
         raise UserError(f"--resolution must be 32 or 64 for the demo, got {args.resolution}")
+    check_output_dir(args.out, "--out")  # before ten minutes of training
     html, summaries = run_demo(Path(args.out), args.minutes, args.resolution)
     print()
     print(summary_table(summaries))

@@ -26,6 +26,8 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import from_uint8
 from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD
+from landiff.options import BATCH, DEVICE, N_IMAGES, REPEATS, RUN, SEED, Spec, check_memory, check_output_file
+from landiff.options import check_seed, compute_device, unet_bytes
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -38,13 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a run (nll, …)")
     sub = parser.add_subparsers(dest="eval_command", metavar="METRIC")
     p = sub.add_parser("nll", help="negative log-likelihood bound in bits/dim on held-out images")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--data", default=None, help="held-out data (default: the run's data; synthetic uses its held-out split)")
-    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    p.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the forward-process noise")
+    RUN.add_to(p, required=True, help="run directory (the record is appended to RUN/metrics-nll.jsonl)")
+    Spec("--data", "str", "held-out data (default: the run's data; synthetic uses its held-out split)").add_to(p)
+    N_IMAGES.add_to(p, default=64)
+    BATCH.add_to(p, default=16, help="images per batch")
+    SEED.add_to(p, help="seed of the forward-process noise")
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA")
-    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+    DEVICE.add_to(p)
     p.set_defaults(func=run_nll)
     _register_metrics(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -58,13 +60,15 @@ def run_nll(args: argparse.Namespace) -> int:
     for flag, value in (("--n", args.n), ("--batch", args.batch)):
         if value < 1:
             raise UserError(f"{flag} must be an integer >= 1, got {value}")
-    if not 0 <= args.seed < 2**63:
-        raise UserError(f"--seed must be an integer in [0, 2**63), got {args.seed}")
+    check_seed(args.seed)
+    check_output_file(Path(args.run) / "metrics-nll.jsonl", "--run")  # the result must not be lost after the work
     with process_group(args.device) as (dist, device):
         loaded = load_run(args.run, device=str(device))
         if loaded.diffusion is None:
             raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
         config = loaded.config
+        check_memory(unet_bytes(config.net, args.batch, training=False), ["--batch"], device)
+        check_memory({"per-image bounds": 8.0 * args.n * (2 + loaded.diffusion.num_steps)}, ["--n"], "cpu")
         spec = args.data or config.data
         if spec != "synthetic" and args.data is None and dist.is_main:
             print("note: evaluating on the training folder; pass --data with held-out images for an unbiased number")
@@ -76,7 +80,7 @@ def run_nll(args: argparse.Namespace) -> int:
     record = nll_record(bounds[:, 0], bounds[:, 1], bounds[:, 2:])
     record.update(run=str(args.run), data=spec, split="heldout" if spec == "synthetic" else "given",
                   seed=args.seed, ema=not args.no_ema, checkpoint=str(loaded.checkpoint), step=loaded.state.step,
-                  time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                  time=time.strftime("%Y-%m-%dT%H:%M:%S"), provenance=_nll_provenance(args, loaded))
     print(format_nll(record))
     with open(Path(args.run) / "metrics-nll.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -187,50 +191,49 @@ def _is_int(value: object, low: int) -> bool:
 
 
 def _add_sample_options(p: argparse.ArgumentParser, n_default: int | None) -> None:
-    p.add_argument("--samples", default=None, help="samples.npz, a sample directory or a folder of PNGs "
-                   "(default with --run: the newest RUN/samples/*/samples.npz)")
-    p.add_argument("--run", default=None, help="run directory: default samples and reference; appends "
-                   "the result to RUN/metrics-<name>.jsonl (without it the result is only printed)")
-    p.add_argument("--n", type=int, default=n_default, help=f"use the first N samples (default {n_default or 'all'})")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random choice of the metric (default 0)")
+    Spec("--samples", "path", "samples.npz, a sample directory or a folder of PNGs "
+         "(default with --run: the newest RUN/samples/*/samples.npz)").add_to(p)
+    RUN.add_to(p, help="run directory: default samples and reference; appends "
+               "the result to RUN/metrics-<name>.jsonl (without it the result is only printed)")
+    N_IMAGES.add_to(p, default=n_default, help=f"use the first N samples{'' if n_default else ' (default all)'}")
+    SEED.add_to(p, help="seed of every random choice of the metric")
 
 
 def _register_metrics(sub: argparse._SubParsersAction) -> None:
     for name, text in _METRICS.items():
         p = sub.add_parser(name, help=text)
         _add_sample_options(p, 512)
-        p.add_argument("--ref", default=None, help="reference: 'synthetic' (built-in held-out landscapes), an "
-                       "image folder, a prepared dataset or B.npz (default with --run: the run's data); as many "
-                       "reference images as samples are used")
-        p.add_argument("--repeats", type=int, default=3, help="repeats for the ± spread (default 3)")
+        Spec("--ref", "str", "reference: 'synthetic' (built-in held-out landscapes), an "
+             "image folder, a prepared dataset or B.npz (default with --run: the run's data); as many "
+             "reference images as samples are used").add_to(p)
+        REPEATS.add_to(p)
         if name != "swd":
-            p.add_argument("--inception", default=None, help="FID Inception weights (.safetensors); default "
-                           "$LANDIFF_INCEPTION, then ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors."
-                           " Without weights the metric prints 'unavailable: …' and exits 1")
-            p.add_argument("--batch", type=int, default=50, help="images per Inception batch (default 50)")
-            p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+            Spec("--inception", "path", "FID Inception weights (.safetensors); default "
+                 "$LANDIFF_INCEPTION, then ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors."
+                 " Without weights the metric prints 'unavailable: …' and exits 1").add_to(p)
+            BATCH.add_to(p, default=50, help="images per Inception batch")
+            DEVICE.add_to(p)
         if name == "kid":
-            p.add_argument("--subsets", type=int, default=100, help="random subsets (default 100)")
-            p.add_argument("--subset-size", type=int, default=1000, help="vectors per subset, at most n (default 1000)")
+            Spec("--subsets", "int", "random subsets", default=100, low=1).add_to(p)
+            Spec("--subset-size", "int", "vectors per subset, at most n", default=1000, low=2).add_to(p)
         if name == "pr":
-            p.add_argument("--k", type=int, default=3, help="neighbour rank of the manifold radii (default 3)")
+            Spec("--k", "int", "neighbour rank of the manifold radii", default=3, low=1).add_to(p)
         p.set_defaults(func=run_metric, metric=name)
     p = sub.add_parser("memorization", help="flag samples that copy a training image (nearest train vs held-out)")
     _add_sample_options(p, None)
-    p.add_argument("--train", default=None, help="training images: 'synthetic', a folder, prepared dataset or "
-                   ".npz (default with --run: the run's data)")
-    p.add_argument("--heldout", default=None, help="held-out real images never trained on (default for "
-                   "synthetic: the synthetic held-out split)")
-    p.add_argument("--n-train", type=int, default=None, help="synthetic: training images the model saw "
-                   "(default with --run: its synthetic_n); folders: all")
-    p.add_argument("--n-heldout", type=int, default=None, help="held-out images (default: as many as training)")
-    p.add_argument("--ratio", type=float, default=RATIO_THRESHOLD, help="flag when d_train/d_heldout < this "
-                   "(default 1/3)")
-    p.add_argument("--max-distance", type=float, default=DISTANCE_THRESHOLD, help="and d_train < this RMS "
-                   f"distance in [0, 1] units at 16x16 (default {DISTANCE_THRESHOLD})")
-    p.add_argument("--pairs", default=None, help="PNG of the 16 closest samples beside their nearest training "
-                   "image (default with --run: RUN/memorization-pairs.png)")
-    p.set_defaults(func=run_memorization)
+    Spec("--train", "str", "training images: 'synthetic', a folder, prepared dataset or "
+         ".npz (default with --run: the run's data)").add_to(p)
+    Spec("--heldout", "str", "held-out real images never trained on (default for "
+         "synthetic: the synthetic held-out split)").add_to(p)
+    Spec("--n-train", "int", "synthetic: training images the model saw "
+         "(default with --run: its synthetic_n); folders: all", low=1, unit="images").add_to(p)
+    Spec("--n-heldout", "int", "held-out images (default: as many as training)", low=1, unit="images").add_to(p)
+    Spec("--ratio", "float", "flag when d_train/d_heldout < this (default 1/3)", low=0.0, low_open=True).add_to(p)
+    Spec("--max-distance", "float", "and d_train < this RMS distance in [0, 1] units at 16x16",
+         default=DISTANCE_THRESHOLD, low=0.0, low_open=True).add_to(p)
+    Spec("--pairs", "path", "PNG of the 16 closest samples beside their nearest training "
+         "image (default with --run: RUN/memorization-pairs.png)").add_to(p)
+    p.set_defaults(func=run_memorization, ratio=RATIO_THRESHOLD, metric="memorization")
 
 
 def _samples(args: argparse.Namespace):
@@ -273,10 +276,14 @@ def run_metric(args: argparse.Namespace) -> int:
     from landiff.metrics import evaluate, load_reference
 
     check_ranges(args)
+    run = _run_data(args.run)
+    _check_outputs(args)
+    if args.metric != "swd":  # the Inception input batch alone: 299 x 299 x 3 float32 per image
+        check_memory({"Inception input batch": 4.0 * 299 * 299 * 3 * args.batch}, ["--batch"],
+                     compute_device(args.device))
     extractor = _inception(args) if args.metric != "swd" else None
     if args.metric != "swd" and extractor is None:
         return 1
-    run = _run_data(args.run)
     samples = _samples(args)
     ref = args.ref or (run.data if run else None)
     if ref is None:
@@ -297,9 +304,39 @@ def run_metric(args: argparse.Namespace) -> int:
     return _report(args, record)
 
 
+def _nll_provenance(args: argparse.Namespace, loaded: LoadedRun) -> dict:
+    """The bound depends on the checkpoint and the weights used, not on any sampler."""
+    from landiff.metrics.provenance import provenance_for
+
+    return provenance_for(loaded, use_ema=not args.no_ema).to_dict()
+
+
+def _sample_provenance(args: argparse.Namespace):
+    """The provenance of the samples :func:`_samples` read: their landiff meta, else the file's sha256 (external)."""
+    from landiff.metrics import latest_samples
+    from landiff.metrics.provenance import samples_provenance
+
+    return samples_provenance(args.samples or latest_samples(args.run))
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Where the result goes is writable, before any image is read or feature computed."""
+    if args.run:
+        name = "memorization" if args.metric == "memorization" else args.metric
+        check_output_file(Path(args.run) / f"metrics-{name}.jsonl", "--run")
+    pairs = getattr(args, "pairs", None)
+    if pairs is not None:
+        check_output_file(pairs, "--pairs")
+    elif getattr(args, "metric", None) == "memorization" and args.run:
+        check_output_file(Path(args.run) / "memorization-pairs.png", "--run")
+
+
 def _report(args: argparse.Namespace, record) -> int:
+    import dataclasses
+
     from landiff.metrics import append_record
 
+    record = dataclasses.replace(record, provenance=_sample_provenance(args))
     print(record.summary())
     if args.run:
         print(f"appended to {append_record(args.run, record)}")
@@ -311,6 +348,7 @@ def run_memorization(args: argparse.Namespace) -> int:
 
     check_ranges(args)
     run = _run_data(args.run)
+    _check_outputs(args)
     samples = _samples(args)
     train_spec = args.train or (run.data if run else None)
     if train_spec is None:

@@ -14,12 +14,14 @@ import json
 import torch
 
 from landiff.nets import PAPER_COUNTS, PRESETS, UNet, UNetConfig, count_parameters, get_preset
+from landiff.options import Spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``presets``."""
     parser = subparsers.add_parser("presets", help="list the network presets and their parameter counts")
-    parser.add_argument("name", nargs="?", help="show every field of this preset as JSON")
+    Spec("name", "choice", "show every field of this preset as JSON", choices=tuple(PRESETS),
+         metavar="NAME").add_to(parser)
     parser.set_defaults(func=run)
 
 

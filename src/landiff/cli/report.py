@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.options import OUT_DIR, Spec, check_input_dir, check_output_dir
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="write the HTML + Markdown comparison report of runs")
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories (made by landiff train; "
-                        "landiff compare adds the metrics)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="report folder: report.html, report.md, PNGs")
+    Spec("runs", "path", "run directories (made by landiff train; landiff compare adds the metrics)", nargs="+",
+         metavar="RUN").add_to(parser)
+    OUT_DIR.add_to(parser, required=True, help="report folder: report.html, report.md, PNGs")
     parser.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from landiff.report import build_report
 
+    for run in args.runs:
+        check_input_dir(run, "RUN", "run directory made by landiff train")
+    check_output_dir(args.out, "--out")  # before any run is read or a plot drawn
     files = build_report(args.runs, args.out)
     print(files.html)
     return 0

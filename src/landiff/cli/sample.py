@@ -29,6 +29,8 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import png_bytes, save_grid, to_uint8
 from landiff.nets.dcgan import latents
+from landiff.options import BATCH, DEVICE, N_IMAGES, OUT_DIR, RUN, SEED, STEPS, Spec, check_memory, check_output_dir
+from landiff.options import check_seed, dcgan_bytes, unet_bytes
 from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
 from landiff.train.distributed import Dist, gather_cat, process_group
 from landiff.train.files import atomic_write, atomic_write_bytes
@@ -39,23 +41,25 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sample", help="draw images from a trained run")
-    p.add_argument("--run", default=None, help="run directory (latest checkpoint)")
-    p.add_argument("--ckpt", default=None, help="a checkpoint file instead of --run")
-    p.add_argument("--out", default=None, help="output directory (default RUN/samples/<sampler>-<steps>)")
-    p.add_argument("--n", type=int, default=16, help="number of images (default 16)")
-    p.add_argument("--batch", type=int, default=16, help="images per network batch (default 16)")
-    p.add_argument("--sampler", default=None, choices=SAMPLERS,
-                   help="ddpm (ancestral), ddim or dpm++ (default); not used by GAN runs")
-    p.add_argument("--steps", type=int, default=None, help="network evaluations (default 20; 250 for ddpm)")
-    p.add_argument("--spacing", default=None, choices=SPACINGS, help="timestep spacing (default: per sampler)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (0 = deterministic)")
-    p.add_argument("--seed", type=int, default=0, help="image i uses seed SEED+i (default 0)")
-    p.add_argument("--class", dest="class_name", default=None, help="class name, or 'all' to cycle through classes")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (1 = conditional)")
+    RUN.add_to(p, help="run directory (latest checkpoint)")
+    Spec("--ckpt", "path", "a checkpoint file instead of --run").add_to(p)
+    OUT_DIR.add_to(p, help="output directory (default RUN/samples/<sampler>-<steps>)")
+    N_IMAGES.add_to(p, default=16)
+    BATCH.add_to(p, default=16)
+    Spec("--sampler", "choice", "ddpm (ancestral), ddim or dpm++ (default); not used by GAN runs",
+         choices=tuple(SAMPLERS)).add_to(p)
+    STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm)")
+    Spec("--spacing", "choice", "timestep spacing (default: per sampler)", choices=tuple(SPACINGS)).add_to(p)
+    # DDIM (Song et al. 2021, eq. 16): eta in [0, 1] goes from deterministic DDIM to DDPM's variance.
+    Spec("--eta", "float", "DDIM eta (0 = deterministic, 1 = DDPM's variance)", default=0.0, low=0.0,
+         high=1.0).add_to(p)
+    SEED.add_to(p, help="image i uses seed SEED+i")
+    Spec("--class", "str", "class name, or 'all' to cycle through classes", dest="class_name").add_to(p)
+    Spec("--guidance", "float", "classifier-free guidance scale w (1 = conditional)", default=1.0, low=0.0).add_to(p)
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--no-clip", action="store_true", help="do not clip predicted x0 to [-1, 1]")
     p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
-    p.add_argument("--device", default=None, help="cpu, cuda … (default: cuda when available)")
+    DEVICE.add_to(p)
     p.set_defaults(func=run)
 
 
@@ -80,10 +84,9 @@ def validate_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be an integer >= 1, got {value}")
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be an integer >= 1, got {args.steps}")
-    if not 0 <= args.seed < 2**63 - args.n:
-        raise UserError(f"--seed must be an integer in [0, 2**63 - n), got {args.seed}")
-    if not (math.isfinite(args.eta) and args.eta >= 0):
-        raise UserError(f"--eta must be a finite number >= 0 (0 = deterministic DDIM), got {args.eta}")
+    check_seed(args.seed, "--seed", count=args.n)  # image i uses seed + i
+    if not (math.isfinite(args.eta) and 0 <= args.eta <= 1):
+        raise UserError(f"--eta must be a number in [0, 1] (0 = deterministic DDIM), got {args.eta}")
     if not math.isfinite(args.guidance) or args.guidance < 0:
         raise UserError(f"--guidance must be a finite number >= 0 (1 = plain conditional), got {args.guidance}")
 
@@ -111,6 +114,7 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
         model = classifier_free_guidance(model, args.guidance, null_label=loaded.config.net.num_classes)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / f"{sampler}-{steps}"
     shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)
+    _check_before_sampling(args, out, unet_bytes(loaded.config.net, args.batch, training=False), shape, device)
     strip: list[np.ndarray] = []
 
     def draw(first: int, count: int) -> torch.Tensor:
@@ -130,6 +134,9 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
             "spacing": args.spacing or DEFAULT_SPACING[sampler], "eta": args.eta, "seed": args.seed,
             "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
             "config": loaded.config.to_dict(),
+            "provenance": _provenance(args, loaded, labels, sampler=sampler, steps=steps,
+                                      params={"spacing": args.spacing or DEFAULT_SPACING[sampler], "eta": args.eta,
+                                              "clip_denoised": not args.no_clip}),
         }
         _finish(out, images, meta)
         if strip:
@@ -152,6 +159,9 @@ def _run_gan(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
     class_name = args.class_name or ("all" if loaded.num_classes else None)  # a conditional G needs labels
     labels = _labels(loaded, class_name, args.n, device)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / "gan"
+    g, res = loaded.config.gan, loaded.config.resolution
+    _check_before_sampling(args, out, dcgan_bytes(g.z_dim, g.ngf, g.ndf, res, args.batch, training=False),
+                           (3, res, res), device)
 
     def draw(first: int, count: int) -> torch.Tensor:
         y = labels[first : first + count] if labels is not None else None
@@ -165,9 +175,18 @@ def _run_gan(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
             "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256,
             "step": loaded.state.step, "model": "gan", "seed": args.seed, "class": class_name,
             "ema": loaded.config.gan.ema and not args.no_ema, "config": loaded.config.to_dict(),
+            "provenance": _provenance(args, loaded, labels, sampler="gan", steps=1, params={}),
         }
         _finish(out, images, meta)
     return 0
+
+
+def _check_before_sampling(args: argparse.Namespace, out: Path, net_bytes: dict, shape: tuple[int, ...],
+                           device: torch.device) -> None:
+    """The output folder is writable and the network batch and the kept images fit, before any step."""
+    check_output_dir(out, "--out" if args.out else "the default --out")
+    check_memory(net_bytes, ["--batch"], device)
+    check_memory({"the uint8 images kept for samples.npz": float(args.n) * math.prod(shape)}, ["--n"], "cpu")
 
 
 def _sample_sharded(
@@ -224,3 +243,14 @@ def _strip_callback(strip: list[np.ndarray], steps: int):
             strip.extend(rows["x"] + rows["x0"])
 
     return callback
+
+
+def _provenance(args: argparse.Namespace, loaded: LoadedRun, labels: torch.Tensor | None, *, sampler: str, steps: int,
+                params: dict) -> dict:
+    """The JSON :class:`~landiff.metrics.provenance.Provenance` of these samples (``eval --samples`` reads it)."""
+    from landiff.metrics.provenance import provenance_for, sampling_precision
+
+    raw = loaded.model if args.no_ema else loaded.ema_model
+    return provenance_for(loaded, use_ema=not args.no_ema, sampler=sampler, steps=steps, params=params,
+                          precision=sampling_precision(raw), guidance_scale=args.guidance,
+                          labels=None if labels is None else labels.tolist(), seed=args.seed).to_dict()

@@ -13,27 +13,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_output_dir
+
 EXPERIMENT_CHOICES = ("all", "quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="measure the diffusion-vs-GAN claims (quality, cost, data and "
                                             "hyper-parameter sensitivity, seeds) with error bars")
-    p.add_argument("experiment", nargs="?", default="all", choices=EXPERIMENT_CHOICES,
-                   help="one experiment, or all (default); runs are shared between them")
-    p.add_argument("--data", default="synthetic", help="'synthetic' (built-in landscapes), an image folder or a prepared dataset")
-    p.add_argument("--budget", default="60", help="minutes for the whole default plan on a 2-core CPU (default 60), or 'tiny'")
-    p.add_argument("--out", required=True, help="study folder (created; re-run to continue)")
-    p.add_argument("--resolution", type=int, default=32, help="image size in px (default 32)")
-    p.add_argument("--images", type=int, default=None, help="images in D (default 2000; tiny 32)")
-    p.add_argument("--fraction", type=float, default=0.05, help="share of D each D' changes (default 0.05)")
-    p.add_argument("--seeds", type=int, default=None, help="training seeds per family on D (default 3; tiny 2)")
-    p.add_argument("--n", type=int, default=None, help="samples per run and held-out reference images (default 256)")
-    p.add_argument("--curve-n", type=int, default=None, help="samples per quality-vs-compute point (default 128)")
-    p.add_argument("--curve-points", type=int, default=None, help="points on that curve (default 4)")
-    p.add_argument("--sample-steps", type=int, default=None, help="DPM-Solver++ steps for diffusion samples (default 20)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the data selection and perturbations (default 0)")
-    p.add_argument("--device", default=None, help="training device: cpu, cuda, cuda:1 … (default: cuda when available)")
+    Spec("experiment", "choice", "one experiment, or all (default); runs are shared between them", default="all",
+         choices=EXPERIMENT_CHOICES).add_to(p)
+    Spec("--data", "str", "'synthetic' (built-in landscapes), an image folder or a prepared dataset",
+         default="synthetic").add_to(p)
+    Spec("--budget", "str", "minutes for the whole default plan on a 2-core CPU (default 60), or 'tiny'",
+         default="60").add_to(p)
+    OUT_DIR.add_to(p, required=True, help="study folder (created; re-run to continue)")
+    # The bounds are those landiff.study.options.validate enforces.
+    Spec("--resolution", "int", "image size", default=32, low=16, unit="px").add_to(p)
+    Spec("--images", "int", "images in D (default 2000; tiny 32)", low=16, unit="images").add_to(p)
+    Spec("--fraction", "float", "share of D each D' changes", default=0.05, low=0.0, high=0.5,
+         low_open=True).add_to(p)
+    Spec("--seeds", "int", "training seeds per family on D (default 3; tiny 2)", low=2).add_to(p)
+    N_IMAGES.add_to(p, low=4, help="samples per run and held-out reference images (default 256)")
+    N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point (default 128)")
+    Spec("--curve-points", "int", "points on that curve (default 4)", low=1).add_to(p)
+    STEPS.add_to(p, name="--sample-steps", low=2, help="DPM-Solver++ steps for diffusion samples (default 20)")
+    SEED.add_to(p, name="--data-seed", help="seed of the data selection and perturbations")
+    DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
     p.set_defaults(func=run)
 
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from landiff.train.distributed import env_dist
 
     options = options_from(args)
+    if not args.dry_run:
+        check_output_dir(args.out, "--out")  # before the first of many runs is trained
     experiments = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
     out = Path(args.out)
     main_rank = env_dist().is_main

@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import textwrap
 from typing import Any
 
 from landiff.errors import UserError
-from landiff.train.config import REFUSED_COMBINATIONS, RECIPES, TrainConfig, recipe, refuse_ignored_flags, validate
+from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
+from landiff.train.config import INT_BOUNDS, NUMBER_BOUNDS, REFUSED_COMBINATIONS, RECIPES, TrainConfig, recipe, refuse_ignored_flags, validate
 
 # flag → (section, field, type); section None is TrainConfig itself.
 OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
@@ -58,19 +60,56 @@ DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum"}
 GAN_ONLY = {"gan_ema"}
 
 
+def _train_specs() -> dict[str, Spec]:
+    """The spec of every override flag; the ranges come from train/config.py's INT_BOUNDS and
+    NUMBER_BOUNDS, the tables validate() enforces (tests/test_fuzz_cli.py checks that they agree).
+    Net fields keep the UNet's own checks."""
+    from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
+
+    ints = {flag: INT_BOUNDS["--" + flag.replace("_", "-")] for flag in OVERRIDES
+            if "--" + flag.replace("_", "-") in INT_BOUNDS and flag != "seed"}
+    numbers = {flag: NUMBER_BOUNDS["--" + flag.replace("_", "-")] for flag in OVERRIDES
+               if "--" + flag.replace("_", "-") in NUMBER_BOUNDS}
+    choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": ("ddpm", "ddim", "dpm++"),
+               "schedule": SCHEDULES, "prediction": PREDICTIONS, "variance": VARIANCES, "loss": LOSSES,
+               "timestep_sampler": ("uniform", "loss-aware"), "decay": ("none", "cosine", "linear")}
+    units = {"resolution": "px", "steps": "optimiser steps", "minutes": "minutes", "batch": "images per process",
+             "synthetic_n": "images", "diffusion_steps": "timesteps T", "channels": "channels",
+             "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps"}
+    specs = {}
+    for flag, (_, _, kind) in OVERRIDES.items():
+        name, common = "--" + flag.replace("_", "-"), {"help": _help(flag), "dest": flag, "unit": units.get(flag, "")}
+        if flag == "seed":
+            specs[flag] = Spec(name, "seed", **common)
+        elif flag in ints:
+            specs[flag] = Spec(name, "int", low=ints[flag][0], high=ints[flag][1], **common)
+        elif flag in numbers:
+            low, high = numbers[flag]
+            specs[flag] = Spec(name, "float", low=low, high=high, high_open=True, **common)
+        elif flag in choices:
+            specs[flag] = Spec(name, "choice", choices=tuple(choices[flag]), **common)
+        elif kind == "ints":  # --attention '' means attention in the middle block only
+            specs[flag] = Spec(name, "ints", allow_empty=flag == "attention", **common)
+        else:  # net fields (the UNet names the field and its range) and --data
+            specs[flag] = Spec(name, {int: "int", float: "float", str: "str"}[kind], **common)
+    return specs
+
+
+RUN_SPEC = Spec("--run", "path", "run directory (created, or resumed when it exists)", required=True)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train or resume a diffusion model or the DCGAN baseline (re-run the same command to resume)",
         epilog=refused_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run", required=True, help="run directory (created, or resumed when it exists)")
-    p.add_argument("--preset", default=None,
-                   help=f"recipe and network: {', '.join(RECIPES)} (default tiny; dcgan with --model gan)")
-    p.add_argument("--model", default=None, metavar="{diffusion,gan}",
-                   help="model family (default: the preset's, diffusion for tiny)")
-    for flag, (_, _, kind) in OVERRIDES.items():
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None, metavar=_metavar(kind),
-                       help=_help(flag))
+    RUN_SPEC.add_to(p)
+    Spec("--preset", "choice", "recipe and network (default tiny; dcgan with --model gan)",
+         choices=tuple(RECIPES)).add_to(p)
+    Spec("--model", "choice", "model family (default: the preset's, diffusion for tiny)",
+         choices=("diffusion", "gan")).add_to(p)
+    for spec in _train_specs().values():
+        spec.add_to(p)
     p.add_argument("--class-cond", action="store_true", default=None, help="class-conditional (labels from subfolders)")
     p.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network (long runs)")
@@ -78,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (the default)")
     p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
     p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
+    DEVICE.add_to(p)
     p.add_argument("--restart", action="store_true", help="move the existing run aside and start over")
     p.add_argument("--yes", action="store_true", help="do not ask before --restart")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -93,10 +132,6 @@ def refused_epilog() -> str:
     return "\n".join(lines)
 
 
-def _metavar(kind: Any) -> str:
-    return {int: "N", float: "X", str: "NAME", "ints": "A,B,…"}[kind]
-
-
 def _help(flag: str) -> str:
     section, field, _ = OVERRIDES[flag]
     if flag == "batch":
@@ -107,6 +142,8 @@ def _help(flag: str) -> str:
 
 
 def _parse(flag: str, raw: str, kind: Any) -> Any:
+    if not isinstance(raw, str):  # already typed and range-checked by its Spec while parsing
+        return raw
     try:
         if kind == "ints":
             return tuple(int(v) for v in raw.split(",") if v.strip())
@@ -197,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
+    check_output_dir(args.run, "--run")  # before any data is read or a step is taken
+    check_fits(config, args.device)
     if args.restart:
         _confirm_restart(args)
     from landiff.train import train
@@ -210,6 +249,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"{done}, {state.images_seen} images seen, {state.seconds:.0f} s, {state.skipped_steps} skipped "
               f"step(s); run in {args.run}")
     return 0
+
+
+def check_fits(config: TrainConfig, device: str | None) -> None:
+    """Refuses a network or batch that cannot fit in memory (a lower bound, options.unet_bytes)."""
+    import torch
+
+    where = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.model == "gan":
+        g = config.gan
+        parts = dcgan_bytes(g.z_dim, g.ngf, g.ndf, config.resolution, config.optim.batch, training=True)
+        check_memory(parts, ["--batch", "--ngf", "--ndf", "--z-dim"], where)
+    else:
+        check_memory(unet_bytes(config.net, config.optim.batch, training=True),
+                     ["--batch", "--channels", "--channel-mult", "--res-blocks", "--resolution"], where)
+        # the process's tables (betas, alphas, their products and roots …): about 20 float64 per timestep
+        check_memory({"diffusion schedule tables": 8.0 * 20 * config.diffusion.num_steps}, ["--diffusion-steps"], "cpu")
 
 
 def _quiet(_: str) -> None:

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.options import Spec, check_input_file, check_output_file
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("weights", help="import weights you downloaded (FID Inception)")
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
     p = sub.add_parser("import-inception", help="convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
                        "to safetensors")
-    p.add_argument("file", help="the .pth file you downloaded")
-    p.add_argument("--out", default=None, help="output .safetensors (default "
-                   "~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors)")
+    Spec("file", "path", "the .pth file you downloaded", required=True).add_to(p)
+    Spec("--out", "path", "output .safetensors (default "
+         "~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors)").add_to(p)
     p.set_defaults(func=run_import_inception)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -30,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import_inception(args: argparse.Namespace) -> int:
     from landiff.metrics.features import ENV_VAR, SOURCE_SHA256_PREFIX, default_weights_path, import_inception
 
+    check_input_file(args.file, "FILE", "downloaded .pth file")
+    check_output_file(args.out if args.out is not None else default_weights_path(), "--out")
     path, digest = import_inception(args.file, args.out)
     print(f"wrote {path} (source sha256 {digest})")
     if not digest.startswith(SOURCE_SHA256_PREFIX):

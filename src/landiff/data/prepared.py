@@ -43,6 +43,7 @@ from landiff.data.scan import (
     scan_folder,
 )
 from landiff.errors import UserError
+from landiff.options import check_disk, check_memory
 
 logger = logging.getLogger("landiff.data")
 
@@ -164,7 +165,11 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
             f"{str(directory)!r} was prepared with format version {raw.get('version')}, this landiff "
             f"reads version {VERSION}; run landiff data prepare again"
         )
-    return Manifest.from_dict(raw)
+    try:
+        return Manifest.from_dict(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"{str(directory)!r} has a damaged {MANIFEST_NAME} ({type(err).__name__}: {str(err)[:80]}); "
+                        "run landiff data prepare again") from None
 
 
 def _fsync(path: Path) -> None:
@@ -310,11 +315,16 @@ def prepare_folder(
             something other than a prepared dataset.
     """
     size = as_size(resolution)
+    row_bytes = float(size[0]) * size[1] * 3
+    # A chunk of decoded rows is held while it is written (plus the resized copy of each): refuse a
+    # size that cannot fit before scanning anything.
+    check_memory({f"{_CHUNK} decoded {size[0]}x{size[1]} images": 2 * _CHUNK * row_bytes}, ["--size"], "cpu")
     scan = scan if scan is not None else scan_folder(root, max_pixels=max_pixels, workers=workers)
     require_readable(scan)
     class_labels(scan.root, [im.path for im in scan.images], class_cond)  # fail before decoding
     out = Path(out)
     _check_destination(out)
+    check_disk(row_bytes * len(scan.images), out.parent, ["--size"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     tmp.mkdir()
@@ -335,6 +345,18 @@ def prepare_folder(
         if bad not in scan.skipped:
             logger.warning("skipping %s: %s", scan.root / bad.path, bad.reason)
     return manifest
+
+
+def _load_array(path: Path, mmap: bool) -> np.ndarray:
+    """A plain .npy array; object arrays (which would need unpickling) and damaged files are refused."""
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:  # ValueError: object arrays need allow_pickle
+        raise UserError(f"{str(path)!r} is not a readable plain array ({str(err)[:100]}); prepare the dataset again "
+                        "with landiff data prepare") from None
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+        raise UserError(f"{str(path)!r} holds Python objects, which landiff never loads; prepare the dataset again")
+    return array
 
 
 class PreparedDataset(Dataset):
@@ -372,21 +394,25 @@ class PreparedDataset(Dataset):
         use_labels = self.manifest.class_cond if class_cond is None else class_cond
         self.resolution = self.manifest.resolution
         self.classes = list(self.manifest.classes) if use_labels else []
-        labels = np.load(self.path / "labels.npy", allow_pickle=False)
+        labels = _load_array(self.path / "labels.npy", mmap=False)
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or (
+                len(labels) and (labels.min() < 0 or labels.max() >= max(len(self.manifest.classes), 1))):
+            raise UserError(f"{str(self.path)!r} is damaged (labels.npy must hold one class id per image, "
+                            f"found {labels.dtype} {labels.shape}); prepare it again")
         self._labels = labels if use_labels else np.zeros_like(labels)
         self.flip = flip
         self.seed = seed
         self.epoch = 0
         self.summary = self.manifest.summary()
         self._images: np.ndarray | None = None
-        shape = self._array().shape
-        if shape != (self.manifest.count, *self.resolution, 3) or len(labels) != self.manifest.count:
-            raise UserError(f"{str(self.path)!r} is damaged (images.npy {shape} vs manifest); prepare it again")
+        shape, dtype = self._array().shape, self._array().dtype
+        if shape != (self.manifest.count, *self.resolution, 3) or len(labels) != self.manifest.count or dtype != np.uint8:
+            raise UserError(f"{str(self.path)!r} is damaged (images.npy {dtype} {shape} vs manifest); prepare it again")
 
     def _array(self) -> np.ndarray:
         # Mapped lazily, per process: a memmap must not be pickled into DataLoader workers.
         if self._images is None:
-            self._images = np.load(self.path / "images.npy", mmap_mode="r", allow_pickle=False)
+            self._images = _load_array(self.path / "images.npy", mmap=True)
         return self._images
 
     def __getstate__(self) -> dict:

@@ -2,7 +2,8 @@
 
 These tie the formulas to the bookkeeping: sample counts, reference description, seed, resize path
 and feature network all go into the record. The feature extractor is a parameter, so the same
-code runs with the FID Inception or a test stub.
+code runs with the FID Inception or a test stub. ``provenance`` (what made the samples) is passed
+through into the record untouched.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from landiff.metrics.fid import KID_SUBSET_SIZE, KID_SUBSETS, fid, kid
 from landiff.metrics.io import ImageSet
 from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD, MemorizationResult, memorization
 from landiff.metrics.precision_recall import K_NEIGHBOURS, precision_recall
+from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord
 from landiff.metrics.swd import DIR_REPEATS, DIRS_PER_REPEAT, NHOODS_PER_IMAGE, sliced_wasserstein
 
 
-def evaluate_swd(samples: ImageSet, reference: ImageSet, *, seed: int = 0, repeats: int = 3) -> MetricRecord:
+def evaluate_swd(samples: ImageSet, reference: ImageSet, *, seed: int = 0, repeats: int = 3,
+                 provenance: Provenance | None = None) -> MetricRecord:
     """Multi-scale SWD ×10³ (per level and averaged), mean ± std over ``repeats`` seeds."""
     result = sliced_wasserstein(samples.images, reference.images, seed=seed, repeats=repeats)
     spread = f"std over {repeats} seeds of patch positions and directions"
@@ -33,7 +36,8 @@ def evaluate_swd(samples: ImageSet, reference: ImageSet, *, seed: int = 0, repea
              "directions": f"{DIR_REPEATS}x{DIRS_PER_REPEAT}",
              "blind_spot": "per-channel normalisation hides global colour/contrast shifts"}
     return MetricRecord(metric="swd", estimates=estimates, n_samples=result.n, n_reference=result.n,
-                        samples=samples.description, reference=reference.description, seed=seed, extra=extra)
+                        samples=samples.description, reference=reference.description, seed=seed, extra=extra,
+                        provenance=provenance)
 
 
 def _features(extractor: FeatureExtractor, images: ImageSet) -> np.ndarray:
@@ -41,43 +45,46 @@ def _features(extractor: FeatureExtractor, images: ImageSet) -> np.ndarray:
 
 
 def _inception_record(metric: str, estimates: dict[str, Estimate], samples: ImageSet, reference: ImageSet,
-                      extractor: FeatureExtractor, seed: int, extra: dict) -> MetricRecord:
+                      extractor: FeatureExtractor, seed: int, extra: dict,
+                      provenance: Provenance | None) -> MetricRecord:
     return MetricRecord(metric=metric, estimates=estimates, n_samples=len(samples), n_reference=len(reference),
                         samples=samples.description, reference=reference.description, seed=seed,
                         resize=getattr(extractor, "resize", "not recorded (custom extractor)"),
-                        features=getattr(extractor, "description", f"custom extractor {extractor!r}"), extra=extra)
+                        features=getattr(extractor, "description", f"custom extractor {extractor!r}"), extra=extra,
+                        provenance=provenance)
 
 
 def evaluate_fid(samples: ImageSet, reference: ImageSet, extractor: FeatureExtractor, *, seed: int = 0,
-                 repeats: int = 3) -> MetricRecord:
+                 repeats: int = 3, provenance: Provenance | None = None) -> MetricRecord:
     """FID on the full sets; spread from ``repeats`` random half-samples."""
     value = fid(_features(extractor, samples), _features(extractor, reference), repeats=repeats, seed=seed)
     note = "biased upwards at small n: compare only at equal sample counts; prefer KID below a few thousand"
-    return _inception_record("fid", {"fid": value}, samples, reference, extractor, seed, {"note": note})
+    return _inception_record("fid", {"fid": value}, samples, reference, extractor, seed, {"note": note}, provenance)
 
 
 def evaluate_kid(samples: ImageSet, reference: ImageSet, extractor: FeatureExtractor, *, seed: int = 0,
-                 subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE) -> MetricRecord:
+                 subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, provenance: Provenance | None = None) -> MetricRecord:
     """KID mean ± std over ``subsets`` random subsets of ``min(subset_size, n)``."""
     value = kid(_features(extractor, samples), _features(extractor, reference), subsets=subsets,
                 subset_size=subset_size, seed=seed)
     extra = {"kernel": "(x.y/d + 1)^3", "subsets": subsets, "subset_size": min(subset_size, len(samples),
                                                                               len(reference))}
-    return _inception_record("kid", {"kid": value}, samples, reference, extractor, seed, extra)
+    return _inception_record("kid", {"kid": value}, samples, reference, extractor, seed, extra, provenance)
 
 
 def evaluate_pr(samples: ImageSet, reference: ImageSet, extractor: FeatureExtractor, *, seed: int = 0,
-                repeats: int = 3, k: int = K_NEIGHBOURS) -> MetricRecord:
+                repeats: int = 3, k: int = K_NEIGHBOURS, provenance: Provenance | None = None) -> MetricRecord:
     """Improved precision and recall (k-NN manifolds); spread from random half-samples."""
     result = precision_recall(_features(extractor, reference), _features(extractor, samples), k=k,
                               repeats=repeats, seed=seed)
     estimates = {"precision": result.precision, "recall": result.recall}
-    return _inception_record("pr", estimates, samples, reference, extractor, seed, {"k": k})
+    return _inception_record("pr", estimates, samples, reference, extractor, seed, {"k": k}, provenance)
 
 
 def evaluate_memorization(samples: ImageSet, train: ImageSet, heldout: ImageSet, *,
                           ratio_threshold: float = RATIO_THRESHOLD, distance_threshold: float = DISTANCE_THRESHOLD,
-                          show: int = 16, seed: int = 0) -> tuple[MetricRecord, MemorizationResult]:
+                          show: int = 16, seed: int = 0,
+                          provenance: Provenance | None = None) -> tuple[MetricRecord, MemorizationResult]:
     """Likely copies of training images among the samples, and the ``show`` closest cases.
 
     ``seed`` is only recorded: it is the seed that chose the reference subsets, if any.
@@ -102,5 +109,5 @@ def evaluate_memorization(samples: ImageSet, train: ImageSet, heldout: ImageSet,
     }
     record = MetricRecord(metric="memorization", estimates=estimates, n_samples=n, n_reference=len(train),
                           samples=samples.description, reference=f"train: {train.description}", seed=seed,
-                          extra=extra)
+                          extra=extra, provenance=provenance)
     return record, result

@@ -12,6 +12,7 @@ and centre-cropped to the samples' resolution.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,8 +51,8 @@ def read_npz(path: Path) -> np.ndarray:
                 raise UserError(f"{path} has no 'images' array (has: {', '.join(data.files)}); "
                                 "give a samples.npz written by landiff sample")
             images = data["images"]
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable .npz file ({err})") from err
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:  # ValueError: object arrays
+        raise UserError(f"{path} is not a readable .npz file ({str(err)[:120]})") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise UserError(f"{path}: 'images' must be (N, H, W, 3) uint8, found {images.dtype} {images.shape}")
     return images

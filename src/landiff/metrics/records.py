@@ -1,8 +1,9 @@
 """What every metric result records, and the ``metrics-<name>.jsonl`` lines written to a run.
 
 A number without its sample count, reference set, seed and (for Inception metrics) resize path
-cannot be compared with another one (PITFALLS, "Metrics"), so :class:`MetricRecord` carries them
-all and :func:`append_record` writes them together.
+cannot be compared with another one, so :class:`MetricRecord` carries them all, with the
+:class:`~landiff.metrics.provenance.Provenance` of the images (checkpoint hash, sampler, labels …),
+and :func:`append_record` writes them together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from landiff.metrics.provenance import Provenance
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class MetricRecord:
         resize: the resize / quantisation path into the feature network (Inception metrics only).
         features: the feature network and its weights (Inception metrics only).
         extra: metric-specific details (thresholds, flagged indices, levels …).
+        provenance: the model and procedure behind the samples (None: unknown; the report ignores
+            such records of a run).
     """
 
     metric: str
@@ -74,10 +79,13 @@ class MetricRecord:
     features: str | None = None
     extra: dict = field(default_factory=dict)
     time: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
+    provenance: Provenance | None = None
 
     def to_json(self) -> str:
-        """One line of JSON (NaN written as null)."""
-        return json.dumps(nan_to_null(dataclasses.asdict(self)))
+        """One line of JSON (NaN written as null; provenance in its :meth:`Provenance.to_dict` form)."""
+        values = dataclasses.asdict(dataclasses.replace(self, provenance=None))
+        values["provenance"] = self.provenance.to_dict() if self.provenance is not None else None
+        return json.dumps(nan_to_null(values))
 
     def summary(self) -> str:
         """Human-readable lines: the values first, then where they came from."""
@@ -90,6 +98,11 @@ class MetricRecord:
             lines.append(f"  features:  {self.features}")
         if self.resize:
             lines.append(f"  resize:    {self.resize}")
+        if self.provenance is not None:
+            p = self.provenance
+            what = (f"external file, sha256 {p.short()}" if p.source == "external" else
+                    f"checkpoint sha256 {p.short()}, {p.weights} weights, key {p.digest()}")
+            lines.append(f"  from:      {what}")
         return "\n".join(lines)
 
 

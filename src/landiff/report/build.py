@@ -7,6 +7,7 @@ never trains, samples or evaluates, so rebuilding gives the same report (no time
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ from landiff.report.html import render_html
 from landiff.report.markdown import render_markdown
 from landiff.report.sections import build_blocks
 from landiff.train.files import atomic_write_bytes, atomic_write_text
+
+# The PNG names the report sections produce (report/sections.py): a rebuild removes the ones it did not
+# produce this time, so a run whose samples are now left out cannot keep showing an old grid.
+REPORT_PNG = re.compile(r"(real|losses|curve|sweep|(samples|preview|memorization)-\d+)\.png")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ def build_report(runs: list[str | Path], out: str | Path) -> ReportFiles:
     Args:
         runs: run directories (each with config.json and/or compare/summary.json); any other piece
             may be missing and is then shown as "not measured".
-        out: the report folder (created if needed); existing report files in it are replaced.
+        out: the report folder (created if needed); existing report files in it are replaced, and
+            report PNGs of an earlier build that this one did not produce are removed.
 
     Raises:
         UserError: no runs, a path that is not a run directory, or ``out`` is a file.
@@ -56,6 +62,9 @@ def build_report(runs: list[str | Path], out: str | Path) -> ReportFiles:
         images.append(out / name)
     _publish(out / "report.md", lambda path: atomic_write_text(path, render_markdown(blocks)))
     _publish(out / "report.html", lambda path: atomic_write_text(path, render_html(blocks)))
+    for stale in out.iterdir():
+        if REPORT_PNG.fullmatch(stale.name) and stale.name not in assets.files and stale.is_file():
+            stale.unlink()
     return ReportFiles(html=out / "report.html", markdown=out / "report.md", images=tuple(images))
 
 

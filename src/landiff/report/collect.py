@@ -15,6 +15,12 @@ A run directory (see STYLE.md, "Run directory is the contract") may hold::
 Every piece is optional: what cannot be read becomes ``None`` (shown as "not measured") and a line
 in :attr:`Run.problems`; only a directory with neither ``config.json`` nor ``compare/summary.json``
 is refused, because then it is not a run at all.
+
+Derived records (summary.json, samples.npz, memorization.npz, every metrics-*.jsonl line) carry the
+:class:`~landiff.metrics.provenance.Provenance` of their images. The SHA-256 of the run's latest
+checkpoint is computed once per run; a record of any other checkpoint (an earlier step, the model
+before a ``--restart``), of external sample files, or without provenance (older landiff) is left
+out, and :attr:`Run.ignored` says so in one line.
 """
 
 from __future__ import annotations
@@ -29,10 +35,13 @@ from typing import Any
 import numpy as np
 
 from landiff.errors import UserError
+from landiff.metrics.features import file_sha256
+from landiff.metrics.provenance import Provenance
 from landiff.report.records import (
     Cost, CurvePoint, Estimate, Family, MemorizationPairs, MemorizationSummary, MetricValue, NllResult, Run,
     RunConfig, Summary, SweepPoint, TrainingLog, Unavailable,
 )
+from landiff.train.checkpoint import latest_checkpoint
 
 # Loss series read from stats.jsonl, per family (the record fields of train/stats.py, gan_stats.py).
 LOSS_FIELDS = ("loss", "mse", "vb", "loss_d", "loss_g")
@@ -50,23 +59,98 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
 def load_run(root: Path, label: str) -> Run:
     """Reads one run directory (see the module docstring); never raises for a missing piece."""
     problems: list[str] = []
+    gate = ProvenanceGate(root)
     raw_config = _read_object(root / "config.json", problems)
     config = _config(raw_config) if raw_config is not None else None
     raw_summary = _read_object(root / "compare" / "summary.json", problems)
-    summary = _summary(raw_summary) if raw_summary is not None else None
     family = _family(config, raw_summary)
+    if raw_summary is not None and not gate.accept(raw_summary.get("provenance"), "compare/summary.json"):
+        raw_summary = None
+    summary = _summary(raw_summary) if raw_summary is not None else None
+    samples = memorization = None
+    if raw_summary is not None or not (root / "compare" / "summary.json").is_file():
+        samples = _images(root / "compare" / "samples.npz", "images", problems, gate)
+        memorization = _pairs(root / "compare" / "memorization.npz", problems, gate)
+    nll = _nll(root, problems, gate)
+    if gate.unchecked:
+        problems.append("no checkpoint in checkpoints/, so the evaluations could not be checked against the model")
     return Run(
         path=root, label=label, family=family, config=config,
         stats=_training_log(root / "stats.jsonl", problems),
         summary=summary,
-        samples=_images(root / "compare" / "samples.npz", "images", problems),
+        samples=samples,
         real=_images(root / "compare" / "real.npz", "images", problems),
-        memorization=_pairs(root / "compare" / "memorization.npz", problems),
+        memorization=memorization,
         curve=_curve(_read_json(root / "compare" / "curve.json", problems)),
-        nll=_nll(root, problems),
+        nll=nll,
         preview=_latest_preview(root / "samples"),
         problems=tuple(problems),
+        ignored=gate.line(measured=summary is not None),
     )
+
+
+class ProvenanceGate:
+    """Keeps the records of the run's current (latest) checkpoint and counts the others, by reason.
+
+    ``current`` is the SHA-256 of ``checkpoints/``'s latest file, computed once; with no checkpoint
+    (a copied results folder) records with provenance are kept and ``unchecked`` is set.
+    """
+
+    def __init__(self, root: Path) -> None:
+        checkpoint = latest_checkpoint(root / "checkpoints")
+        self.checkpoint = checkpoint
+        try:
+            self.current = file_sha256(checkpoint) if checkpoint is not None else None
+        except OSError:
+            self.current = None
+        self.unchecked = False
+        self.other: dict[str, int] = {}  # what → count, records of another checkpoint
+        self.other_shas: list[str] = []
+        self.external: dict[str, int] = {}
+        self.missing: dict[str, int] = {}
+
+    def accept(self, raw: Any, what: str) -> bool:
+        """Whether a record whose JSON provenance is ``raw`` belongs to the current checkpoint."""
+        provenance = Provenance.from_dict(raw)
+        if provenance is None:
+            self.missing[what] = self.missing.get(what, 0) + 1
+            return False
+        if provenance.source == "external":
+            self.external[what] = self.external.get(what, 0) + 1
+            return False
+        if self.current is None:
+            self.unchecked = True
+            return True
+        if provenance.checkpoint_sha256 != self.current:
+            self.other[what] = self.other.get(what, 0) + 1
+            if provenance.short() not in self.other_shas:
+                self.other_shas.append(provenance.short())
+            return False
+        return True
+
+    def line(self, measured: bool = False) -> str | None:
+        """One line saying what was left out and why, or None when nothing was; ``measured``: the
+        current checkpoint has its own compare/summary.json (so the advice to re-run is dropped)."""
+        parts = []
+        if self.other:
+            parts.append(f"ignored {_things(self.other)} from another checkpoint (sha256 "
+                         f"{', '.join(self.other_shas)}…, not the latest {self.checkpoint.name} "
+                         f"{(self.current or '')[:12]}…)")
+        if self.external:
+            parts.append(f"ignored {_things(self.external)} computed on sample files landiff did not draw")
+        if self.missing:
+            parts.append(f"ignored {_things(self.missing)} without provenance (written by an older landiff)")
+        if not parts:
+            return None
+        if measured:
+            return "; ".join(parts) + " (older evaluations; the numbers shown are of the latest checkpoint)"
+        return "; ".join(parts) + "; re-run landiff compare / landiff eval on this run to measure its current model"
+
+
+def _things(counts: dict[str, int]) -> str:
+    names = [what if what.endswith((".json", ".npz")) else f"{n} {what}{'s' if n != 1 else ''}"
+             for what, n in counts.items()]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _check_is_run(root: Path) -> None:
@@ -92,8 +176,8 @@ def _read_json(path: Path, problems: list[str]) -> Any:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        problems.append(f"{path.name}: unreadable ({err})")
+    except (OSError, ValueError, RecursionError) as err:  # ValueError covers text that is not UTF-8
+        problems.append(f"{path.name}: unreadable ({str(err)[:120]})")
         return None
 
 
@@ -157,12 +241,16 @@ def _metrics(raw: Any) -> dict[str, MetricValue]:
 
 
 def _summary(raw: dict) -> Summary:
-    memo, cost = raw.get("memorization"), raw.get("cost")
+    memo, cost, classes = raw.get("memorization"), raw.get("cost"), raw.get("classes")
     return Summary(
         step=_int(raw.get("step")), images_seen=_num(raw.get("images_seen")),
         checkpoint=_str(raw.get("checkpoint")), checkpoint_sha256=_str(raw.get("checkpoint_sha256")),
         n=_int(raw.get("n")), seed=_int(raw.get("seed")), sampler=_str(raw.get("sampler")),
         steps=_int(raw.get("steps")), reference=_str(raw.get("reference")),
+        class_protocol=_str(classes.get("protocol")) if isinstance(classes, dict) else None,
+        classes=tuple(str(c) for c in classes.get("names", []) if isinstance(c, (str, int)))
+        if isinstance(classes, dict) and isinstance(classes.get("names"), list) else (),
+        guidance=_num(raw.get("guidance")),
         metrics=_metrics(raw.get("metrics")), noise_floor=_metrics(raw.get("noise_floor")),
         memorization=MemorizationSummary(
             unavailable=_str(memo.get("unavailable")), n=_int(memo.get("n")), flagged=_int(memo.get("flagged")),
@@ -206,13 +294,13 @@ def _training_log(path: Path, problems: list[str]) -> TrainingLog | None:
     records, bad = [], 0
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        problems.append(f"stats.jsonl: unreadable ({err})")
+    except (OSError, UnicodeDecodeError) as err:
+        problems.append(f"stats.jsonl: unreadable ({str(err)[:120]})")
         return None
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad += 1 if line.strip() else 0
             continue
         if isinstance(record, dict) and _num(record.get("images_seen")) is not None:
@@ -254,9 +342,21 @@ def _as_rgb(array: Any) -> np.ndarray | None:
     return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
 
 
-def _images(path: Path, key: str, problems: list[str]) -> np.ndarray | None:
+def _npz_provenance(data: dict[str, np.ndarray]) -> Any:
+    """The ``provenance`` of an npz's JSON ``meta`` array (None when absent or unreadable)."""
+    try:
+        meta = json.loads(str(data["meta"])) if "meta" in data else None
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return meta.get("provenance") if isinstance(meta, dict) else None
+
+
+def _images(path: Path, key: str, problems: list[str], gate: ProvenanceGate | None = None) -> np.ndarray | None:
+    """``key`` of an npz as (N, H, W, 3) uint8; with ``gate``, only when its meta's provenance passes it."""
     data = _load_npz(path, problems)
     if data is None:
+        return None
+    if gate is not None and not gate.accept(_npz_provenance(data), f"compare/{path.name}"):
         return None
     images = _as_rgb(data.get(key))
     if images is None:
@@ -264,9 +364,9 @@ def _images(path: Path, key: str, problems: list[str]) -> np.ndarray | None:
     return images
 
 
-def _pairs(path: Path, problems: list[str]) -> MemorizationPairs | None:
+def _pairs(path: Path, problems: list[str], gate: ProvenanceGate) -> MemorizationPairs | None:
     data = _load_npz(path, problems)
-    if data is None:
+    if data is None or not gate.accept(_npz_provenance(data), f"compare/{path.name}"):
         return None
     samples, nearest = _as_rgb(data.get("samples")), _as_rgb(data.get("nearest_train"))
     ratio = np.asarray(data.get("ratio", []), dtype=np.float64).reshape(-1)
@@ -277,21 +377,24 @@ def _pairs(path: Path, problems: list[str]) -> MemorizationPairs | None:
     return MemorizationPairs(samples=samples, nearest_train=nearest, ratio=ratio, d_train=d_train)
 
 
-def _nll(root: Path, problems: list[str]) -> NllResult | None:
-    """The last ``nll_bpd`` record of any ``metrics-*.jsonl`` (files appended in time order)."""
+def _nll(root: Path, problems: list[str], gate: ProvenanceGate) -> NllResult | None:
+    """The last ``nll_bpd`` record of the current checkpoint in any ``metrics-*.jsonl`` (files appended
+    in time order); every record of another checkpoint is counted by ``gate``."""
     latest: NllResult | None = None
     for path in sorted(root.glob("metrics-*.jsonl")):
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            problems.append(f"{path.name}: unreadable ({err})")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(f"{path.name}: unreadable ({str(err)[:120]})")
             continue
         for line in lines:
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
-            bpd = record.get("bpd") if isinstance(record, dict) and record.get("metric") == "nll_bpd" else None
+            if not isinstance(record, dict) or not gate.accept(record.get("provenance"), "metric record"):
+                continue
+            bpd = record.get("bpd") if record.get("metric") == "nll_bpd" else None
             if isinstance(bpd, dict) and _num(bpd.get("mean")) is not None:
                 latest = NllResult(bpd=float(bpd["mean"]), se=_num(bpd.get("se")), n=_int(record.get("n")))
     return latest

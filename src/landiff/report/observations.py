@@ -92,8 +92,9 @@ def floors(runs: list[Run]) -> list[str]:
 def caveats(runs: list[Run]) -> list[str]:
     """Protocol differences that make the numbers of different runs not comparable."""
     evaluated = [run for run in runs if run.summary is not None]
-    items = [f'"{run.label}" has no compare/summary.json: run landiff compare on it to measure it.'
-             for run in runs if run.summary is None]
+    items = [f'"{run.label}": {run.ignored}.' for run in runs if run.ignored]
+    items += [f'"{run.label}" has no compare/summary.json: run landiff compare on it to measure it.'
+              for run in runs if run.summary is None and not (run.ignored and "compare/summary.json" in run.ignored)]
     for field in ("n", "seed", "reference"):
         values = sorted({str(getattr(run.summary, field)) for run in evaluated})
         if len(values) > 1:

@@ -111,6 +111,9 @@ class Summary:
     memorization: MemorizationSummary | None
     cost: Cost | None
     sweep: tuple[SweepPoint, ...]
+    class_protocol: str | None = None  # "balanced": image k got class k mod C; "none": unconditional
+    classes: tuple[str, ...] = ()  # the class names, in label order
+    guidance: float | None = None  # classifier-free guidance scale (1 = plain conditional)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ class Run:
         samples, real: (N, H, W, 3) uint8 from compare/samples.npz and compare/real.npz.
         preview: the newest samples/step-N.png written during training.
         problems: one line per file that exists but could not be read (shown under "Caveats").
+        ignored: one line naming the records left out because they are not of the run's latest
+            checkpoint (another checkpoint, external samples, no provenance), or None.
     """
 
     path: Path
@@ -168,6 +173,7 @@ class Run:
     nll: NllResult | None
     preview: Path | None
     problems: tuple[str, ...]
+    ignored: str | None = None
 
     def metrics(self) -> dict[str, MetricValue]:
         """The summary's metrics plus ``nll_bpd``, the latest NLL bound (its standard error as ± spread)."""

@@ -55,10 +55,22 @@ def runs_section(runs: list[Run]) -> list[Block]:
 
 def _sampler(summary: Summary) -> str:
     if summary.sampler == "gan":
-        return "generator, 1 forward pass"
-    if summary.sampler and summary.steps:
-        return f"{summary.sampler}, {summary.steps} steps"
-    return _text(summary.sampler)
+        text = "generator, 1 forward pass"
+    elif summary.sampler and summary.steps:
+        text = f"{summary.sampler}, {summary.steps} steps"
+    else:
+        text = _text(summary.sampler)
+    return text + class_text(summary)
+
+
+def class_text(summary: Summary) -> str:
+    """How the compare samples were labelled, e.g. ", classes balanced over day, sunset, night"."""
+    text = ""
+    if summary.class_protocol == "balanced" and summary.classes:
+        text = ", classes balanced over " + ", ".join(summary.classes)
+    if summary.guidance is not None and summary.guidance != 1.0:
+        text += f", guidance scale {summary.guidance:g}"
+    return text
 
 
 def _text(value: object) -> str:

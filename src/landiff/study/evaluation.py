@@ -10,8 +10,10 @@ measures the floor once and counts FLOPs once per architecture (``results/floor.
 
 Because every run uses the same seeds, run A's image k and run B's image k come from the same
 latent input; the samples are kept in ``OUT/samples/<name>.npz`` for the data-sensitivity pairs.
-Each result is cached in ``OUT/results/runs/<name>.json`` with the SHA-256 of the checkpoint it
-measured, so a re-run measures only what changed.
+Each result is cached in ``OUT/results/runs/<name>.json`` under the
+:meth:`~landiff.metrics.provenance.Provenance.digest` of its samples (checkpoint SHA-256, sampler,
+steps, labels, precision …, the key every landiff record carries), so a re-run measures only what
+changed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from landiff.cost import flops_per_image
-from landiff.generate import generate
+from landiff.generate import generate, generation_provenance
 from landiff.metrics.evaluate import evaluate_swd
 from landiff.metrics.features import file_sha256
 from landiff.metrics.io import ImageSet, read_npz
@@ -79,6 +81,7 @@ class RunEval:
     n: int
     checkpoint_sha256: str
     detail: str = ""
+    provenance: str = ""  # Provenance.digest() of the measured samples (the cache key)
 
     @property
     def failed(self) -> bool:
@@ -117,9 +120,13 @@ def evaluate_run(name: str, family: Family, run_dir: Path, out: Path, layout: Da
         raise FileNotFoundError(f"{run_dir} has no checkpoint to evaluate")
     sha = file_sha256(checkpoint)
     cached = _cached(cache)
-    if cached is not None and cached.checkpoint_sha256 == sha and cached.n == layout.reference_n:
-        return cached, False
+    if cached is None or cached.checkpoint_sha256 != sha or cached.n != layout.reference_n:
+        cached = None  # another checkpoint: no need to load this one to know
     run = load_run(checkpoint=checkpoint)
+    seeds = list(range(layout.reference_n))
+    key = generation_provenance(run, seeds, sampler="dpm++", steps=options.sample_steps).digest()
+    if cached is not None and cached.provenance == key:
+        return cached, False
     reference = layout.reference_images()
     generated = generate(run, list(range(len(reference))), sampler="dpm++", steps=options.sample_steps)
     save_samples(out, name, generated.images)
@@ -132,7 +139,7 @@ def evaluate_run(name: str, family: Family, run_dir: Path, out: Path, layout: Da
         train_seconds=run.state.seconds, flops_per_train_image=train_flops, flops_per_sample=eval_flops * generated.nfe,
         nfe=generated.nfe, sample_seconds=generated.seconds_per_image, swd=swd[0], swd_std=swd[1], floor=floor[0],
         floor_std=floor[1], diversity=ratio, collapsed=bool(ratio < COLLAPSE_RATIO), n=len(reference),
-        checkpoint_sha256=sha,
+        checkpoint_sha256=sha, provenance=generated.provenance.digest() if generated.provenance else "",
     )
     write_json(cache, asdict(result))
     return result, True

@@ -154,6 +154,30 @@ def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch
     return {k[len(start):]: v for k, v in tensors.items() if k.startswith(start)}
 
 
+def check_module_tensors(
+    expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor], prefix: str, source: str
+) -> None:
+    """Raises UserError unless the tensors under ``prefix`` are exactly ``expected`` (name → shape).
+
+    The one-line message names the first missing, unexpected or differently shaped tensor, so a
+    checkpoint whose weights do not belong to its config is refused before any is copied.
+    """
+    found = unprefixed(prefix, tensors)
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        what = (f"lacks {len(missing)} tensor(s) of its network (e.g. {prefix}.{missing[0]})" if missing
+                else f"holds {len(extra)} tensor(s) its network does not have (e.g. {prefix}.{extra[0]})")
+        raise UserError(f"{source} {what}; it does not match the config stored in it (use a checkpoint written by "
+                        "landiff train)")
+    for name, shape in expected.items():
+        if tuple(found[name].shape) != tuple(shape):
+            raise UserError(f"{source}: tensor {prefix}.{name} has shape {list(found[name].shape)} but the stored "
+                            f"config needs {list(shape)}; the weights do not belong to this config")
+        if not (found[name].is_floating_point() or found[name].dtype in (torch.int64, torch.int32)):
+            raise UserError(f"{source}: tensor {prefix}.{name} is {found[name].dtype}, not a weight type")
+
+
 def optimizer_state(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Splits an optimizer state into tensors (per-parameter moments) and JSON (hyper-parameters)."""
     state = optimizer.state_dict()

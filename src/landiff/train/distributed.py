@@ -27,6 +27,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from landiff.errors import UserError
+from landiff.options import check_device
 
 T = TypeVar("T")
 
@@ -89,20 +90,12 @@ def pick_device(requested: str | None = None, local_rank: int = 0) -> torch.devi
     """
     if not requested:
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, ValueError):
-        raise UserError(f"--device {requested!r} is not a device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UserError(f"--device {requested}: no CUDA device is visible here; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        if device.index >= count:
-            raise UserError(f"--device {requested}: only {count} CUDA device(s) visible (cuda:0..cuda:{count - 1})")
-    elif device.type not in ("cpu", "mps"):
-        raise UserError(f"--device {requested!r}: landiff runs on cpu, cuda or mps")
+    device = torch.device(check_device(requested))  # one check for every command (landiff/options.py)
+    if device.type == "cuda" and device.index is None:  # plain "cuda" under torchrun: this rank's GPU
+        device = torch.device("cuda", local_rank)
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"--device {requested}: local rank {local_rank} has no GPU "
+                            f"(only {torch.cuda.device_count()} visible)")
     return device
 
 

@@ -3,12 +3,15 @@ resolving a path read from a file without letting it escape its root."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from landiff.errors import UserError
+
+MAX_JSON_BYTES = 64 * 1024 * 1024  # run files are small; a larger one is not a landiff file
 
 
 def fsync_dir(directory: Path) -> None:
@@ -80,3 +83,36 @@ def resolve_inside(root: Path, relative: str, source: str = "a manifest") -> Pat
     if target != root_resolved and root_resolved not in target.parents:
         raise UserError(f"{source} holds the path {relative!r:.80}, which leads outside {root} (symbolic link)")
     return target
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is too large for a float")
+    return value
+
+
+def parse_json(text: str | bytes, source: str) -> object:
+    """JSON of a run file: UTF-8, numbers that fit a float (NaN/Infinity literals stay allowed:
+    metric records write NaN for an undefined spread); a problem is a one-line UserError."""
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return json.loads(text, parse_float=_finite_float)
+    except UnicodeDecodeError:
+        raise UserError(f"{source} is not UTF-8 text; restore it or delete it") from None
+    except (ValueError, RecursionError) as err:
+        raise UserError(f"{source} is not valid JSON ({str(err)[:120]}); restore it or delete it") from None
+
+
+def read_json(path: Path, source: str | None = None) -> object:
+    """The JSON value in ``path`` (see :func:`parse_json`); unreadable or oversized files are UserErrors."""
+    name = source or str(path)
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UserError(f"{name} ({path}) is larger than {MAX_JSON_BYTES // 2**20} MiB; it is not a landiff file")
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {name} ({path}): {err.strerror or err}") from None
+    return parse_json(data, f"{name} ({path})" if source else name)
+

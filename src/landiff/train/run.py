@@ -8,18 +8,23 @@ its EMA (the generator itself when the run kept no EMA) and ``diffusion`` is Non
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.errors import UserError
-from landiff.train.checkpoint import latest_checkpoint, load_checkpoint, unprefixed
+from landiff.nets import UNet
+from landiff.nets.dcgan import Generator
+from landiff.options import check_memory
+from landiff.train.checkpoint import check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
 from landiff.train.components import TrainState, build_diffusion, build_unet, pick_device
 from landiff.train.config import TrainConfig, read_config
-from landiff.train.gan_trainer import build_generator
+from landiff.train.files import read_json
+from landiff.train.gan_trainer import build_generator, gan_net_config
 
 
 @dataclass
@@ -65,30 +70,70 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     tensors, meta = load_checkpoint(checkpoint)
     if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("state"), dict):
         raise UserError(f"{checkpoint} lacks the landiff config or state; it was not written by landiff train")
-    config = TrainConfig.from_dict(meta["config"])
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+    except UserError as err:
+        raise UserError(f"{checkpoint}: {err}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+        raise UserError(f"{checkpoint} holds an unreadable run config ({type(err).__name__}: {err})") from None
+    state = _state(meta["state"], checkpoint)
     dev = pick_device(device)
+    gan = config.model == "gan"
+    make = (lambda: Generator(gan_net_config(config))) if gan else (lambda: UNet(config.net))
+    prefixes = ("model.g", "ema.g" if config.gan.ema else "model.g") if gan else ("model.net", "ema.net")
+    # The shapes the stored config implies, from a network on the meta device (no memory), are
+    # compared with the tensors before anything is allocated: as strict as the resume path
+    # (components.py Checkpointable.load_checkpoint), but refusing absurd sizes before building them.
+    expected = _meta_shapes(make, checkpoint)
+    for prefix in prefixes:
+        check_module_tensors(expected, tensors, prefix, str(checkpoint))
+    weights = sum(4.0 * math.prod(shape) for shape in expected.values())
+    check_memory({"weights and EMA weights": 2 * weights}, [str(checkpoint)], dev, fix="use a device with more memory")
     model: nn.Module
     ema_model: nn.Module
     diffusion: GaussianDiffusion | None = None
-    if config.model == "gan":
-        model, ema_model = build_generator(config, dev), build_generator(config, dev)
-        model.load_state_dict(unprefixed("model.g", tensors), strict=True)
-        ema_model.load_state_dict(unprefixed("ema.g" if config.gan.ema else "model.g", tensors), strict=True)
-    else:
-        model, ema_model = build_unet(config, dev), build_unet(config, dev)
-        model.load_state_dict(unprefixed("model.net", tensors), strict=True)
-        ema_model.load_state_dict(unprefixed("ema.net", tensors), strict=True)
-        diffusion = build_diffusion(config)
-    classes: list[str] = []
-    classes_file = checkpoint.parent.parent / "classes.json"
-    if config.class_cond and classes_file.exists():
-        mapping = json.loads(classes_file.read_text(encoding="utf-8"))
-        classes = [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
+    try:
+        if gan:
+            model, ema_model = build_generator(config, dev), build_generator(config, dev)
+        else:
+            model, ema_model = build_unet(config, dev), build_unet(config, dev)
+            diffusion = build_diffusion(config)
+        model.load_state_dict(unprefixed(prefixes[0], tensors), strict=True)
+        ema_model.load_state_dict(unprefixed(prefixes[1], tensors), strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # as Checkpointable.load_checkpoint does
+        raise UserError(f"{checkpoint} does not match its stored config ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    classes = _classes(checkpoint.parent.parent / "classes.json", config) if config.class_cond else []
     return LoadedRun(
         model=model.eval(), ema_model=ema_model.eval(), diffusion=diffusion, config=config,
-        state=_state(meta["state"], checkpoint), checkpoint=checkpoint,
+        state=state, checkpoint=checkpoint,
         checkpoint_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(), classes=classes,
     )
+
+
+def _meta_shapes(make, checkpoint: Path) -> dict[str, tuple[int, ...]]:
+    """Name → shape of the state dict of ``make()`` built on the meta device."""
+    try:
+        with torch.device("meta"):
+            module = make()
+        return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, OverflowError) as err:
+        raise UserError(f"{checkpoint}: its stored config describes a network that cannot be built "
+                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def _classes(path: Path, config: TrainConfig) -> list[str]:
+    """Class names by label from ``RUN/classes.json`` (name → label); [] when the file is absent."""
+    if not path.exists():
+        return []
+    mapping = read_json(path, "classes.json of the run")
+    count = config.gan.num_classes if config.model == "gan" else config.net.num_classes
+    labels = sorted(mapping.values()) if isinstance(mapping, dict) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in mapping.values()) else None
+    if labels != list(range(count)):
+        raise UserError(f"{path} must map each of the run's {count} class names to a label 0..{count - 1}; "
+                        "restore it from the run's data, or delete it to sample by label number")
+    return [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
 
 
 def existing_run_config(run_dir: Path) -> TrainConfig | None:
@@ -101,6 +146,13 @@ __all__ = ["LoadedRun", "existing_run_config", "load_run"]
 
 def _state(values: dict, checkpoint: Path) -> TrainState:
     try:
-        return TrainState(**values)
+        state = TrainState(**values)
     except TypeError:
         raise UserError(f"{checkpoint} has an unreadable training state; it was not written by this landiff") from None
+    counters = [state.step, state.images_seen, state.skipped_steps, state.consecutive_skips]
+    if (not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in counters)
+            or not isinstance(state.seconds, (int, float)) or isinstance(state.seconds, bool)
+            or not 0 <= state.seconds < math.inf):
+        raise UserError(f"{checkpoint} has a training state with invalid counters (they must be non-negative "
+                        "integers and seconds); it was not written by landiff train")
+    return state

@@ -2,7 +2,9 @@
 
 Opening a run directory decides between a fresh start and a resume: re-running the same command
 resumes from the latest checkpoint; a config that differs in a field that matters is refused with
-the list of fields; ``restart`` moves the old contents aside before starting over. While a trainer
+the list of fields; ``restart`` moves the old contents aside before starting over — everything but
+``.lock`` and earlier ``previous-*`` folders, so the old model's evaluations (``compare/``,
+``metrics-*.jsonl``, sample folders) cannot be mistaken for the new model's. While a trainer
 writes a run it holds ``.lock`` (an advisory ``flock``, released by the OS even on ``kill -9``), so
 a second trainer on the same directory is refused instead of interleaving checkpoints, and temp
 files left by a killed writer can be swept safely.
@@ -58,7 +60,7 @@ def open_run_dir(root: Path, config: TrainConfig, restart: bool = False) -> RunD
     if root.exists() and not root.is_dir():
         raise UserError(f"run directory {root} is a file; pass a directory to --run")
     stored_path = root / "config.json"
-    if restart and stored_path.exists():
+    if restart and root.is_dir():
         _move_aside(root)
     if stored_path.exists():
         stored = read_config(stored_path)
@@ -133,26 +135,53 @@ def sweep_temp_files(root: Path) -> list[Path]:
     return swept
 
 
-def _move_aside(root: Path) -> None:
-    """Moves the previous run's files into ``root/previous-<time>/`` (nothing is deleted)."""
-    target = root / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
-    target.mkdir()
-    for name in RUN_ENTRIES:
-        if (root / name).exists():
-            shutil.move(str(root / name), str(target / name))
+PREVIOUS_PREFIX = "previous-"
+
+
+def _move_aside(root: Path) -> Path | None:
+    """Moves everything of the previous run into ``root/previous-<time>[-k]/`` (nothing is deleted).
+
+    Everything means every entry but the trainer's ``.lock`` and earlier ``previous-*`` folders:
+    checkpoints and stats, and also what was derived from them (``compare/``, ``metrics-*.jsonl``,
+    ``samples/<sampler>-<steps>/``, memorisation pairs …). Returns the folder, None when there was
+    nothing to move.
+    """
+    entries = [p for p in root.iterdir() if p.name != LOCK_NAME and not p.name.startswith(PREVIOUS_PREFIX)]
+    if not entries:
+        return None
+    stamp = f"{PREVIOUS_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
+    for k in range(1, 10_000):  # two restarts within one second get -2, -3 …
+        target = root / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise UserError(f"{root} has too many {stamp}* folders; remove some before --restart")
+    for path in entries:
+        shutil.move(str(path), str(target / path.name))
+    return target
 
 
 def truncate_stats(path: Path, step: int) -> None:
     """Drops stats lines logged after ``step`` (they belong to steps the resume will redo)."""
     if not path.exists():
         return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as err:
+        raise UserError(f"{path} cannot be read as UTF-8 text ({type(err).__name__}); move it aside to resume "
+                        "(the training log restarts there)") from None
     kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
-            if json.loads(line).get("step", 0) <= step:
+            record = json.loads(line)
+            logged = record.get("step", 0) if isinstance(record, dict) else None
+            if isinstance(logged, (int, float)) and not isinstance(logged, bool) and logged <= step:
                 kept.append(line)
-        except ValueError:
-            continue  # a torn last line from a crash
+        except (ValueError, RecursionError):
+            continue  # a torn last line from a crash (other unreadable lines are dropped the same way)
     atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
@@ -162,6 +191,15 @@ def append_stats(path: Path, record: dict[str, Any]) -> None:
 
 
 def read_stats(path: Path) -> list[dict[str, Any]]:
+    """The records of ``stats.jsonl``; a torn last line (a crash mid-write) and non-object lines are skipped."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
