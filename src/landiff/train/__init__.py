@@ -1,19 +1,27 @@
 """Training: configs and recipes, the diffusion and DCGAN loops, checkpoints and resume, loading a run.
 
-:func:`train` dispatches on ``config.model``: ``"diffusion"`` → :func:`train_diffusion`,
-``"gan"`` → :func:`train_gan`; both share the run directory, checkpoint and resume machinery.
+:func:`train` is the one entry point: it opens the run (:func:`~landiff.train.loop_common.training_session`)
+and dispatches on ``config.model``: ``"diffusion"`` → :func:`~landiff.train.diffusion_trainer.diffusion_loop`,
+``"gan"`` → :func:`~landiff.train.gan_trainer.gan_loop`; both loops share the run directory, checkpoint
+and resume machinery. :func:`train_diffusion` and :func:`train_gan` are :func:`train` for one family.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
+from landiff.errors import UserError
 from landiff.train.components import TrainState
 from landiff.train.config import RECIPES, DiffusionConfig, GANConfig, OptimConfig, TrainConfig, recipe
-from landiff.train.diffusion_trainer import train as train_diffusion
-from landiff.train.gan_trainer import train_gan
+from landiff.train.diffusion_trainer import diffusion_loop
+from landiff.train.gan_trainer import gan_loop
+from landiff.train.loop_common import training_session
 from landiff.train.run import LoadedRun, load_run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on
 
 
 def train(
@@ -30,13 +38,45 @@ def train(
     Args:
         config: the resolved configuration (see :func:`landiff.train.recipe`).
         run_dir: where config.json, stats.jsonl, checkpoints/ and samples/ live.
-        device: ``cpu``/``cuda``/…; default CUDA when available.
+        device: ``cpu``/``cuda``/…; default CUDA (``cuda:LOCAL_RANK`` under torchrun) when available.
         restart: move an existing run aside and start over.
-        log: where one-line messages go.
+        log: where one-line messages go (rank 0 only).
         stop_after: stop (with a checkpoint) after this many steps in this call; for tests of resume.
+
+    Raises:
+        UserError: bad config or run directory.
+        TrainingDiverged: ``max_consecutive_skips`` non-finite steps in a row (a :class:`UserError`).
     """
-    loop = train_gan if config.model == "gan" else train_diffusion
-    return loop(config, run_dir, device=device, restart=restart, log=log, stop_after=stop_after)
+    loop = gan_loop if config.model == "gan" else diffusion_loop
+    with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
+        return loop(session, stop_after)
+
+
+class TrainOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`train`, for the per-family entry points that pass them on."""
+
+    device: str | None
+    restart: bool
+    log: Callable[[str], None]
+    stop_after: int | None
+
+
+def train_diffusion(config: TrainConfig, run_dir: str | Path, **options: Unpack[TrainOptions]) -> TrainState:
+    """:func:`train` for a diffusion config; refuses any other."""
+    return train(_family(config, "diffusion", "train_diffusion"), run_dir, **options)
+
+
+def train_gan(config: TrainConfig, run_dir: str | Path, **options: Unpack[TrainOptions]) -> TrainState:
+    """:func:`train` for a DCGAN config (``--model gan``); refuses any other."""
+    return train(_family(config, "gan", "train_gan"), run_dir, **options)
+
+
+def _family(config: TrainConfig, model: str, caller: str) -> TrainConfig:
+    """``config`` itself when it is of family ``model``; otherwise the :class:`UserError` naming ``caller``."""
+    if config.model != model:
+        kind = "GAN" if model == "gan" else model
+        raise UserError(f"{caller} needs a {kind} config (--model {model}), got model {config.model!r}")
+    return config
 
 
 __all__ = [
@@ -46,6 +86,7 @@ __all__ = [
     "LoadedRun",
     "OptimConfig",
     "TrainConfig",
+    "TrainOptions",
     "TrainState",
     "load_run",
     "recipe",

@@ -1,4 +1,5 @@
-"""The diffusion training loop: one function that reads top to bottom (EDM / nanoGPT style).
+"""The diffusion training loop, :func:`diffusion_loop`: one function that reads top to bottom (EDM / nanoGPT
+style), a handful of named steps per iteration; :func:`landiff.train.train` runs it for ``model="diffusion"``.
 
     from landiff.train import recipe, train
     train(recipe("tiny"), "runs/tiny")      # re-running resumes from runs/tiny/checkpoints
@@ -14,8 +15,10 @@ compute what one process with batch N·B computes, up to float summation order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -27,60 +30,106 @@ from landiff.samplers import sample
 from landiff.train.components import Checkpointable, TrainState, build_diffusion, build_unet, make_adamw
 from landiff.train.config import TrainConfig
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
-from landiff.train.distributed import gather_cat
+from landiff.train.distributed import Dist, gather_cat
 from landiff.train.ema import EMA
 from landiff.train.loop_common import (
+    Bookkeeping,
     Session,
     clipped_step,
-    count_skip,
-    draw_preview,
-    end_step,
-    log_stats,
     out_of_time,
     preview_labels,
     resume_state,
     save_preview,
-    save_state,
     seed_rank,
-    stopped_message,
-    training_session,
+    set_learning_rate,
 )
 from landiff.train.precision import Precision
 from landiff.train.run_dir import RunDir
-from landiff.train.schedule import learning_rate
 from landiff.train.stats import StatsAccumulator
 
 
-def train(
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    device: str | None = None,
-    restart: bool = False,
-    log: Callable[[str], None] = print,
-    stop_after: int | None = None,
-) -> TrainState:
-    """Trains (or resumes) a diffusion model; returns the final counters.
-
-    Args:
-        config: the resolved configuration (see :func:`landiff.train.recipe`).
-        run_dir: where config.json, stats.jsonl, checkpoints/ and samples/ live.
-        device: ``cpu``/``cuda``/…; default CUDA (``cuda:LOCAL_RANK`` under torchrun) when available.
-        restart: move an existing run aside and start over.
-        log: where one-line messages go (rank 0 only).
-        stop_after: stop (with a checkpoint) after this many steps in this call; for tests of resume.
-
-    Raises:
-        UserError: bad config or run directory, or ``max_consecutive_skips`` non-finite steps in a row.
-    """
-    with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
-        return _train(session, stop_after)
-
-
-def _train(session: Session, stop_after: int | None) -> TrainState:
+def diffusion_loop(session: Session, stop_after: int | None) -> TrainState:
+    """The diffusion loop behind :func:`landiff.train.train`: resumes the session's run, trains to
+    ``train_steps`` (or ``stop_after`` more steps, or the ``--minutes`` budget); returns the counters."""
     config, dev, dist = session.config, session.device, session.dist
-    # --- everything with state (same initial weights on every rank: same seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # same initial weights on every rank
+    run = _build(config, dev)
+    seed_rank(config.seed, dist.rank)  # dropout differs per rank
+    state = resume_state(run.parts, session)
+
+    global_batch = config.optim.batch * dist.world * config.optim.accum
+    session.log(_describe(run, session, global_batch))
+    batches = batch_stream(session.dataset, config.optim.batch, config.seed, start=state.images_seen,
+                           num_workers=config.num_workers, rank=dist.rank, world=dist.world)
+    run.wrap(session)
+    stats = StatsAccumulator(run.diffusion.num_steps)
+    progress = session.progress(state)
+    book = Bookkeeping(
+        session, run.parts, progress, session.last_step(state, stop_after),
+        status=lambda: f"loss {stats.last_loss():.4f}", flush=stats.flush,
+        summary=lambda record: f"loss {record['loss']:.4f} {record['img_per_s']:.1f} img/s",
+        preview=lambda step: write_preview(run.ema.model, run.diffusion, config, session.run, step, dev),  # EMA: no collectives
+    )
+    run.model.train()
+    session.start_clock()
+    while state.step < book.last_step and not out_of_time(config.max_minutes, state):
+        lr = set_learning_rate([run.optimizer], config, state)
+        seen, objective = _micro_batches(run, batches, dist)
+        grad_norm, applied = clipped_step(run.optimizer, run.model.parameters(), run.precision, config.optim.grad_clip, objective)
+        _record_losses(run, stats, seen, applied)
+        if applied:
+            run.ema.update(run.model)
+        state.step += 1
+        state.images_seen += global_batch
+        stats.add_step(grad_norm, lr)
+        if book.finish_step(state, skipped=not applied):
+            break
+    progress.close()
+    return state
+
+
+@dataclass
+class _DiffusionRun:
+    """Everything with state in a diffusion run, and how this rank calls its network."""
+
+    config: TrainConfig
+    device: torch.device
+    model: torch.nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    diffusion: GaussianDiffusion
+    timestep_sampler: UniformSampler | LossAwareSampler
+    precision: Precision
+    parts: Checkpointable
+    ddp: DistributedDataParallel | None = None  # set by wrap() under torchrun
+    forward: Callable[..., torch.Tensor] = field(init=False)  # the model; after wrap(), DDP-wrapped and maybe compiled
+
+    def __post_init__(self) -> None:
+        self.forward = self.model
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+
+    def wrap(self, session: Session) -> None:
+        """DistributedDataParallel under torchrun (its constructor is a collective), then torch.compile."""
+        if session.dist.enabled:
+            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        module = self.ddp if self.ddp is not None else self.model
+        self.forward = torch.compile(module) if self.config.compile else module
+
+    def net(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        """The network's output in float32, under the run's autocast."""
+        with self.precision.autocast():
+            return self.forward(x_t, t, **kwargs).float()
+
+    def sync(self, last_micro_batch: bool) -> contextlib.AbstractContextManager[Any]:
+        """DDP all-reduces gradients on the last micro-batch only (accumulates locally before)."""
+        return self.ddp.no_sync() if self.ddp is not None and not last_micro_batch else contextlib.nullcontext()
+
+
+def _build(config: TrainConfig, dev: torch.device) -> _DiffusionRun:
+    """The network, its EMA and optimiser, the diffusion and its timestep sampler (in this order: the RNG)."""
     model = build_unet(config, dev)
     ema = EMA(model, config.ema_decay, warmup=config.ema_warmup)
     optimizer = make_adamw(model.parameters(), config.optim, dev)
@@ -91,75 +140,44 @@ def _train(session: Session, stop_after: int | None) -> TrainState:
         modules={"net": model}, optimizers={"net": optimizer}, emas={"net": ema},
         generators={}, precision=precision, extra={"timestep_sampler": timestep_sampler},
     )
-    seed_rank(config.seed, dist.rank)  # dropout differs per rank
-    state = resume_state(parts, session)
+    return _DiffusionRun(config, dev, model, ema, optimizer, diffusion, timestep_sampler, precision, parts)
 
-    batch, accum = config.optim.batch, config.optim.accum
-    global_batch = batch * dist.world * accum
-    session.log(
-        f"training {config.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params) on {dev}, "
-        f"{precision.mode}; global batch {batch} per rank x {dist.world} rank(s) x {accum} accumulation = {global_batch}"
-    )
-    batches = batch_stream(session.dataset, batch, config.seed, start=state.images_seen,
-                           num_workers=config.num_workers, rank=dist.rank, world=dist.world)
-    ddp = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None) if dist.enabled else model
-    forward = torch.compile(ddp) if config.compile else ddp
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
-    def net(x_t: torch.Tensor, t: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
-        with precision.autocast():
-            return forward(x_t, t, **kwargs).float()
+def _describe(run: _DiffusionRun, session: Session, global_batch: int) -> str:
+    """The log line that opens training: size, device, precision and how the global batch is made."""
+    config, dist = run.config, session.dist
+    params = sum(p.numel() for p in run.model.parameters()) / 1e6
+    return (f"training {config.preset} ({params:.2f} M params) on {run.device}, {run.precision.mode}; global batch "
+            f"{config.optim.batch} per rank x {dist.world} rank(s) x {config.optim.accum} accumulation = {global_batch}")
 
-    stats = StatsAccumulator(diffusion.num_steps)
-    progress = session.progress(state)
-    last_step = session.last_step(state, stop_after)
-    model.train()
-    session.start_clock()
-    while state.step < last_step and not out_of_time(config.max_minutes, state):
-        lr = learning_rate(config.optim, state.step, state.seconds)  # the horizon stored in the run
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        seen: list[tuple[torch.Tensor, TrainingLosses]] = []
-        objective = torch.zeros((), device=dev)
-        for micro in range(accum):
-            chunk = next(batches)
-            # DDP all-reduces gradients on the last micro-batch only (accumulate locally before).
-            sync = micro == accum - 1 or not dist.enabled
-            with contextlib.nullcontext() if sync else ddp.no_sync():  # type: ignore[union-attr]
-                t, losses, loss = _micro_batch(chunk, net, diffusion, timestep_sampler, config, dev, memory_format)
-                precision.scale(loss).backward()
-            objective = objective + loss.detach()
-            seen.append(_gather(t, losses, dist.world))
-        grad_norm, applied = clipped_step(optimizer, model.parameters(), precision, config.optim.grad_clip, objective)
-        for t, losses in seen:
-            if applied:  # a skipped step's losses (NaN/Inf) must not enter the importance-sampler history
-                timestep_sampler.update(t, losses.loss)
-            stats.add(t, losses)
-        if applied:
-            ema.update(model)
-        state.step += 1
-        state.images_seen += global_batch
-        count_skip(state, not applied, session)
-        stats.add_step(grad_norm, lr)
-        signalled = end_step(state, session)
-        progress.update(state.step, f"loss {stats.last_loss():.4f}")
-        final = state.step == last_step or out_of_time(config.max_minutes, state) or signalled
 
-        if state.step % config.log_every == 0 or final:
-            record = stats.flush(state.step, state.images_seen)
-            record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
-            log_stats(record, session)
-            progress.log(f"loss {record['loss']:.4f} {record['img_per_s']:.1f} img/s")
-        if state.step % config.checkpoint_every == 0 or final:  # the checkpoint first: a preview never costs it
-            save_state(parts, state, session)
-        preview_due = state.step % config.sample_every == 0 or (final and not signalled)
-        if config.preview_count and preview_due and dist.is_main:  # EMA model only: no collectives
-            draw_preview(lambda: write_preview(ema.model, diffusion, config, session.run, state.step, dev), state.step, session)
-        if signalled:
-            session.log(stopped_message(state, session))
-            break
-    progress.close()
-    return state
+def _micro_batches(
+    run: _DiffusionRun, batches: Iterator[StreamBatch], dist: Dist
+) -> tuple[list[tuple[torch.Tensor, TrainingLosses]], torch.Tensor]:
+    """Forward and backward over ``accum`` chunks; returns each chunk's (t, losses) from every rank,
+    in stream order, and the summed objective (its finiteness guards the optimiser step)."""
+    seen: list[tuple[torch.Tensor, TrainingLosses]] = []
+    objective = torch.zeros((), device=run.device)
+    accum = run.config.optim.accum
+    for micro in range(accum):
+        chunk = next(batches)
+        with run.sync(micro == accum - 1):
+            t, losses, loss = _micro_batch(chunk, run.net, run.diffusion, run.timestep_sampler, run.config, run.device,
+                                           run.memory_format)
+            run.precision.scale(loss).backward()
+        objective = objective + loss.detach()
+        seen.append(_gather(t, losses, dist.world))
+    return seen, objective
+
+
+def _record_losses(
+    run: _DiffusionRun, stats: StatsAccumulator, seen: list[tuple[torch.Tensor, TrainingLosses]], applied: bool
+) -> None:
+    """Adds the step's losses to the statistics and, when the step was applied, to the timestep sampler's history."""
+    for t, losses in seen:
+        if applied:  # a skipped step's losses (NaN/Inf) must not enter the importance-sampler history
+            run.timestep_sampler.update(t, losses.loss)
+        stats.add(t, losses)
 
 
 def _micro_batch(
@@ -199,7 +217,9 @@ def _gather(t: torch.Tensor, losses: TrainingLosses, world: int) -> tuple[torch.
 
 
 @torch.no_grad()
-def write_preview(model: torch.nn.Module, diffusion, config: TrainConfig, run: RunDir, step: int, dev: torch.device) -> Path:
+def write_preview(
+    model: torch.nn.Module, diffusion: GaussianDiffusion, config: TrainConfig, run: RunDir, step: int, dev: torch.device
+) -> Path:
     """``samples/step-N.png``: a grid from fixed per-sample seeds (0..n−1), so grids are comparable."""
     count = config.preview_count
     labels = preview_labels(count, config.net.num_classes if config.class_cond else 0, dev)

@@ -1,4 +1,5 @@
-"""The DCGAN training loop: one function that reads top to bottom, on the diffusion trainer's machinery.
+"""The DCGAN training loop, :func:`gan_loop`: one function that reads top to bottom, on the diffusion
+trainer's machinery (:mod:`landiff.train.loop_common`); :func:`landiff.train.train` runs it for ``model="gan"``.
 
     from landiff.train import recipe, train
     train(recipe("dcgan"), "runs/dcgan")      # re-running resumes from runs/dcgan/checkpoints
@@ -26,13 +27,14 @@ are close to, not equal to, one process with batch N·B.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from landiff.errors import UserError
 from landiff.grid import from_uint8
 from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator, latents
 from landiff.train.components import Checkpointable, TrainState, make_adamw
@@ -42,24 +44,18 @@ from landiff.train.distributed import average_gradients, broadcast_buffers
 from landiff.train.ema import EMA
 from landiff.train.gan_stats import DiscriminatorStep, GANStatsAccumulator
 from landiff.train.loop_common import (
+    Bookkeeping,
     Session,
     clipped_step,
-    count_skip,
-    draw_preview,
-    end_step,
-    log_stats,
     out_of_time,
     preview_labels,
     resume_state,
     save_preview,
-    save_state,
     seed_rank,
-    stopped_message,
-    training_session,
+    set_learning_rate,
 )
 from landiff.train.precision import Precision
 from landiff.train.run_dir import RunDir
-from landiff.train.schedule import learning_rate
 
 
 def gan_net_config(config: TrainConfig) -> DCGANConfig:
@@ -70,36 +66,96 @@ def gan_net_config(config: TrainConfig) -> DCGANConfig:
 
 def build_generator(config: TrainConfig, device: torch.device) -> Generator:
     """G with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
-    model = Generator(gan_net_config(config)).to(device)
-    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+    return _placed(Generator(gan_net_config(config)), config, device)
 
 
 def build_discriminator(config: TrainConfig, device: torch.device) -> Discriminator:
     """D with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
-    model = Discriminator(gan_net_config(config)).to(device)
-    return model.to(memory_format=torch.channels_last) if config.channels_last else model
+    return _placed(Discriminator(gan_net_config(config)), config, device)
 
 
-def train_gan(
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    device: str | None = None,
-    restart: bool = False,
-    log: Callable[[str], None] = print,
-    stop_after: int | None = None,
-) -> TrainState:
-    """Trains (or resumes) a DCGAN; returns the final counters. Arguments as :func:`landiff.train.train`."""
-    if config.model != "gan":
-        raise UserError(f"train_gan needs a GAN config (--model gan), got model {config.model!r}")
-    with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
-        return _train_gan(session, stop_after)
+_Module = TypeVar("_Module", bound=torch.nn.Module)
 
 
-def _train_gan(session: Session, stop_after: int | None) -> TrainState:
+def _placed(model: _Module, config: TrainConfig, device: torch.device) -> _Module:
+    """``model`` moved to ``device`` and, when ``config.channels_last``, to the channels-last layout (in place)."""
+    model = model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to's stubs omit this keyword
+    return model
+
+
+def gan_loop(session: Session, stop_after: int | None) -> TrainState:
+    """The DCGAN loop behind :func:`landiff.train.train`: resumes the session's run, trains to
+    ``train_steps`` (or ``stop_after`` more steps, or the ``--minutes`` budget); returns the counters."""
     config, dev, dist = session.config, session.device, session.dist
-    # --- everything with state (same initial weights on every rank: same seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # same initial weights on every rank
+    run = _build(config, dev)
+    seed_rank(config.seed, dist.rank)
+    state = resume_state(run.parts, session)
+
+    session.log(_describe(run, session))
+    batches = batch_stream(session.dataset, config.optim.batch, config.seed, start=state.images_seen,
+                           num_workers=config.num_workers, rank=dist.rank, world=dist.world)
+    run.compile()
+    stats = GANStatsAccumulator()
+    progress = session.progress(state)
+    shown = run.ema.model if run.ema is not None else run.g
+    book = Bookkeeping(
+        session, run.parts, progress, session.last_step(state, stop_after),
+        status=stats.progress_fields, flush=stats.flush, summary=_summary,
+        preview=lambda step: write_gan_preview(shown, config, session.run, step, dev),  # plain modules: no collectives
+    )
+    run.g.train()
+    run.d.train()
+    session.start_clock()
+    while state.step < book.last_step and not out_of_time(config.max_minutes, state):
+        lr = set_learning_rate([run.opt_g, run.opt_d], config, state)
+        fake, y, d_applied = _discriminator_steps(run, batches, stats, state)
+        loss_g, g_applied = _generator_step(run, fake, y)
+        broadcast_buffers(run.g)  # batch-norm running statistics: rank 0's everywhere (as DDP does)
+        broadcast_buffers(run.d)
+        if g_applied and run.ema is not None:
+            run.ema.update(run.g)
+        stats.add_g(loss_g.detach(), lr)
+        state.step += 1
+        if book.finish_step(state, skipped=not (d_applied and g_applied)):
+            break
+    progress.close()
+    return state
+
+
+@dataclass
+class _GANRun:
+    """Everything with state in a DCGAN run, and how this rank calls G and D."""
+
+    config: TrainConfig
+    device: torch.device
+    g: Generator
+    d: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: EMA | None
+    precision: Precision
+    parts: Checkpointable
+    g_fwd: Callable[..., torch.Tensor] = field(init=False)  # G; after compile(), maybe torch.compile'd
+    d_fwd: Callable[..., torch.Tensor] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.g_fwd, self.d_fwd = self.g, self.d
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+
+    def compile(self) -> None:
+        """torch.compile on G and D when ``config.compile``."""
+        if self.config.compile:
+            self.g_fwd, self.d_fwd = torch.compile(self.g), torch.compile(self.d)
+
+
+def _build(config: TrainConfig, dev: torch.device) -> _GANRun:
+    """G and D, their optimisers and G's EMA (in this order: the RNG)."""
     g, d = build_generator(config, dev), build_discriminator(config, dev)
     opt_g, opt_d = make_adamw(g.parameters(), config.optim, dev), make_adamw(d.parameters(), config.optim, dev)
     ema = EMA(g, config.ema_decay, warmup=config.ema_warmup) if config.gan.ema else None
@@ -108,84 +164,64 @@ def _train_gan(session: Session, stop_after: int | None) -> TrainState:
         modules={"g": g, "d": d}, optimizers={"g": opt_g, "d": opt_d}, emas={"g": ema} if ema else {},
         generators={}, precision=precision, extra={},
     )
-    seed_rank(config.seed, dist.rank)
-    state = resume_state(parts, session)
+    return _GANRun(config, dev, g, d, opt_g, opt_d, ema, precision, parts)
 
-    batch = config.optim.batch
-    count = sum(p.numel() for p in g.parameters()) / 1e6, sum(p.numel() for p in d.parameters()) / 1e6
-    session.log(
-        f"training DCGAN (G {count[0]:.2f} M, D {count[1]:.2f} M params) at {config.resolution} px on {dev}, "
-        f"{precision.mode}; global batch {batch} per rank x {dist.world} rank(s) = {batch * dist.world}, "
-        f"{config.gan.d_steps} D step(s) per G step"
-    )
-    batches = batch_stream(session.dataset, batch, config.seed, start=state.images_seen,
-                           num_workers=config.num_workers, rank=dist.rank, world=dist.world)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    g_params, d_params = list(g.parameters()), list(d.parameters())
-    g_fwd, d_fwd = (torch.compile(g), torch.compile(d)) if config.compile else (g, d)
 
-    stats = GANStatsAccumulator()
-    progress = session.progress(state)
-    last_step = session.last_step(state, stop_after)
-    g.train()
-    d.train()
-    session.start_clock()
-    while state.step < last_step and not out_of_time(config.max_minutes, state):
-        lr = learning_rate(config.optim, state.step, state.seconds)  # the horizon stored in the run
-        for group in [*opt_g.param_groups, *opt_d.param_groups]:
-            group["lr"] = lr
-        all_applied = True
-        for _ in range(config.gan.d_steps):  # --- discriminator: push D(x) up, D(G(z)) down
-            chunk = next(batches)
-            real = from_uint8(chunk.images).to(dev, memory_format=memory_format, non_blocking=True)
-            y = chunk.labels.to(dev) if config.class_cond else None
-            z = _chunk_latents(chunk, config).to(dev)
-            with precision.autocast():
-                fake = g_fwd(z, y)
-                logits_real, logits_fake = d_fwd(real, y).float(), d_fwd(fake.detach(), y).float()
-            loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
-            precision.scale(loss_d).backward()
-            average_gradients(d_params)
-            _, applied = clipped_step(opt_d, d_params, precision, config.optim.grad_clip, loss_d)
-            all_applied &= applied
-            stats.add_d(DiscriminatorStep(loss_d.detach(), logits_real.detach().sigmoid().mean(),
-                                          logits_fake.detach().sigmoid().mean()), chunk.chunk_size)
-            state.images_seen += chunk.chunk_size
-        # --- generator: non-saturating loss through the updated D; only G's gradients are taken
+def _describe(run: _GANRun, session: Session) -> str:
+    """The log line that opens training: sizes, device, precision, the global batch and the D/G step ratio."""
+    config, world, batch = run.config, session.dist.world, run.config.optim.batch
+    g_params, d_params = (sum(p.numel() for p in m.parameters()) / 1e6 for m in (run.g, run.d))
+    return (f"training DCGAN (G {g_params:.2f} M, D {d_params:.2f} M params) at {config.resolution} px on {run.device}, "
+            f"{run.precision.mode}; global batch {batch} per rank x {world} rank(s) = {batch * world}, "
+            f"{config.gan.d_steps} D step(s) per G step")
+
+
+def _discriminator_steps(
+    run: _GANRun, batches: Iterator[StreamBatch], stats: GANStatsAccumulator, state: TrainState
+) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """``gan.d_steps`` updates of D, each on a fresh real chunk and fresh z: push D(x) up, D(G(z)) down.
+
+    Returns the last fakes and their labels (the generator step goes through them) and whether
+    every update was applied (see :func:`~landiff.train.loop_common.clipped_step`).
+    """
+    config, dev, precision = run.config, run.device, run.precision
+    d_params = list(run.d.parameters())
+    all_applied = True
+    for _ in range(config.gan.d_steps):
+        chunk = next(batches)
+        real = from_uint8(chunk.images).to(dev, memory_format=run.memory_format, non_blocking=True)
+        y = chunk.labels.to(dev) if config.class_cond else None
+        z = _chunk_latents(chunk, config).to(dev)
         with precision.autocast():
-            loss_g = F.softplus(-d_fwd(fake, y).float()).mean()
-        precision.scale(loss_g).backward(inputs=g_params)
-        average_gradients(g_params)
-        _, applied = clipped_step(opt_g, g_params, precision, config.optim.grad_clip, loss_g)
+            fake = run.g_fwd(z, y)
+            logits_real, logits_fake = run.d_fwd(real, y).float(), run.d_fwd(fake.detach(), y).float()
+        loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+        precision.scale(loss_d).backward()
+        average_gradients(d_params)
+        _, applied = clipped_step(run.opt_d, d_params, precision, config.optim.grad_clip, loss_d)
         all_applied &= applied
-        broadcast_buffers(g)  # batch-norm running statistics: rank 0's everywhere (as DDP does)
-        broadcast_buffers(d)
-        if applied and ema is not None:
-            ema.update(g)
-        stats.add_g(loss_g.detach(), lr)
-        state.step += 1
-        count_skip(state, not all_applied, session)
-        signalled = end_step(state, session)
-        progress.update(state.step, stats.progress_fields())
-        final = state.step == last_step or out_of_time(config.max_minutes, state) or signalled
+        stats.add_d(DiscriminatorStep(loss_d.detach(), logits_real.detach().sigmoid().mean(),
+                                      logits_fake.detach().sigmoid().mean()), chunk.chunk_size)
+        state.images_seen += chunk.chunk_size
+    return fake, y, all_applied
 
-        if state.step % config.log_every == 0 or final:
-            record = stats.flush(state.step, state.images_seen)
-            record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
-            log_stats(record, session)
-            progress.log(f"D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
-                         f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} {record['img_per_s']:.1f} img/s")
-        if state.step % config.checkpoint_every == 0 or final:  # the checkpoint first: a preview never costs it
-            save_state(parts, state, session)
-        preview_due = state.step % config.sample_every == 0 or (final and not signalled)
-        if config.preview_count and preview_due and dist.is_main:  # plain modules only: no collectives
-            shown = ema.model if ema is not None else g
-            draw_preview(lambda: write_gan_preview(shown, config, session.run, state.step, dev), state.step, session)
-        if signalled:
-            session.log(stopped_message(state, session))
-            break
-    progress.close()
-    return state
+
+def _generator_step(run: _GANRun, fake: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
+    """One update of G with the non-saturating loss through the updated D (only G's gradients are
+    taken); returns (loss, whether the update was applied)."""
+    g_params = list(run.g.parameters())
+    with run.precision.autocast():
+        loss_g = F.softplus(-run.d_fwd(fake, y).float()).mean()
+    run.precision.scale(loss_g).backward(inputs=g_params)
+    average_gradients(g_params)
+    _, applied = clipped_step(run.opt_g, g_params, run.precision, run.config.optim.grad_clip, loss_g)
+    return loss_g, applied
+
+
+def _summary(record: dict[str, Any]) -> str:
+    """The progress line logged with a stats record."""
+    return (f"D {record['loss_d']:.3f} G {record['loss_g']:.3f} "
+            f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} {record['img_per_s']:.1f} img/s")
 
 
 def _chunk_latents(chunk: StreamBatch, config: TrainConfig) -> torch.Tensor:
@@ -195,7 +231,7 @@ def _chunk_latents(chunk: StreamBatch, config: TrainConfig) -> torch.Tensor:
 
 
 @torch.no_grad()
-def write_gan_preview(model: Generator, config: TrainConfig, run: RunDir, step: int, dev: torch.device) -> Path:
+def write_gan_preview(model: torch.nn.Module, config: TrainConfig, run: RunDir, step: int, dev: torch.device) -> Path:
     """``samples/step-N.png`` from z of seeds 0..n−1 (batch-norm in eval mode, so per-seed exact)."""
     count = config.preview_count
     was_training = model.training

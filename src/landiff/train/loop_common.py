@@ -4,8 +4,11 @@
   a lock), signal handling; yields a :class:`Session`.
 - :func:`resume_state`: restores a checkpoint (if any) and drops stats lines the resume will redo.
 - :func:`clipped_step`: unscale, clip, skip non-finite losses/gradients on every rank, step.
+- :func:`set_learning_rate`: the step's learning rate on every parameter group.
 - :func:`count_skip` / :func:`end_step`: the K-consecutive-skips guard; the per-step vote on
   stopping (signal, time budget) so all ranks leave the loop at the same step.
+- :class:`Bookkeeping`: the end of every step, the same in both loops: skip guard, stop vote,
+  progress, then log / checkpoint / preview (in that order) / stop.
 - :func:`save_state`: gather every rank's RNG, rank 0 writes the checkpoint.
 - :func:`preview_labels` / :func:`save_preview`: the fixed-seed ``samples/step-N.png`` grids;
   :func:`draw_preview`: a failed preview is one warning line, never the end of training (the
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +44,7 @@ from landiff.train.distributed import Dist, all_max, any_rank, main_first, proce
 from landiff.train.files import atomic_write_text
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
 from landiff.train.run_dir import RunDir, RunLock, append_stats, open_run_dir, truncate_stats
+from landiff.train.schedule import learning_rate
 from landiff.train.signals import GracefulStop
 
 
@@ -107,7 +112,7 @@ def training_session(
         dist, dev = stack.enter_context(process_group(device))
         say = log if dist.is_main else _quiet
         dataset = open_training_data(config, dist)
-        config = finalize(config, num_classes=len(dataset.classes))
+        config = finalize(config, num_classes=len(dataset_classes(dataset)))
         root = Path(run_dir)
         lock = RunLock(root)
         stack.callback(lock.release)
@@ -168,10 +173,17 @@ def seed_rank(seed: int, rank: int) -> None:
     np.random.seed(value % 2**32)
 
 
+def dataset_classes(dataset: Dataset) -> list[str]:
+    """The dataset's class names (every dataset :func:`landiff.data.open_dataset` returns has them; ``[]``
+    when unconditional)."""
+    classes: list[str] = getattr(dataset, "classes", [])
+    return classes
+
+
 def describe_data(dataset: Dataset, run: RunDir, log: Callable[[str], None]) -> None:
     """Saves the class mapping and, for folders, the skipped-files report; logs the summary line."""
-    if getattr(dataset, "classes", None):
-        mapping = {name: index for index, name in enumerate(dataset.classes)}  # type: ignore[attr-defined]
+    if classes := dataset_classes(dataset):
+        mapping = {name: index for index, name in enumerate(classes)}
         atomic_write_text(run.root / "classes.json", json.dumps(mapping, indent=2) + "\n")
     summary = getattr(dataset, "summary", None)
     if summary is not None:
@@ -334,3 +346,64 @@ def save_preview(images: torch.Tensor, run: RunDir, step: int) -> Path:
 def out_of_time(max_minutes: float, state: TrainState) -> bool:
     """True once the run's summed training time has reached its budget (0 = no budget)."""
     return max_minutes > 0 and state.seconds >= max_minutes * 60
+
+
+def set_learning_rate(optimizers: Iterable[torch.optim.Optimizer], config: TrainConfig, state: TrainState) -> float:
+    """Sets the learning rate of step ``state.step`` on every parameter group; returns it.
+
+    The schedule runs over the decay horizon stored in the run (:mod:`landiff.train.schedule`), so a
+    resume continues the same curve.
+    """
+    lr = learning_rate(config.optim, state.step, state.seconds)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return lr
+
+
+@dataclass
+class Bookkeeping:
+    """The end of every step of a training loop (see :meth:`finish_step`), wired to one loop's statistics.
+
+    ``status()`` is the progress bar's text after each step; ``flush(step, images_seen)`` turns the
+    interval's statistics into a stats.jsonl record and ``summary(record)`` into the line logged with
+    it; ``preview(step)`` writes ``samples/step-N.png`` (called on rank 0 only, so no collectives).
+    """
+
+    session: Session
+    parts: Checkpointable
+    progress: Progress
+    last_step: int
+    status: Callable[[], str]
+    flush: Callable[[int, int], dict[str, Any]]
+    summary: Callable[[dict[str, Any]], str]
+    preview: Callable[[int], Path]
+
+    def finish_step(self, state: TrainState, *, skipped: bool) -> bool:
+        """Bookkeeping after step ``state.step`` (already counted); returns whether the loop must stop now.
+
+        In order: the skip guard (:func:`count_skip`, may raise), the stop vote and clock
+        (:func:`end_step`, a collective), the progress bar, then at the intervals and on the last
+        step: the stats record, the checkpoint (a collective), the preview — after the checkpoint,
+        so a failed preview (one warning line, :func:`draw_preview`) never costs it — and the stop
+        message. Every rank takes the same branches, so the collectives match across ranks.
+        """
+        session, config = self.session, self.session.config
+        count_skip(state, skipped, session)
+        signalled = end_step(state, session)
+        self.progress.update(state.step, self.status())
+        final = state.step == self.last_step or out_of_time(config.max_minutes, state) or signalled
+        if state.step % config.log_every == 0 or final:
+            record = self.flush(state.step, state.images_seen)
+            record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
+            log_stats(record, session)
+            self.progress.log(self.summary(record))
+        if state.step % config.checkpoint_every == 0 or final:
+            save_state(self.parts, state, session)
+        preview_due = state.step % config.sample_every == 0 or (final and not signalled)
+        if config.preview_count and preview_due and session.dist.is_main:
+            step = state.step
+            draw_preview(lambda: self.preview(step), step, session)
+        if signalled:
+            session.log(stopped_message(state, session))
+        return signalled
