@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from tiny_runs import tiny_diffusion, tiny_gan
 
 from landiff.cli.main import main
 from landiff.compare import parse_sweep
 from landiff.errors import UserError
 from landiff.train import train
 from landiff.train.checkpoint import list_checkpoints
+from tiny_runs import tiny_diffusion, tiny_gan
 
 
 def test_time_budget_stops_training_with_a_checkpoint(tmp_path):

@@ -235,7 +235,9 @@ def test_respacing_keeps_alpha_bar_and_maps_original_timesteps():
     assert r.num_steps == 10 and r.timestep_map.tolist() == steps
     np.testing.assert_allclose(r.alphas_cumprod, d.alphas_cumprod[steps], rtol=1e-12)
     seen = []
-    r.p_mean_variance(lambda x, t: (seen.append(t.tolist()), torch.zeros(2, 6, 2, 2))[1], torch.zeros(2, 3, 2, 2), torch.tensor([0, 9]))
+    r.p_mean_variance(
+        lambda x, t: (seen.append(t.tolist()), torch.zeros(2, 6, 2, 2))[1], torch.zeros(2, 3, 2, 2), torch.tensor([0, 9])
+    )
     assert seen == [[steps[0], steps[9]]]  # the network always sees original-scale t
 
 

@@ -49,7 +49,7 @@ def test_ema_without_warmup_is_a_plain_exponential_average():
     assert decays == [0.75] * len(VALUES)
     expected, hand = [0.0, 0.0, 0.0], []
     for v in VALUES:  # θ_ema ← d·θ_ema + (1 − d)·θ, starting from the initial weights (zeros)
-        expected = [0.75 * e + 0.25 * x for e, x in zip(expected, v)]
+        expected = [0.75 * e + 0.25 * x for e, x in zip(expected, v, strict=True)]
         hand.append(expected)
     np.testing.assert_allclose(shadows, hand, rtol=1e-12, atol=1e-12)
     assert shadows[0] == pytest.approx([1.25, -0.25, 0.5])  # 0.25 · (5, −1, 2)
@@ -64,8 +64,8 @@ def test_ema_warmup_follows_tensorflow_num_updates_rule():
     np.testing.assert_allclose(decays, hand_decays, rtol=1e-15)
     assert shadows[0] == pytest.approx([4.5, -0.9, 1.8])  # the TF example, per coordinate: 0.9·(5, −1, 2)
     expected, hand = [0.0, 0.0, 0.0], []
-    for d, v in zip(hand_decays, VALUES):
-        expected = [d * e + (1 - d) * x for e, x in zip(expected, v)]
+    for d, v in zip(hand_decays, VALUES, strict=True):
+        expected = [d * e + (1 - d) * x for e, x in zip(expected, v, strict=True)]
         hand.append(expected)
     np.testing.assert_allclose(shadows, hand, rtol=1e-12, atol=1e-12)
     assert ema.num_updates == len(VALUES)
@@ -74,7 +74,7 @@ def test_ema_warmup_follows_tensorflow_num_updates_rule():
 
 # ----------------------------------------------------------------- KID
 def _cubic(u: list[float], v: list[float]) -> float:
-    return (sum(a * b for a, b in zip(u, v)) / len(u) + 1.0) ** 3
+    return (sum(a * b for a, b in zip(u, v, strict=True)) / len(u) + 1.0) ** 3
 
 
 def _mmd2_by_loops(x: list[list[float]], y: list[list[float]]) -> float:

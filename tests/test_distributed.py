@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import sys
 import time
 import traceback
-import shutil
 from pathlib import Path
 from unittest import mock
 

@@ -85,7 +85,7 @@ def test_fused_adamw_matches_a_hand_written_adamw():
             v[k] = b2 * v[k] + (1 - b2) * g * g
             m_hat, v_hat = m[k] / (1 - b1**step), v[k] / (1 - b2**step)
             hand[k] = h - lr * (m_hat / (v_hat.sqrt() + eps) + wd * h)
-    for p, h, h0 in zip(params, hand, start):
+    for p, h, h0 in zip(params, hand, start, strict=True):
         torch.testing.assert_close(p.detach().double(), h, rtol=0, atol=2e-6)
         assert (h - h0).abs().max() > 0.03  # five steps of ~lr each: the comparison is not 0 = 0
     # the decay really is decoupled: with zero gradients Adam's step is 0 and only θ·(1 − lr·λ) remains
@@ -131,5 +131,5 @@ def test_short_training_run_bf16_loss_follows_fp32(tmp_path):
     fp32, bf16 = curves["fp32"], curves["bf16"]
     assert len(fp32) == len(bf16) == 4
     assert fp32[-1] < fp32[0]  # it learns
-    for a, b in zip(fp32, bf16):
+    for a, b in zip(fp32, bf16, strict=True):
         assert abs(a - b) / a < 0.1, (fp32, bf16)

@@ -33,9 +33,9 @@ from landiff.data import (
 )
 from landiff.data import cache as cache_module
 from landiff.data import prepared as prepared_module
-from landiff.data.prepared import write_manifest
 from landiff.data.flip import flip_decision
 from landiff.data.images import decode_image, load_array, resize_center_crop, to_rgb
+from landiff.data.prepared import write_manifest
 from landiff.errors import UserError
 
 RES = 16

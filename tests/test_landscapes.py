@@ -146,7 +146,7 @@ def test_lake_mirrors_the_scene_above_the_waterline() -> None:
     # above it in lake scenes (darkened and rippled by ±1 px), and not where there is ground.
     images, params = render_batch(21, range(200), 64)
     correlations: dict[bool, list[float]] = {True: [], False: []}
-    for image, p in zip(images.astype(np.float64).mean(axis=3), params):
+    for image, p in zip(images.astype(np.float64).mean(axis=3), params, strict=True):
         row = round(p.horizon * 64)
         above, below = image[row - 6 : row][::-1].ravel(), image[row : row + 6].ravel()
         correlations[p.lake].append(float(np.corrcoef(above, below)[0, 1]) if below.std() > 0 else 0.0)

@@ -222,9 +222,9 @@ def test_precision_recall_spread_from_half_samples():
 def _coverage_by_loops(centres: np.ndarray, queries: np.ndarray, k: int) -> float:
     """Share of queries within distance r_j of some centre j; r_j = distance to j's k-th nearest other centre."""
     c, q = centres.tolist(), queries.tolist()
-    dist = lambda u, v: sum((a - b) ** 2 for a, b in zip(u, v)) ** 0.5  # noqa: E731
+    dist = lambda u, v: sum((a - b) ** 2 for a, b in zip(u, v, strict=True)) ** 0.5  # noqa: E731
     radii = [sorted(dist(u, v) for i, v in enumerate(c) if i != j)[k - 1] for j, u in enumerate(c)]
-    return sum(any(dist(x, u) <= r for u, r in zip(c, radii)) for x in q) / len(q)
+    return sum(any(dist(x, u) <= r for u, r in zip(c, radii, strict=True)) for x in q) / len(q)
 
 
 def test_precision_recall_of_a_hand_example():

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from tiny_runs import tiny_diffusion, tiny_gan
 
 from landiff.cli.main import main
 from landiff.report.collect import load_runs
@@ -19,6 +18,7 @@ from landiff.report.sections import metrics_section, observations_section
 from landiff.train import run_dir as run_dir_module
 from landiff.train import train
 from landiff.train.checkpoint import latest_checkpoint
+from tiny_runs import tiny_diffusion, tiny_gan
 
 pytest.importorskip("matplotlib")
 

@@ -29,7 +29,12 @@ from landiff.report.html import render_html
 from landiff.report.markdown import render_markdown
 from landiff.report.records import Estimate
 from landiff.report.sections import (
-    Assets, cost_section, memorization_section, metrics_section, observations_section, runs_section,
+    Assets,
+    cost_section,
+    memorization_section,
+    metrics_section,
+    observations_section,
+    runs_section,
 )
 
 pytest.importorskip("matplotlib")

@@ -18,9 +18,9 @@ import pytest
 from landiff.errors import TrainingDiverged, UserError
 from landiff.metrics.io import load_reference, read_npz
 from landiff.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
+from landiff.study.evaluation import CurvePoint
 from landiff.study.execute import open_study
 from landiff.study.experiments import compute_to_reach, swd_at_time
-from landiff.study.evaluation import CurvePoint
 from landiff.study.perturb import apply_perturbation, make_perturbation, read_perturbation
 from landiff.study.plan import GRID, RunSpec, apply_cell, base_config, matched_config, reference_name
 from landiff.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
@@ -99,7 +99,8 @@ def test_distances_on_constructed_pairs(landscapes):
     assert perceptual_distance(a, unrelated).mean() > 4 * perceptual_distance(a, altered).mean()
     inverted = 255 - a
     assert perceptual_distance(a, inverted).min() > perceptual_distance(a, unrelated).mean()
-    assert rmse(a, inverted).mean() == pytest.approx(np.sqrt(np.mean((1 - 2 * a.astype(np.float64) / 255) ** 2, axis=(1, 2, 3))).mean(), rel=1e-5)
+    by_hand = np.sqrt(np.mean((1 - 2 * a.astype(np.float64) / 255) ** 2, axis=(1, 2, 3))).mean()
+    assert rmse(a, inverted).mean() == pytest.approx(by_hand, rel=1e-5)
     assert calibration.separated and 0.9 <= calibration.same_below and calibration.different_below <= 0.1
     assert "geometric mean" in calibration.rule
 
@@ -298,7 +299,7 @@ def _expected_verdicts(out: Path) -> list[str]:
 
     unstable = {"diffusion": 0, "gan": 0}
     for name, outcome in zip((c["name"] for g in json.loads((results / "hparam-stability.json").read_text())["result"]
-                              for c in g["cells"]), _expected_outcomes(out)):
+                              for c in g["cells"]), _expected_outcomes(out), strict=True):
         unstable["gan" if name.startswith("gan") else "diffusion"] += outcome in ("diverged", "collapsed", "worse")
     fisher = stats.fisher_exact([[unstable["diffusion"], 6 - unstable["diffusion"]], [unstable["gan"], 6 - unstable["gan"]]],
                                 alternative="greater").pvalue
@@ -433,7 +434,9 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
     (out / "plan.json").write_text(json.dumps(state))
 
     def diverge(config, run_dir, **_):
-        raise TrainingDiverged("training diverged: steps 1-20 all had a non-finite loss or gradient; last good checkpoint: none yet")
+        raise TrainingDiverged(
+            "training diverged: steps 1-20 all had a non-finite loss or gradient; last good checkpoint: none yet"
+        )
 
     monkeypatch.setattr(execute, "train", diverge)
     outcome = run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
@@ -522,12 +525,12 @@ def test_grid_cell_outcomes_follow_the_two_sd_rule():
 
 
 def test_quality_cost_and_stability_claims_on_constructed_results():
-    from landiff.study.experiments import CellResult, FamilyCost, CostResult, FamilyGrid, QualityResult, family_seeds
+    from landiff.study.experiments import CellResult, CostResult, FamilyCost, FamilyGrid, QualityResult, family_seeds
     from landiff.study.verdict import cost_claim, quality_claim, stability_claim
 
     def seeds(family: str, values: list[float], diversity: float = 0.8):
         names = [f"{family}-D-seed{k}" for k in range(len(values))]
-        runs = {name: _run_eval(name, v, diversity=diversity) for name, v in zip(names, values)}
+        runs = {name: _run_eval(name, v, diversity=diversity) for name, v in zip(names, values, strict=True)}
         return family_seeds(family, runs)
 
     def quality_verdict(d: list[float], g: list[float]):

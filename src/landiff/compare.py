@@ -26,7 +26,8 @@ from landiff.generate import generate
 from landiff.metrics import evaluate
 from landiff.metrics.features import InceptionFeatures, InceptionUnavailable, find_inception_weights
 from landiff.metrics.io import ImageSet, load_reference
-from landiff.metrics.records import append_record
+from landiff.metrics.provenance import Provenance
+from landiff.metrics.records import Estimate, MetricRecord, append_record
 from landiff.train.files import atomic_write, atomic_write_text
 from landiff.train.run import LoadedRun, load_run
 
@@ -67,7 +68,9 @@ def parse_sweep(text: str) -> list[tuple[str, int]]:
     return points
 
 
-def compare_runs(run_dirs: Sequence[str | Path], options: CompareOptions, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def compare_runs(
+    run_dirs: Sequence[str | Path], options: CompareOptions, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
     """Evaluates every run with ``options``; returns and writes one summary per run."""
     if not run_dirs:
         raise UserError("give at least one run directory to compare")
@@ -85,10 +88,10 @@ def compare_runs(run_dirs: Sequence[str | Path], options: CompareOptions, log: C
     floor_set = ImageSet(both.images[half : 2 * half], f"{both.description}: second {half}")
     floor = evaluate.evaluate_swd(floor_set, reference, seed=options.seed, repeats=options.repeats)
     extractor = _inception(options.inception, log)
-    for run_dir, run in zip(run_dirs, loaded):
+    for run_dir, run in zip(run_dirs, loaded, strict=True):
         _check_guidance(run_dir, run, options.guidance, log)
     summaries = []
-    for run_dir, run in zip(run_dirs, loaded):
+    for run_dir, run in zip(run_dirs, loaded, strict=True):
         summaries.append(_compare_one(Path(run_dir), run, reference, floor, extractor, options, log))
     return summaries
 
@@ -126,8 +129,8 @@ def _inception(path: str | None, log: Callable[[str], None]) -> InceptionFeature
         return str(err)
 
 
-def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extractor, options: CompareOptions,
-                 log: Callable[[str], None]) -> dict[str, Any]:
+def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor: MetricRecord,
+                 extractor: InceptionFeatures | str, options: CompareOptions, log: Callable[[str], None]) -> dict[str, Any]:
     family = "gan" if run.diffusion is None else "diffusion"
     out = run_dir / "compare"
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +155,7 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extr
     memo = _memorization(run_dir, run, samples, options, out, log, provenance)
     sweep = _sweep(run, reference, options, log, guidance) if family == "diffusion" else []
     train_flops, eval_flops = flops_per_image(run)
-    summary = {
+    summary: dict[str, Any] = {
         "run": str(run_dir), "family": family, "preset": run.config.preset, "step": run.state.step,
         "images_seen": run.state.images_seen, "checkpoint": str(run.checkpoint),
         "checkpoint_sha256": run.checkpoint_sha256, "n": options.n, "seed": options.seed,
@@ -169,16 +172,17 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor, extr
         },
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log(f"{run_dir}: SWD {metrics['swd']['value']:.2f} ± {metrics['swd']['std']:.2f} (floor {summary['noise_floor']['swd']['value']:.2f})")
+    run_swd, floor_swd = metrics["swd"], summary["noise_floor"]["swd"]
+    log(f"{run_dir}: SWD {run_swd['value']:.2f} ± {run_swd['std']:.2f} (floor {floor_swd['value']:.2f})")
     return summary
 
 
-def _estimate(estimate) -> dict[str, Any]:
+def _estimate(estimate: Estimate) -> dict[str, Any]:
     return {"value": estimate.value, "std": estimate.std, "repeats": estimate.repeats, "spread": estimate.spread}
 
 
-def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, extractor, options: CompareOptions,
-                       provenance) -> dict[str, Any]:
+def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, extractor: InceptionFeatures | str,
+                       options: CompareOptions, provenance: Provenance) -> dict[str, Any]:
     if isinstance(extractor, str):
         return {name: {"unavailable": extractor} for name in ("fid", "kid", "precision", "recall")}
     results: dict[str, Any] = {}
@@ -195,7 +199,7 @@ def _inception_metrics(run_dir: Path, samples: ImageSet, reference: ImageSet, ex
 
 
 def _memorization(run_dir: Path, run: LoadedRun, samples: ImageSet, options: CompareOptions, out: Path,
-                  log: Callable[[str], None], provenance) -> dict[str, Any]:
+                  log: Callable[[str], None], provenance: Provenance) -> dict[str, Any]:
     config = run.config
     size = (config.resolution, config.resolution)
     if config.data != "synthetic" and options.heldout is None:
@@ -238,6 +242,6 @@ def _sweep(run: LoadedRun, reference: ImageSet, options: CompareOptions, log: Ca
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, allow_pickle=True, **arrays)  # allow_pickle: numpy's default, named for mypy
 
     atomic_write(path, write)

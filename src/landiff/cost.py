@@ -6,13 +6,15 @@ they cover convolutions, matmuls and attention (the ops that dominate), not elem
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from landiff.train.run import LoadedRun
 
 
-def _count(fn) -> int:
+def _count(fn: Callable[[], object]) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
         fn()

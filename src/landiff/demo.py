@@ -45,7 +45,9 @@ def plan(minutes: float) -> DemoPlan:
     )
 
 
-def run_demo(out: Path, minutes: float = 10.0, resolution: int = 32, log: Callable[[str], None] = print) -> tuple[Path, list[dict]]:
+def run_demo(
+    out: Path, minutes: float = 10.0, resolution: int = 32, log: Callable[[str], None] = print
+) -> tuple[Path, list[dict]]:
     """Runs the four stages; returns the report path and the per-run summaries."""
     p = plan(minutes)
     start = time.monotonic()
@@ -59,7 +61,7 @@ def run_demo(out: Path, minutes: float = 10.0, resolution: int = 32, log: Callab
     stage(2, f"training the DCGAN ({p.gan_minutes:.1f} min)")
     train(gan_recipe("synthetic", resolution, p.gan_minutes), out / "gan", log=log)
     stage(3, f"sampling {p.n} images from each and measuring them against held-out landscapes")
-    runs = [out / "diffusion", out / "gan"]
+    runs: list[str | Path] = [out / "diffusion", out / "gan"]
     summaries = compare_runs(runs, CompareOptions(n=p.n, sweep=p.sweep, sweep_n=min(p.n, 128)), log=log)
     stage(4, "writing the report")
     files = build_report(runs, out / "report")
@@ -76,4 +78,4 @@ def summary_table(summaries: list[dict]) -> str:
     floor = summaries[0]["noise_floor"]["swd"]
     rows.append(("real vs real", f"{floor['value']:.1f} ± {floor['std']:.1f}", "", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)

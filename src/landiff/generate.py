@@ -10,7 +10,7 @@ carries the :class:`~landiff.metrics.provenance.Provenance` of the images.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +34,7 @@ class Generated:
     images: np.ndarray
     seconds_per_image: float
     nfe: int
-    provenance: Provenance | None = None
+    provenance: Provenance
 
 
 def balanced_labels(loaded: LoadedRun, n: int) -> torch.Tensor | None:
@@ -92,11 +92,12 @@ def generate(
     resolved = _resolve_labels(loaded, labels, len(seeds))
     provenance = generation_provenance(loaded, seeds, sampler=sampler, steps=steps, labels=resolved,
                                        use_ema=use_ema, guidance=guidance)
-    model = loaded.ema_model if use_ema else loaded.model
+    net = loaded.ema_model if use_ema else loaded.model
+    model: Callable[..., torch.Tensor] = net
     if guidance != 1.0:
         if loaded.diffusion is None or resolved is None:
             raise UserError("--guidance needs a class-conditional diffusion run sampled with class labels; use 1")
-        model = classifier_free_guidance(model, guidance, null_label=loaded.config.net.num_classes)
+        model = classifier_free_guidance(net, guidance, null_label=loaded.config.net.num_classes)
     device = next(loaded.ema_model.parameters()).device
     chunks = []
     start_time = time.perf_counter()

@@ -23,7 +23,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from landiff.errors import UserError
 
@@ -139,8 +139,9 @@ class Spec:
                 return reason
         return None
 
-    def parse(self, text: str) -> Any:
+    def parse(self, text: object) -> Any:
         """The typed value of ``text``; raises ValueError with a message without the flag name."""
+        value: Any
         if not isinstance(text, str):
             value = text  # a default given already typed
         elif "\x00" in text or (not text.strip() and not self.allow_empty):
@@ -180,9 +181,10 @@ class Spec:
         if len(values) == 1:
             values = values * 2
         low, high = self.low or 1, self.high or math.inf
-        if len(values) != 2 or any(v is None or not low <= v <= high for v in values):
+        ints = [v for v in values if v is not None]
+        if len(values) != 2 or len(ints) != 2 or any(not low <= v <= high for v in ints):
             raise ValueError(f"must be {self.accepts()} (height x width, e.g. 64 or 48x64), got {text!r:.60}")
-        return values[0], values[1]
+        return ints[0], ints[1]
 
     def check(self, value: Any) -> Any:
         """``value`` if it fits the spec, else UserError naming the option (for values not from argparse)."""
@@ -277,6 +279,10 @@ def check_seed(value: int, flag: str = "--seed", count: int = 1) -> int:
     return value
 
 
+@overload
+def check_device(text: str, flag: str = ...) -> str: ...
+@overload
+def check_device(text: None, flag: str = ...) -> None: ...
 def check_device(text: str | None, flag: str = "--device") -> str | None:
     """``text`` when it names a device this machine has (None: the default device).
 
@@ -308,7 +314,7 @@ def check_device(text: str | None, flag: str = "--device") -> str | None:
     return text
 
 
-def _name(path: str | os.PathLike[str], flag: str) -> str:
+def _name(path: str | os.PathLike[str] | None, flag: str) -> str:
     return f"{flag} {str(path)!r:.120}" if flag else repr(str(path))
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from landiff.errors import UserError
-from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir
-from landiff.options import check_seed
+from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir, check_seed
+
+if TYPE_CHECKING:
+    from landiff.compare import CompareOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def options_from(args: argparse.Namespace):
+def options_from(args: argparse.Namespace) -> CompareOptions:
     from landiff.compare import DEFAULT_SWEEP, CompareOptions, parse_sweep
 
     for flag in ("n", "steps", "repeats"):

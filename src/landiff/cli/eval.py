@@ -26,12 +26,31 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import from_uint8
 from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD
-from landiff.options import BATCH, DEVICE, N_IMAGES, REPEATS, RUN, SEED, Spec, check_memory, check_output_file
-from landiff.options import check_seed, compute_device, unet_bytes
+from landiff.options import (
+    BATCH,
+    DEVICE,
+    N_IMAGES,
+    REPEATS,
+    RUN,
+    SEED,
+    Spec,
+    check_memory,
+    check_output_file,
+    check_seed,
+    compute_device,
+    unet_bytes,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch.utils.data import Dataset
 
+    from landiff.diffusion import GaussianDiffusion
+    from landiff.metrics import InceptionFeatures
+    from landiff.metrics.io import ImageSet
+    from landiff.metrics.memorization import MemorizationResult
+    from landiff.metrics.provenance import Provenance
+    from landiff.metrics.records import MetricRecord
     from landiff.train.distributed import Dist
     from landiff.train.run import LoadedRun
 
@@ -74,7 +93,7 @@ def run_nll(args: argparse.Namespace) -> int:
             print("note: evaluating on the training folder; pass --data with held-out images for an unbiased number")
         dataset = open_dataset(spec, config.resolution, class_cond=config.class_cond, seed=config.seed,
                                synthetic_n=max(args.n, 1), split="heldout")
-        bounds = _nll_sharded(args, loaded, dataset, min(args.n, len(dataset)), dist)
+        bounds = _nll_sharded(args, loaded, loaded.diffusion, dataset, min(args.n, len(dataset)), dist)
         if not dist.is_main:
             return 0
     record = nll_record(bounds[:, 0], bounds[:, 1], bounds[:, 2:])
@@ -87,11 +106,13 @@ def run_nll(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nll_sharded(args: argparse.Namespace, loaded: LoadedRun, dataset: Dataset, n: int, dist: Dist) -> torch.Tensor:
+def _nll_sharded(
+    args: argparse.Namespace, loaded: LoadedRun, diffusion: GaussianDiffusion, dataset: Dataset, n: int, dist: Dist
+) -> torch.Tensor:
     """Per-image (total, prior, L_0 … L_{T−1}) in bits/dim, (n, 2 + T) float64, gathered from all ranks.
 
     Rounds of ``batch × ranks`` images; rank r takes the r-th batch of each round, with noise from
-    a generator keyed by (seed, index of the batch's first image).
+    a generator keyed by (seed, index of the batch's first image). ``diffusion`` is ``loaded.diffusion``.
     """
     from landiff.progress import Progress
     from landiff.train.data_stream import keyed_seed
@@ -99,7 +120,7 @@ def _nll_sharded(args: argparse.Namespace, loaded: LoadedRun, dataset: Dataset, 
 
     model = loaded.model if args.no_ema else loaded.ema_model
     device = next(model.parameters()).device
-    steps = loaded.diffusion.num_steps
+    steps = diffusion.num_steps
     progress = Progress(n * steps, "nll", unit="evals") if dist.is_main else None
     done, blocks = 0, []
     for round_start in range(0, n, args.batch * dist.world):
@@ -117,7 +138,7 @@ def _nll_sharded(args: argparse.Namespace, loaded: LoadedRun, dataset: Dataset, 
                     progress.update(min(done, n * steps))
 
             generator = torch.Generator(device=device).manual_seed(keyed_seed(args.seed, "noise", first))
-            result = loaded.diffusion.nll(model, x0, model_kwargs=kwargs, generator=generator, callback=tick)
+            result = diffusion.nll(model, x0, model_kwargs=kwargs, generator=generator, callback=tick)
             local = torch.cat([result.total_bpd[:, None], result.prior_bpd[:, None], result.vb], dim=1).double().cpu()
         blocks.append(gather_cat(local))
     if progress is not None:
@@ -135,7 +156,7 @@ def nll_record(total: torch.Tensor, prior: torch.Tensor, vb: torch.Tensor) -> di
         return {"mean": float(x.mean()), "se": se}
 
     edges = [0, 1] + [1 + (steps - 1) * k // 4 for k in range(1, 5)]
-    bands = {f"t{lo}-{hi - 1}": stat(vb[:, lo:hi].sum(1)) for lo, hi in zip(edges[1:-1], edges[2:]) if hi > lo}
+    bands = {f"t{lo}-{hi - 1}": stat(vb[:, lo:hi].sum(1)) for lo, hi in zip(edges[1:-1], edges[2:], strict=True) if hi > lo}
     return {"metric": "nll_bpd", "n": n, "bpd": stat(total), "prior_bpd": stat(prior), "decoder_bpd": stat(vb[:, 0]),
             "terms_bpd": bands}
 
@@ -236,7 +257,7 @@ def _register_metrics(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_memorization, ratio=RATIO_THRESHOLD, metric="memorization")
 
 
-def _samples(args: argparse.Namespace):
+def _samples(args: argparse.Namespace) -> ImageSet:
     from landiff.metrics import latest_samples, load_samples
 
     if args.n is not None and args.n < 1:
@@ -247,7 +268,7 @@ def _samples(args: argparse.Namespace):
     return load_samples(spec, args.n)
 
 
-def _inception(args: argparse.Namespace):
+def _inception(args: argparse.Namespace) -> InceptionFeatures | None:
     from landiff.metrics import InceptionFeatures, InceptionUnavailable, find_inception_weights
 
     try:
@@ -294,6 +315,8 @@ def run_metric(args: argparse.Namespace) -> int:
     reference = load_reference(ref, samples.size, len(samples), seed=args.seed, data_seed=data_seed)
     if args.metric == "swd":
         record = evaluate.evaluate_swd(samples, reference, seed=args.seed, repeats=args.repeats)
+    elif extractor is None:  # not reached: returned above when the Inception weights are missing
+        return 1
     elif args.metric == "fid":
         record = evaluate.evaluate_fid(samples, reference, extractor, seed=args.seed, repeats=args.repeats)
     elif args.metric == "kid":
@@ -311,7 +334,7 @@ def _nll_provenance(args: argparse.Namespace, loaded: LoadedRun) -> dict:
     return provenance_for(loaded, use_ema=not args.no_ema).to_dict()
 
 
-def _sample_provenance(args: argparse.Namespace):
+def _sample_provenance(args: argparse.Namespace) -> Provenance:
     """The provenance of the samples :func:`_samples` read: their landiff meta, else the file's sha256 (external)."""
     from landiff.metrics import latest_samples
     from landiff.metrics.provenance import samples_provenance
@@ -331,7 +354,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_output_file(Path(args.run) / "memorization-pairs.png", "--run")
 
 
-def _report(args: argparse.Namespace, record) -> int:
+def _report(args: argparse.Namespace, record: MetricRecord) -> int:
     import dataclasses
 
     from landiff.metrics import append_record
@@ -373,7 +396,7 @@ def run_memorization(args: argparse.Namespace) -> int:
     return _report(args, record)
 
 
-def _save_pairs(path: Path, samples, train, result, count: int = 16) -> None:
+def _save_pairs(path: Path, samples: np.ndarray, train: np.ndarray, result: MemorizationResult, count: int = 16) -> None:
     import numpy as np
 
     from landiff.grid import save_grid

@@ -59,6 +59,8 @@ def format_table() -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     # Name column left-aligned, numbers right-aligned.
-    lines = ["  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]) for row in rows]
+    lines = [
+        "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]) for row in rows
+    ]
     sources = [f"  {name}: {paper.source}" for name, paper in PAPER_COUNTS.items()]
     return "\n".join([*lines, "", "paper counts:", *sources])

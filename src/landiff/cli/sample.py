@@ -29,13 +29,28 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import png_bytes, save_grid, to_uint8
 from landiff.nets.dcgan import latents
-from landiff.options import BATCH, DEVICE, N_IMAGES, OUT_DIR, RUN, SEED, STEPS, Spec, check_memory, check_output_dir
-from landiff.options import check_seed, dcgan_bytes, unet_bytes
+from landiff.options import (
+    BATCH,
+    DEVICE,
+    N_IMAGES,
+    OUT_DIR,
+    RUN,
+    SEED,
+    STEPS,
+    Spec,
+    check_memory,
+    check_output_dir,
+    check_seed,
+    dcgan_bytes,
+    unet_bytes,
+)
 from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
 from landiff.train.distributed import Dist, gather_cat, process_group
 from landiff.train.files import atomic_write, atomic_write_bytes
 
 if TYPE_CHECKING:
+    from landiff.samplers import SamplerName
+    from landiff.samplers.timesteps import StepCallback
     from landiff.train.run import LoadedRun
 
 
@@ -63,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _labels(run, class_name: str | None, n: int, device: torch.device) -> torch.Tensor | None:
+def _labels(run: LoadedRun, class_name: str | None, n: int, device: torch.device) -> torch.Tensor | None:
     num_classes = run.num_classes
     if class_name is None:
         return None
@@ -103,15 +118,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
-    sampler = args.sampler or "dpm++"
+    sampler: SamplerName = args.sampler or "dpm++"
+    diffusion = loaded.diffusion
+    if diffusion is None:  # not reached: run() sends GAN runs to _run_gan
+        raise UserError(f"{args.run} is a GAN run; it has no diffusion sampler")
     steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else 20)
-    model = loaded.model if args.no_ema else loaded.ema_model
-    device = next(model.parameters()).device
+    net = loaded.model if args.no_ema else loaded.ema_model
+    model: Callable[..., torch.Tensor] = net
+    device = next(net.parameters()).device
     labels = _labels(loaded, args.class_name, args.n, device)
     if args.guidance != 1.0:
         if labels is None:
             raise UserError("--guidance needs --class (a class-conditional run and a class to guide towards)")
-        model = classifier_free_guidance(model, args.guidance, null_label=loaded.config.net.num_classes)
+        model = classifier_free_guidance(net, args.guidance, null_label=loaded.config.net.num_classes)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / f"{sampler}-{steps}"
     shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)
     _check_before_sampling(args, out, unet_bytes(loaded.config.net, args.batch, training=False), shape, device)
@@ -122,7 +141,7 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
         kwargs = {"y": labels[first : first + count]} if labels is not None else None
         callback = _strip_callback(strip, steps) if args.denoise_strip and first == 0 else None
         with torch.no_grad():
-            return sample(model, loaded.diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
+            return sample(model, diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
                           eta=args.eta, clip_denoised=not args.no_clip, model_kwargs=kwargs, device=device,
                           callback=callback, progress=dist.is_main)
 
@@ -230,7 +249,7 @@ def _save_npz(path: Path, images: np.ndarray, meta: dict) -> None:
         np.savez(handle, images=images, meta=np.array(json.dumps(meta)))
 
 
-def _strip_callback(strip: list[np.ndarray], steps: int):
+def _strip_callback(strip: list[np.ndarray], steps: int) -> StepCallback:
     """Keeps x_t (top row) and predicted x0 (bottom row) of sample 0 at ~8 evenly spread steps."""
     keep = set(np.linspace(0, steps - 1, min(8, steps)).round().astype(int).tolist())
     rows: dict[str, list[np.ndarray]] = {"x": [], "x0": []}

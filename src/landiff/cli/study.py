@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_output_dir
+
+if TYPE_CHECKING:
+    from landiff.study.options import StudyOptions
 
 EXPERIMENT_CHOICES = ("all", "quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
 
@@ -44,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def options_from(args: argparse.Namespace):
+def options_from(args: argparse.Namespace) -> StudyOptions:
     """The StudyOptions of the parsed flags (mode defaults for flags left out)."""
     from landiff.study.options import make_options
 

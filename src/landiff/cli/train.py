@@ -19,14 +19,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import textwrap
 from typing import Any
 
 from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
-from landiff.train.config import INT_BOUNDS, NUMBER_BOUNDS, REFUSED_COMBINATIONS, RECIPES, TrainConfig, recipe, refuse_ignored_flags, validate
+from landiff.train.config import (
+    INT_BOUNDS,
+    NUMBER_BOUNDS,
+    RECIPES,
+    REFUSED_COMBINATIONS,
+    TrainConfig,
+    recipe,
+    refuse_ignored_flags,
+    validate,
+)
 
 # flag → (section, field, type); section None is TrainConfig itself.
 OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
@@ -78,7 +86,8 @@ def _train_specs() -> dict[str, Spec]:
              "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps"}
     specs = {}
     for flag, (_, _, kind) in OVERRIDES.items():
-        name, common = "--" + flag.replace("_", "-"), {"help": _help(flag), "dest": flag, "unit": units.get(flag, "")}
+        name = "--" + flag.replace("_", "-")
+        common: dict[str, Any] = {"help": _help(flag), "dest": flag, "unit": units.get(flag, "")}
         if flag == "seed":
             specs[flag] = Spec(name, "seed", **common)
         elif flag in ints:
@@ -113,7 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class-cond", action="store_true", default=None, help="class-conditional (labels from subfolders)")
     p.add_argument("--flip", action="store_true", default=None, help="random horizontal flips")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the network (long runs)")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory layout (for CUDA, where it usually helps; slower on our 2-core CPU)")
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels-last memory layout (for CUDA, where it usually helps; slower on our 2-core CPU)",
+    )
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (the default)")
     p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
     p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")

@@ -27,8 +27,8 @@ from pathlib import Path
 from landiff.data.images import DEFAULT_MAX_PIXELS
 from landiff.data.prepared import (
     Manifest,
-    Preprocessing,
     PreparedDataset,
+    Preprocessing,
     is_prepared,
     prepare_folder,
     read_manifest,
@@ -87,7 +87,7 @@ def check_cache(
         return CacheCheck("different preprocessing settings", 0, started_ns)
     files, unreadable, _ = list_source_files(root)
     now = {f.path: (f.size, f.mtime_ns) for f in files} | {u.path: (0, 0) for u in unreadable}
-    recorded = {e.path: (e.size, e.mtime_ns, e.sha256) for e in manifest.files}
+    recorded: dict[str, tuple[int, int, str | None]] = {e.path: (e.size, e.mtime_ns, e.sha256) for e in manifest.files}
     recorded |= {s.path: (s.size, s.mtime_ns, s.sha256) for s in manifest.skipped}
     added = sorted(now.keys() - recorded.keys())
     removed = sorted(recorded.keys() - now.keys())

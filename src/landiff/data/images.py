@@ -60,12 +60,12 @@ class ImageInfo:
 def as_size(resolution: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     """Normalises a resolution to ``(height, width)``; an int means a square."""
     if isinstance(resolution, (int, np.integer)):
-        size = (int(resolution), int(resolution))
+        size = [int(resolution), int(resolution)]
     else:
-        size = tuple(int(v) for v in resolution)
+        size = [int(v) for v in resolution]
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"resolution must be an int or (height, width) of positive ints, got {resolution!r}")
-    return size  # type: ignore[return-value]
+    return size[0], size[1]
 
 
 def has_image_extension(name: str) -> bool:

@@ -111,7 +111,7 @@ def _fill(directory: Path, dataset: SyntheticLandscapes) -> dict[str, int]:
         for first in range(0, len(dataset), _BATCH):
             ks = range(first, min(first + _BATCH, len(dataset)))
             images, params = dataset.render(ks)
-            for k, image, p in zip(ks, images, params):
+            for k, image, p in zip(ks, images, params, strict=True):
                 if not per_class[p.cls]:
                     (directory / p.cls).mkdir()  # only classes that have images get a folder
                 file = f"{p.cls}/{k:0{width}d}.png"

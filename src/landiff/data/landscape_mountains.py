@@ -56,15 +56,18 @@ def _setup(b: SceneBatch) -> _Ranges:
     )
 
 
-def _colours(b: SceneBatch, haze_amount: np.ndarray, rock: np.ndarray) -> tuple[np.ndarray, ...]:
+def _colours(
+    b: SceneBatch, haze_amount: np.ndarray, rock: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Constants A..D, each (N, MAX_RANGES, 3, 1, 1), with aerial perspective folded in."""
     keep = (1.0 - haze_amount)[:, :, None]  # (N, R, 1)
     haze = b.rgb(lambda p: p.haze)[:, None, :, 0, 0]  # (N, 1, 3)
-    lit, dark = (b.rgb(lambda p: getattr(p, name))[:, None, :, 0, 0] for name in ("snow", "snow_shadow"))
+    lit, dark = b.rgb(lambda p: p.snow)[:, None, :, 0, 0], b.rgb(lambda p: p.snow_shadow)[:, None, :, 0, 0]
     rock_facet = F32(FACET_CONTRAST) * rock
     snow_mid, snow_facet = dark + F32(0.55) * (lit - dark), F32(FACET_CONTRAST) * (lit - dark)
     parts = (rock - haze, rock_facet, snow_mid - rock, snow_facet - rock_facet)
-    return tuple((keep * part)[..., None, None].astype(F32) for part in parts)  # type: ignore[return-value]
+    a, b_, c, d = ((keep * part)[..., None, None].astype(F32) for part in parts)
+    return a, b_, c, d
 
 
 def paint_ranges(b: SceneBatch, img: np.ndarray, sky_rows: int) -> None:

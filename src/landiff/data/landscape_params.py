@@ -13,13 +13,14 @@ add new draws at the end of :func:`draw_params` and say so in the changelog.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 
 from landiff.data.landscape_noise import RIDGE_LATTICE
 
 RGB = tuple[float, float, float]
+_T = TypeVar("_T")
 ClassName = Literal["day", "sunset", "night", "snow"]
 CLASSES: tuple[ClassName, ...] = ("day", "sunset", "night", "snow")
 
@@ -183,7 +184,7 @@ class _Stream:
     def uniform(self, lo: float = 0.0, hi: float = 1.0) -> float:
         return lo + (hi - lo) * self._next()
 
-    def pick(self, options: tuple) -> object:
+    def pick(self, options: tuple[_T, ...]) -> _T:
         return options[min(int(self._next() * len(options)), len(options) - 1)]
 
     def colour(self, rgb: RGB, spread: float = 0.06) -> RGB:
@@ -194,6 +195,10 @@ class _Stream:
         g = rgb[1] * gain * (1.0 + spread * (2.0 * nxt() - 1.0))
         b = rgb[2] * gain * (1.0 + spread * (2.0 * nxt() - 1.0))
         return (min(r, 1.0), min(g, 1.0), min(b, 1.0))
+
+
+def _scaled(rgb: RGB, k: float) -> RGB:
+    return (rgb[0] * k, rgb[1] * k, rgb[2] * k)
 
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
@@ -213,21 +218,21 @@ def params_to_json(params: LandscapeParams, digits: int = 5) -> dict:
             return [rounded(v) for v in value]
         return value
 
-    return rounded(asdict(params))  # type: ignore[return-value]
+    return {k: rounded(v) for k, v in asdict(params).items()}
 
 
 def draw_params(seed: int, rng: np.random.Generator, cls: str | None) -> LandscapeParams:
     """Draws the latent parameters of one landscape (the class is drawn if ``cls`` is None)."""
     s = _Stream(rng)
     drawn = CLASSES[min(int(s.uniform() * len(CLASSES)), len(CLASSES) - 1)]
-    name = cls if cls is not None else drawn
+    name = cast(ClassName, cls) if cls is not None else drawn  # callers check names (landscapes._check_class)
     st = STYLES[name]
     horizon = s.uniform(*HORIZON_RANGE)
     top, mid, hor = (s.colour(c, 0.08) for c in st.sky)
     haze = mix(hor, mid, s.uniform(0.0, 0.3))
     snowy = s.uniform() < st.snow_prob
     lake = s.uniform() < (0.3 if name == "snow" else 0.45)
-    far, near = s.pick(st.ground)  # type: ignore[misc]
+    far, near = s.pick(st.ground)
     return LandscapeParams(
         seed=seed, cls=name, horizon=horizon, sky_top=top, sky_mid=mid, sky_horizon=hor,
         sky_mid_pos=s.uniform(*st.mid_pos), glow=s.colour(st.glow), glow_strength=s.uniform(*st.glow_strength),
@@ -239,7 +244,7 @@ def draw_params(seed: int, rng: np.random.Generator, cls: str | None) -> Landsca
         trees=s.uniform(0.03, 0.07) if s.uniform() < st.tree_prob else 0.0, tree_colour=s.colour(st.tree, 0.15),
         lake=lake, shore=min(horizon + s.uniform(0.1, 0.28), 0.94) if lake else horizon,
         ripple=s.uniform(0.004, 0.014), reflectance=s.uniform(*st.reflectance), water=s.colour(st.water),
-        ground_far=s.colour(far), ground_near=s.colour(near),  # type: ignore[arg-type]
+        ground_far=s.colour(far), ground_near=s.colour(near),
         hills=s.uniform(0.005, 0.04) if lake else s.uniform(0.01, 0.07), ground_texture=s.uniform(0.1, 0.3),
         bushes=s.uniform(*st.bushes), bush_colour=s.colour(st.bush, 0.1),
     )
@@ -271,7 +276,7 @@ def _draw_ranges(s: _Stream, st: _Style, horizon: float, snowy: bool, sunset: bo
         ranges.append(MountainRange(
             foot=horizon, height=height, roughness=s.uniform(0.38, 0.56),
             sharpness=s.uniform(1.0, 1.6), haze=haze_far + (haze_near - haze_far) * t,
-            colour=s.colour(tuple(c * (1.0 - 0.3 * t) for c in rock), 0.08),  # type: ignore[arg-type]
+            colour=s.colour(_scaled(rock, 1.0 - 0.3 * t), 0.08),
             snowline=snowline if snowy else 2.0,
         ))
     return tuple(ranges)

@@ -199,7 +199,7 @@ def _paint_ground(b: SceneBatch, img: np.ndarray) -> None:
     Texture rows are laid out in perspective (:func:`ground_table`), so patches shrink toward
     the horizon like fields seen from a hill.
     """
-    base_row = np.array([round(p.shore * b.h) if p.lake else r for p, r in zip(b.p, b.horizon_row)])
+    base_row = np.array([round(p.shore * b.h) if p.lake else r for p, r in zip(b.p, b.horizon_row, strict=True)])
     base = (base_row / b.h).astype(F32)[:, None]
     edge = base - b.scalar(lambda p: p.hills)[:, 0] * resample_1d(b.stack(lambda z: z.shore), b.w)
     r0 = max(int(np.floor(edge.min() * b.h)) - 1, 0)

@@ -21,6 +21,7 @@ classes. Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import overload
 
 import numpy as np
 
@@ -147,6 +148,10 @@ def check_resolution(resolution: int | tuple[int, int]) -> tuple[int, int]:
     return int(sizes[0]), int(sizes[1])
 
 
+@overload
+def _check_class(cls: str) -> str: ...
+@overload
+def _check_class(cls: None) -> None: ...
 def _check_class(cls: str | None) -> str | None:
     if cls is not None and cls not in CLASSES:
         raise UserError(f"class: unknown landscape class {cls!r}; choose from {', '.join(CLASSES)}")

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
-
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from landiff.data.cache import open_cached_folder
 from landiff.data.folder import ImageFolderDataset
@@ -23,15 +21,24 @@ from landiff.data.images import DEFAULT_MAX_PIXELS, as_size
 from landiff.data.prepared import FORMAT, MANIFEST_NAME, PreparedDataset, is_prepared
 from landiff.errors import UserError
 
+if TYPE_CHECKING:
+    from landiff.data.synthetic import SyntheticLandscapes
+
+    # What open_dataset returns: every one has __len__ and ``classes`` (see open_dataset).
+    OpenedDataset: TypeAlias = SyntheticLandscapes | PreparedDataset | ImageFolderDataset
+
 ACCEPTED_FORMS = "'synthetic', an image folder, or a directory made by 'landiff data prepare'"
 
 
-def _open_synthetic(size: tuple[int, int], seed: int, synthetic_n: int | None, split: str) -> Dataset:
+def _open_synthetic(
+    size: tuple[int, int], seed: int, synthetic_n: int | None, split: Literal["train", "heldout"]
+) -> SyntheticLandscapes:
     from landiff.data.synthetic import SyntheticLandscapes  # imported on use: optional to the rest
 
     resolution: int | tuple[int, int] = size[0] if size[0] == size[1] else size
-    kwargs = {} if synthetic_n is None else {"n": synthetic_n}
-    return SyntheticLandscapes(resolution=resolution, seed=seed, split=split, **kwargs)
+    if synthetic_n is None:
+        return SyntheticLandscapes(resolution=resolution, seed=seed, split=split)
+    return SyntheticLandscapes(resolution=resolution, seed=seed, split=split, n=synthetic_n)
 
 
 def _open_prepared(path: Path, size: tuple[int, int], class_cond: bool, flip: bool, seed: int) -> PreparedDataset:
@@ -64,7 +71,7 @@ def open_dataset(
     synthetic_n: int | None = None,
     split: Literal["train", "heldout"] = "train",
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Dataset:
+) -> OpenedDataset:
     """Opens the dataset named by ``spec`` (the ``--data`` option).
 
     Every returned dataset has ``__len__`` and ``classes: list[str]`` (``[]`` for an image folder

@@ -239,12 +239,14 @@ def _write_images(
 def _manifest_for(
     scan: FolderScan, size: tuple[int, int], class_cond: bool, max_pixels: int, failures: list[str | None]
 ) -> Manifest:
-    kept = [im for im, why in zip(scan.images, failures) if why is None]
-    late = [SkippedFile(im.path, why, im.size, im.mtime_ns, im.sha256) for im, why in zip(scan.images, failures) if why]
+    kept = [im for im, why in zip(scan.images, failures, strict=True) if why is None]
+    late = [
+        SkippedFile(im.path, why, im.size, im.mtime_ns, im.sha256) for im, why in zip(scan.images, failures, strict=True) if why
+    ]
     classes, labels = class_labels(scan.root, [im.path for im in kept], class_cond)
     entries = [
         ManifestEntry(im.path, im.size, im.mtime_ns, im.sha256, row, label, im.width, im.height)
-        for row, (im, label) in enumerate(zip(kept, labels))
+        for row, (im, label) in enumerate(zip(kept, labels, strict=True))
     ]
     summary = summarize(FolderScan(scan.root, kept, scan.skipped, scan.ignored, scan.started_ns), size)
     return Manifest(

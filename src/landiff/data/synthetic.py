@@ -93,7 +93,7 @@ class SyntheticLandscapes(Dataset):
     def __getitems__(self, ks: Sequence[int]) -> list[tuple[torch.Tensor, int]]:
         """A batch of images, rendered together (DataLoader calls this; several times faster)."""
         images = torch.from_numpy(self.render(ks, channels_first=True)[0])
-        return [(image, self.label(k + self.n if k < 0 else k)) for k, image in zip(ks, images)]
+        return [(image, self.label(k + self.n if k < 0 else k)) for k, image in zip(ks, images, strict=True)]
 
     def render(self, ks: Sequence[int], channels_first: bool = False) -> tuple[np.ndarray, list[LandscapeParams]]:
         """Images ``ks`` as one uint8 array (N, H, W, 3) — or (N, 3, H, W) — and their parameters."""

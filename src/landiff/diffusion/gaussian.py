@@ -164,7 +164,8 @@ class GaussianDiffusion:
         return self.extract("sqrt_recip_alphas_cumprod", t, x_t) * x_t - self.extract("sqrt_recipm1_alphas_cumprod", t, x_t) * eps
 
     def predict_eps_from_x0(self, x_t: Tensor, t: Tensor, x0: Tensor) -> Tensor:
-        return (self.extract("sqrt_recip_alphas_cumprod", t, x_t) * x_t - x0) / self.extract("sqrt_recipm1_alphas_cumprod", t, x_t)
+        scale = self.extract("sqrt_recip_alphas_cumprod", t, x_t)
+        return (scale * x_t - x0) / self.extract("sqrt_recipm1_alphas_cumprod", t, x_t)
 
     def predict_x0_from_v(self, x_t: Tensor, t: Tensor, v: Tensor) -> Tensor:
         return self.extract("sqrt_alphas_cumprod", t, x_t) * x_t - self.extract("sqrt_one_minus_alphas_cumprod", t, x_t) * v

@@ -57,7 +57,8 @@ def _ddim_stride(num_steps: int, count: int) -> list[int]:
 def _section_counts(num_steps: int, counts: list[int]) -> list[int]:
     sections = len(counts)
     base, extra = divmod(num_steps, sections)
-    start, kept = 0, []
+    start = 0
+    kept: list[int] = []
     for i, count in enumerate(counts):
         size = base + (1 if i < extra else 0)
         if not 1 <= count <= size:

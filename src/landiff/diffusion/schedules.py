@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -49,7 +50,7 @@ def _cosine_alpha_bar(u: float, s: float = 0.008) -> float:
     return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 
 
-def _betas_from_alpha_bar(alpha_bar, num_steps: int, max_beta: float) -> np.ndarray:
+def _betas_from_alpha_bar(alpha_bar: Callable[[float], float], num_steps: int, max_beta: float) -> np.ndarray:
     """β_t = 1 − ᾱ(t/T) / ᾱ((t−1)/T), clipped to ``max_beta``; f(0) cancels in the ratio."""
     betas = [
         min(1.0 - alpha_bar((i + 1) / num_steps) / alpha_bar(i / num_steps), max_beta)

@@ -26,7 +26,9 @@ class UniformSampler:
     def probabilities(self) -> np.ndarray:
         return np.full(self.num_steps, 1.0 / self.num_steps)
 
-    def sample(self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor]:
         """Draws ``batch`` timesteps; returns (t LongTensor (B,), weights float32 (B,))."""
         t = torch.randint(0, self.num_steps, (batch,), generator=generator)
         return t.to(device), torch.ones(batch, device=device)
@@ -68,7 +70,9 @@ class LossAwareSampler:
         probs = weights / weights.sum()
         return probs * (1.0 - self.uniform_prob) + self.uniform_prob / self.num_steps
 
-    def sample(self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor]:
         """Draws ``batch`` timesteps; returns (t (B,), importance weights 1/(T·p_t) (B,))."""
         probs = torch.from_numpy(self.probabilities())
         t = torch.multinomial(probs, batch, replacement=True, generator=generator)
@@ -77,7 +81,7 @@ class LossAwareSampler:
 
     def update(self, t: Tensor, losses: Tensor) -> None:
         """Records per-example losses (B,) at their timesteps t (B,); gather across ranks first."""
-        for step, value in zip(t.detach().cpu().tolist(), losses.detach().float().cpu().tolist()):
+        for step, value in zip(t.detach().cpu().tolist(), losses.detach().float().cpu().tolist(), strict=True):
             if self.counts[step] == self.history:
                 self.losses[step, :-1] = self.losses[step, 1:]  # drop the oldest value
                 self.losses[step, -1] = value

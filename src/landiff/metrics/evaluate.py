@@ -63,7 +63,8 @@ def evaluate_fid(samples: ImageSet, reference: ImageSet, extractor: FeatureExtra
 
 
 def evaluate_kid(samples: ImageSet, reference: ImageSet, extractor: FeatureExtractor, *, seed: int = 0,
-                 subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE, provenance: Provenance | None = None) -> MetricRecord:
+                 subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
+                 provenance: Provenance | None = None) -> MetricRecord:
     """KID mean ± std over ``subsets`` random subsets of ``min(subset_size, n)``."""
     value = kid(_features(extractor, samples), _features(extractor, reference), subsets=subsets,
                 subset_size=subset_size, seed=seed)

@@ -90,17 +90,18 @@ def _checked_state_dict(state: Mapping[str, object], source: str) -> dict[str, t
     model_state = FIDInceptionV3().state_dict()
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{source} is not a state dict of tensors; expected pytorch-fid's {SOURCE_NAME}")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}  # all of them, as just checked
     optional = {k for k in model_state if k.endswith("num_batches_tracked")}
     missing = sorted(set(model_state) - set(state) - optional)
     unexpected = sorted(set(state) - set(model_state))
-    wrong = sorted(k for k in set(state) & set(model_state) if tuple(state[k].shape) != tuple(model_state[k].shape))
+    wrong = sorted(k for k in set(state) & set(model_state) if tuple(tensors[k].shape) != tuple(model_state[k].shape))
     if missing or unexpected or wrong:
         detail = "; ".join(f"{name}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}"
                            for name, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
                            if keys)
         raise UserError(f"{source} does not match the FID Inception-v3 ({detail}); expected pytorch-fid's {SOURCE_NAME}")
     merged = dict(model_state)
-    merged.update({k: v for k, v in state.items()})  # type: ignore[misc]
+    merged.update(tensors)
     return merged
 
 

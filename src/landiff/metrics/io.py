@@ -15,11 +15,14 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from landiff.errors import UserError
+
+if TYPE_CHECKING:
+    from landiff.data.open import OpenedDataset
 
 SAMPLES_FILE = "samples.npz"
 # Files ``landiff sample`` writes next to the sample PNGs that are not samples.
@@ -100,7 +103,7 @@ def load_samples(spec: str | Path, n: int | None = None) -> ImageSet:
     return ImageSet(images, f"{path} (first {len(images)})")
 
 
-def _dataset_images(dataset, indices: list[int]) -> np.ndarray:
+def _dataset_images(dataset: OpenedDataset, indices: list[int]) -> np.ndarray:
     """Images ``indices`` of a landiff dataset as (N, H, W, 3) uint8, batched where the dataset can."""
     chunks = []
     for start in range(0, len(indices), _BATCH):
@@ -138,7 +141,7 @@ def load_reference(spec: str, size: tuple[int, int], n: int | None, *, seed: int
         images = _first(images, n)
         return ImageSet(images, f"{spec} (first {len(images)})")
     dataset = open_dataset(spec, size, seed=data_seed, synthetic_n=n if spec == "synthetic" else None, split=split)
-    if spec == "synthetic":
+    if spec == "synthetic" and n is not None:  # n is never None here (refused above)
         indices = list(range(len(dataset)))
         what = f"synthetic landscapes, {split} split, data seed {data_seed}, {size[1]}x{size[0]}, images 0..{n - 1}"
     elif n is not None and len(dataset) > n:

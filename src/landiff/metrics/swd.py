@@ -92,7 +92,8 @@ def laplacian_pyramid(x: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
     levels = [x]
     for _ in range(1, num_levels):
         low = pyr_down(levels[-1])
-        levels[-1] = levels[-1] - pyr_up(low, tuple(levels[-1].shape[-2:]))
+        height, width = levels[-1].shape[-2:]
+        levels[-1] = levels[-1] - pyr_up(low, (height, width))
         levels.append(low)
     return levels
 
@@ -155,7 +156,7 @@ def _as_tensor(images: np.ndarray, name: str) -> torch.Tensor:
 
 def _swd_once(pyr_a: list[torch.Tensor], pyr_b: list[torch.Tensor], seed: int, repeat: int) -> list[float]:
     values = []
-    for index, (level_a, level_b) in enumerate(zip(pyr_a, pyr_b)):
+    for index, (level_a, level_b) in enumerate(zip(pyr_a, pyr_b, strict=True)):
         # Streams per (seed, repeat, level). Both sets use the same patch positions (positions do
         # not depend on content, so sharing them is a common-random-numbers choice: identical sets
         # give exactly 0 and comparisons are less noisy) and the same directions.

@@ -144,7 +144,7 @@ class Generator(nn.Module):
             nn.ConvTranspose2d(in_dim, widths[0], start, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(True)
         ]
         # (widths[i]) x s·2^i x s·2^i → (widths[i+1]) x s·2^(i+1) x s·2^(i+1)
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += _up(c_in, c_out)
         # (ngf) x res/2 x res/2 → (channels) x res x res; no BN on the output layer (§3)
         layers += [nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1), nn.Tanh()]
@@ -174,7 +174,7 @@ class Discriminator(nn.Module):
         # (channels) x res x res → (ndf) x res/2 x res/2; no BN on the input layer (§3)
         layers = _down(config.channels, widths[0], norm=False)
         # (widths[i]) x m x m → (widths[i+1]) x m/2 x m/2
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += _down(c_in, c_out, norm=True)
         self.features = nn.Sequential(*layers)
         # (widths[-1]) x s x s → 1 x 1 x 1: the logit

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from landiff.errors import UserError
@@ -58,7 +59,7 @@ def build_report(runs: list[str | Path], out: str | Path) -> ReportFiles:
     out.mkdir(parents=True, exist_ok=True)
     images = []
     for name, data in sorted(assets.files.items()):
-        _publish(out / name, lambda path, data=data: atomic_write_bytes(path, data))
+        _publish(out / name, partial(atomic_write_bytes, data=data))
         images.append(out / name)
     _publish(out / "report.md", lambda path: atomic_write_text(path, render_markdown(blocks)))
     _publish(out / "report.html", lambda path: atomic_write_text(path, render_html(blocks)))

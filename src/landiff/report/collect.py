@@ -38,8 +38,20 @@ from landiff.errors import UserError
 from landiff.metrics.features import file_sha256
 from landiff.metrics.provenance import Provenance
 from landiff.report.records import (
-    Cost, CurvePoint, Estimate, Family, MemorizationPairs, MemorizationSummary, MetricValue, NllResult, Run,
-    RunConfig, Summary, SweepPoint, TrainingLog, Unavailable,
+    Cost,
+    CurvePoint,
+    Estimate,
+    Family,
+    MemorizationPairs,
+    MemorizationSummary,
+    MetricValue,
+    NllResult,
+    Run,
+    RunConfig,
+    Summary,
+    SweepPoint,
+    TrainingLog,
+    Unavailable,
 )
 from landiff.train.checkpoint import latest_checkpoint
 
@@ -53,7 +65,7 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     for root in roots:
         _check_is_run(root)
     labels = _labels(roots)
-    return [load_run(root, label) for root, label in zip(roots, labels)]
+    return [load_run(root, label) for root, label in zip(roots, labels, strict=True)]
 
 
 def load_run(root: Path, label: str) -> Run:
@@ -132,7 +144,7 @@ class ProvenanceGate:
         """One line saying what was left out and why, or None when nothing was; ``measured``: the
         current checkpoint has its own compare/summary.json (so the advice to re-run is dropped)."""
         parts = []
-        if self.other:
+        if self.other and self.checkpoint is not None:  # other records exist only when a checkpoint does
             parts.append(f"ignored {_things(self.other)} from another checkpoint (sha256 "
                          f"{', '.join(self.other_shas)}…, not the latest {self.checkpoint.name} "
                          f"{(self.current or '')[:12]}…)")
@@ -207,7 +219,8 @@ def _str(value: Any) -> str | None:
 
 
 def _config(raw: dict) -> RunConfig:
-    optim = raw.get("optim") if isinstance(raw.get("optim"), dict) else {}
+    raw_optim = raw.get("optim")
+    optim = raw_optim if isinstance(raw_optim, dict) else {}
     return RunConfig(model=_str(raw.get("model")), preset=_str(raw.get("preset")), data=_str(raw.get("data")),
                      resolution=_int(raw.get("resolution")), batch=_int(optim.get("batch")),
                      train_steps=_int(raw.get("train_steps")))
@@ -215,8 +228,10 @@ def _config(raw: dict) -> RunConfig:
 
 def _family(config: RunConfig | None, summary: dict | None) -> Family | None:
     for name in (config.model if config else None, _str(summary.get("family")) if summary else None):
-        if name in ("diffusion", "gan"):
-            return name
+        if name == "diffusion":
+            return "diffusion"
+        if name == "gan":
+            return "gan"
     return None
 
 

@@ -38,7 +38,7 @@ def upscale(images: np.ndarray, tile: tuple[int, int]) -> np.ndarray:
     height, width = tile
     if images.shape[1:3] == (height, width):
         return images
-    return np.stack([np.asarray(Image.fromarray(img).resize((width, height), Image.NEAREST)) for img in images])
+    return np.stack([np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.NEAREST)) for img in images])
 
 
 def grid_png(images: np.ndarray, count: int, tile: tuple[int, int]) -> bytes:

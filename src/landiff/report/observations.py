@@ -15,7 +15,14 @@ import numpy as np
 
 from landiff.report.differences import describe, difference, noise_floor, who
 from landiff.report.formatting import (
-    HIGHER_IS_BETTER, duration, metric_or_none, metric_title, ordered_metrics, plus_minus, ratio, si,
+    HIGHER_IS_BETTER,
+    duration,
+    metric_or_none,
+    metric_title,
+    ordered_metrics,
+    plus_minus,
+    ratio,
+    si,
 )
 from landiff.report.records import Cost, Estimate, Run, SweepPoint, Unavailable
 
@@ -44,7 +51,7 @@ def quality(runs: list[Run]) -> list[str]:
         best = {family: next((p for p in ranked if p[0].family == family), None) for family in ("diffusion", "gan")}
         if best["diffusion"] and best["gan"]:
             diff = difference(metric, best["diffusion"], best["gan"], floor)
-            key = {None: "no spread", True: "within noise"}.get(diff.within_noise, diff.better.family)
+            key = {None: "no spread", True: "within noise"}.get(diff.within_noise, str(diff.better.family))
             tally[key].append(metric_title(metric))
         if len(ranked) == 1:
             items.append(f"{metric_title(metric)}: only {who(ranked[0][0])} measured it "
@@ -72,9 +79,9 @@ def floors(runs: list[Run]) -> list[str]:
     """Each run's distance to the real-vs-real noise floor of the same protocol."""
     items = []
     for run in runs:
-        for metric, floor in (run.summary.noise_floor.items() if run.summary else []):
+        for metric, measured_floor in (run.summary.noise_floor.items() if run.summary else []):
             value = metric_or_none(run.metrics().get(metric))
-            floor = metric_or_none(floor)
+            floor = metric_or_none(measured_floor)
             if value is None or floor is None:
                 continue
             diff = difference(metric, (run, value), (run, floor), None)
@@ -147,13 +154,20 @@ def cost_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     return [(run, measured[0]) for run in measured[1:]]
 
 
+def measured_cost(run: Run) -> Cost:
+    """The cost of a run from :func:`cost_pairs` (every one of those has a measured cost)."""
+    if run.summary is None or run.summary.cost is None:
+        raise ValueError(f"run {run.label!r} has no measured cost")
+    return run.summary.cost
+
+
 def costs(runs: list[Run]) -> list[str]:
     """Cost ratios between families (training time, FLOPs, NFE, s/image), or one run's costs alone."""
     items = []
     for a, b in cost_pairs(runs):
         clauses = []
         for field in COST_FIELDS:
-            va, vb = field.read(a.summary.cost), field.read(b.summary.cost)
+            va, vb = field.read(measured_cost(a)), field.read(measured_cost(b))
             if va is not None and vb is not None and vb != 0:
                 clauses.append(f"{ratio(va, vb)} {field.phrase} ({field.write(va)} vs {field.write(vb)})")
         if clauses:
@@ -239,9 +253,9 @@ def progress(runs: list[Run]) -> list[str]:
         if run.stats is not None:
             parts = []
             for name, series in run.stats.losses.items():
-                first, last = _mean_finite(series[:5]), _mean_finite(series[-5:])
-                if name in ("loss", "loss_d", "loss_g") and first is not None and last is not None:
-                    parts.append(f"{name} {first:.4g} → {last:.4g}")
+                start, end = _mean_finite(series[:5]), _mean_finite(series[-5:])
+                if name in ("loss", "loss_d", "loss_g") and start is not None and end is not None:
+                    parts.append(f"{name} {start:.4g} → {end:.4g}")
             if parts:
                 items.append(f'"{run.label}" training log (mean of the first vs last 5 intervals, up to '
                              f"{si(float(run.stats.images_seen[-1]))} images): " + ", ".join(parts) + ".")

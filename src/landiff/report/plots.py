@@ -53,13 +53,17 @@ def losses_png(runs: list[Run]) -> bytes | None:
     if not panels:
         return None
     figure = new_figure(5.0 * len(panels), 3.6)
-    for axes, (family, members) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    for axes, (family, members) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for k, run in members:
+            stats = run.stats
+            if stats is None:  # never: members all have a training log
+                continue
             names = ("loss",) if family == "diffusion" else ("loss_d", "loss_g")
-            for name, style in zip(names, ("-", "--")):
-                series = run.stats.losses.get(name)
+            # strict=False: a diffusion run has one loss series, a GAN two; the styles cover the longer.
+            for name, style in zip(names, ("-", "--"), strict=False):
+                series = stats.losses.get(name)
                 if series is not None:
-                    axes.plot(run.stats.images_seen, series, style, color=colour(k), label=f"{run.label} {name}")
+                    axes.plot(stats.images_seen, series, style, color=colour(k), label=f"{run.label} {name}")
         if family == "diffusion" and _spans_decade(members):
             axes.set_yscale("log")
         axes.set_title("diffusion training loss" if family == "diffusion" else "GAN losses (nats)")
@@ -71,7 +75,7 @@ def losses_png(runs: list[Run]) -> bytes | None:
 
 def _spans_decade(members: list[tuple[int, Run]]) -> bool:
     """Whether the diffusion losses cover more than a factor 10 (then a log axis reads better)."""
-    values = np.concatenate([run.stats.losses.get("loss", np.array([])) for _, run in members])
+    values = np.concatenate([run.stats.losses.get("loss", np.array([])) for _, run in members if run.stats is not None])
     values = values[np.isfinite(values) & (values > 0)]
     return values.size > 1 and values.max() > 10 * values.min()
 
@@ -108,7 +112,7 @@ def curve_png(runs: list[Run]) -> bytes | None:
 def sweep_png(runs: list[Run]) -> bytes | None:
     """SWD vs network evaluations per sample, one line per (diffusion run, sampler), log x-axis;
     GAN runs are one point at their NFE (1)."""
-    lines = [(k, r) for k, r in enumerate(runs) if r.summary is not None and r.summary.sweep]
+    lines = [(r, r.summary) for r in runs if r.summary is not None and r.summary.sweep]
     if not lines:
         return None
     figure = new_figure(6.0, 3.8)
@@ -116,9 +120,9 @@ def sweep_png(runs: list[Run]) -> bytes | None:
     markers = ("o", "s", "^", "D", "v", "P")
     gan_nfe: set[float] = set()
     line = 0  # one colour per (run, sampler) line, so samplers of one run are told apart
-    for _, run in lines:
-        for s, sampler in enumerate(sorted({p.sampler for p in run.summary.sweep})):
-            points = sorted((p for p in run.summary.sweep if p.sampler == sampler), key=lambda p: p.nfe)
+    for run, summary in lines:
+        for s, sampler in enumerate(sorted({p.sampler for p in summary.sweep})):
+            points = sorted((p for p in summary.sweep if p.sampler == sampler), key=lambda p: p.nfe)
             axes.errorbar([p.nfe for p in points], [p.swd for p in points],
                           yerr=[p.swd_std or 0.0 for p in points], marker=markers[s % len(markers)],
                           color=colour(line), capsize=2, label=f"{run.label}: {sampler}")
@@ -136,7 +140,7 @@ def sweep_png(runs: list[Run]) -> bytes | None:
     from matplotlib.ticker import NullLocator
 
     # Label the NFE values measured (1, 5, 10, 20 …) instead of powers of ten.
-    ticks = sorted({p.nfe for _, run in lines for p in run.summary.sweep} | gan_nfe)
+    ticks = sorted({p.nfe for _, summary in lines for p in summary.sweep} | gan_nfe)
     axes.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
     axes.xaxis.set_minor_locator(NullLocator())
     axes.set_xlabel("network evaluations per sample (NFE)")

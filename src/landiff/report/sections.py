@@ -13,9 +13,16 @@ from PIL import Image
 from landiff.report import images, plots
 from landiff.report.document import Block, Bullets, Figure, FigureRow, Heading, Paragraph, Table
 from landiff.report.formatting import (
-    NOT_MEASURED, estimate, metric_title, number, ordered_metrics, plus_minus, ratio, si,
+    NOT_MEASURED,
+    estimate,
+    metric_title,
+    number,
+    ordered_metrics,
+    plus_minus,
+    ratio,
+    si,
 )
-from landiff.report.observations import COST_FIELDS, cost_pairs, groups
+from landiff.report.observations import COST_FIELDS, cost_pairs, groups, measured_cost
 from landiff.report.records import Estimate, MetricValue, Run, Summary, Unavailable
 
 FAMILY_NAMES = {"diffusion": "diffusion", "gan": "GAN", None: "unknown"}
@@ -157,8 +164,7 @@ def metrics_section(runs: list[Run]) -> list[Block]:
         rows.append((run.label, FAMILY_NAMES[run.family], _text(s and s.n), _text(s and s.seed),
                      _sampler(s) if s else NOT_MEASURED, _text(s and s.reference))
                     + tuple(cell(metrics.get(name), name) for name in names))
-    for run in _distinct_floors(runs):
-        s = run.summary
+    for run, s in _distinct_floors(runs):
         rows.append((f"noise floor (real vs real, {run.label})", "—", _text(s.n), _text(s.seed), "—",
                      _text(s.reference)) + tuple(cell(s.noise_floor[n], n) if n in s.noise_floor else "—" for n in names))
     header = ("run", "family", "n", "seed", "sampler", "reference") + tuple(metric_title(n) for n in names)
@@ -178,13 +184,14 @@ def metrics_section(runs: list[Run]) -> list[Block]:
     return blocks + [Paragraph(text)]
 
 
-def _distinct_floors(runs: list[Run]) -> list[Run]:
-    """One run per distinct noise floor (runs of one compare share theirs)."""
-    seen: dict[tuple, Run] = {}
+def _distinct_floors(runs: list[Run]) -> list[tuple[Run, Summary]]:
+    """One run (and its summary) per distinct noise floor (runs of one compare share theirs)."""
+    seen: dict[tuple, tuple[Run, Summary]] = {}
     for run in runs:
-        if run.summary and run.summary.noise_floor:
-            key = tuple(sorted((name, estimate(value)) for name, value in run.summary.noise_floor.items()))
-            seen.setdefault(key, run)
+        summary = run.summary
+        if summary and summary.noise_floor:
+            key = tuple(sorted((name, estimate(value)) for name, value in summary.noise_floor.items()))
+            seen.setdefault(key, (run, summary))
     return list(seen.values())
 
 
@@ -229,7 +236,7 @@ def cost_section(runs: list[Run]) -> list[Block]:
             NOT_MEASURED if cost is None or (v := f.read(cost)) is None else f.write(v) for f in COST_FIELDS))
     for a, b in cost_pairs(runs):
         rows.append((f"ratio {a.label} / {b.label}", f"{FAMILY_NAMES[a.family]} / {FAMILY_NAMES[b.family]}") +
-                    tuple(ratio(f.read(a.summary.cost), f.read(b.summary.cost)) for f in COST_FIELDS))
+                    tuple(ratio(f.read(measured_cost(a)), f.read(measured_cost(b))) for f in COST_FIELDS))
     header = ("run", "family") + tuple(f.column for f in COST_FIELDS)
     return [Heading("Training and sampling cost", 2), Table(header, tuple(rows)),
             Paragraph("FLOPs are counted by torch on one image (convolutions, matmuls, attention); train FLOPs = "

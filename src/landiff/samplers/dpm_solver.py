@@ -27,7 +27,6 @@ from torch import Tensor
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
-from landiff.errors import UserError
 from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
 
 LOWER_ORDER_FINAL_BELOW = 15  # as dpm-solver and diffusers: only few-step runs need the stabiliser
@@ -85,7 +84,7 @@ def dpm_solver_pp_sample(
             return x0  # denoise to zero: σ_next = 0, α_next = 1, so the update is x̂0 itself
         h = float(lam[i - 1] - lam[i])
         first_order = order == 1 or prev_x0 is None or (lower_order_final and i == 1 and count < LOWER_ORDER_FINAL_BELOW)
-        if first_order:
+        if first_order or prev_x0 is None:  # (first_order covers prev_x0 None; repeated for mypy)
             data = x0
         else:
             half_inv_r = 0.5 * h / prev_h  # 1/(2r), r = (previous λ step) / (this λ step)

@@ -138,7 +138,7 @@ def _write_pngs(images: np.ndarray, folder: Path, keep: np.ndarray | None = None
     folder.mkdir(parents=True, exist_ok=True)
     indices = np.arange(len(images)) if keep is None else keep
     width = max(6, len(str(int(indices.max()))))
-    for index, image in zip(indices, images):
+    for index, image in zip(indices, images, strict=True):
         Image.fromarray(image).save(folder / f"{int(index):0{width}d}.png")
 
 

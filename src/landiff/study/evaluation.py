@@ -22,6 +22,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,9 +199,9 @@ def write_json(path: Path, values: object) -> None:
     atomic_write_text(path, json.dumps(nan_to_null(values), indent=1) + "\n")
 
 
-def none_to_nan(value: object) -> float:
+def none_to_nan(value: float | None) -> float:
     """Reads back a number written by :func:`write_json` (null → NaN)."""
-    return math.nan if value is None else float(value)  # type: ignore[arg-type]
+    return math.nan if value is None else float(value)
 
 
 def load_eval(path: Path) -> RunEval:
@@ -208,7 +209,8 @@ def load_eval(path: Path) -> RunEval:
     values = json.loads(path.read_text(encoding="utf-8"))
     floats = {"train_seconds", "flops_per_train_image", "flops_per_sample", "sample_seconds", "swd", "swd_std",
               "floor", "floor_std", "diversity"}
-    return RunEval(**{k: none_to_nan(v) if k in floats else v for k, v in values.items()})
+    fields: dict[str, Any] = {k: none_to_nan(v) if k in floats else v for k, v in values.items()}
+    return RunEval(**fields)
 
 
 @dataclass(frozen=True)

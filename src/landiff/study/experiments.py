@@ -216,8 +216,8 @@ def hparam_stability(evaluations: Mapping[str, RunEval], plan: Sequence[RunSpec]
         default = family_seeds(family, evaluations)
         cells = [_cell(s, evaluations[s.name], default) for s in plan
                  if s.family == family and s.role == "grid" and s.name in evaluations and default is not None]
-        if cells:
-            grids.append(FamilyGrid(family, default, tuple(cells)))  # type: ignore[arg-type]
+        if cells and default is not None:  # (cells is empty when default is None; repeated for mypy)
+            grids.append(FamilyGrid(family, default, tuple(cells)))
     return tuple(grids) or None
 
 

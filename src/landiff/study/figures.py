@@ -23,7 +23,7 @@ def curve_png(cost: CostResult, floor: float) -> bytes:
     figure = new_figure(14.0, 3.8)
     panels = (("train_flops", "training FLOPs"), ("images_seen", "training images seen"),
               ("train_seconds", "training wall-clock (s)"))
-    for axes, (field, label) in zip(figure.subplots(1, 3), panels):
+    for axes, (field, label) in zip(figure.subplots(1, 3), panels, strict=True):
         for k, family in enumerate((cost.diffusion, cost.gan)):
             x = [getattr(p, field) for p in family.curve]
             axes.errorbar(x, [p.swd for p in family.curve], yerr=[p.swd_std for p in family.curve], marker="o",

@@ -112,7 +112,7 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
     """
     minutes = parse_budget(budget)
     names = ("images", "seeds", "n", "curve_n", "curve_points", "sample_steps")
-    defaults = dict(zip(names, _DEFAULTS[minutes is None]))
+    defaults = dict(zip(names, _DEFAULTS[minutes is None], strict=True))
     unknown = set(given) - set(names) - {"fraction", "data_seed"}
     if unknown:
         raise TypeError(f"unknown study options: {sorted(unknown)}")

@@ -50,7 +50,7 @@ def plan_text(options: StudyOptions, experiments: Sequence[Experiment], out: Pat
         total += minutes
         rows.append((spec.name, budget, f"{minutes:.1f}", _status(out, spec, state)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     # Estimates for the runs listed (fewer than the budget's full plan when one experiment is chosen).
     evaluation = estimate_eval_minutes(options, len(plan) // 2)
     setup = estimate_setup_minutes(options, len(plan) // 2)

@@ -155,7 +155,9 @@ def sensitivity_section(results: StudyResults, out: Path) -> tuple[list[Block], 
     blocks.append(Paragraph(f"Rule: {s.calibration.rule}."))
     same, different = calibration_distances(layout.reference_images(), seed=o.data_seed)
     assets = {f"{FIGURES}/calibration.png": figures.calibration_png(same, different, s.calibration.threshold)}
-    blocks.append(Figure(f"{FIGURES}/calibration.png", "calibration of the same-picture threshold", "distances behind the threshold"))
+    blocks.append(
+        Figure(f"{FIGURES}/calibration.png", "calibration of the same-picture threshold", "distances behind the threshold")
+    )
     header = ("pair", "RMSE", "perceptual distance", "same picture [95% CI]", "vs seed-vs-seed")
     for f in s.families:
         rows = [_pair_row(p, f.relative(p.label.rsplit("-", 1)[1])) for p in f.variants]

@@ -128,6 +128,8 @@ def family_sensitivity(family: Family, evaluations: Mapping[str, RunEval], out: 
     seeds, arrays = [], []
     for a, b in itertools.combinations(seed_names, 2):
         x, y = images(a), images(b)
+        if x is None or y is None:  # never: seed_names holds only runs with samples
+            continue
         seeds.append(pair_stats(f"{a.rsplit('-', 1)[1]} vs {b.rsplit('-', 1)[1]}", "seed", (a, b), x, y, calibration))
         arrays.append((x, y))
     d_model = evaluations.get(f"{family}-D-seed0")

@@ -76,7 +76,7 @@ def _pyramid(images: np.ndarray) -> list[np.ndarray]:
 def perceptual_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pair Laplacian-pyramid distance (N,) on 16 px images (module docstring), in [0, 1] units."""
     _check_pairs(a, b)
-    levels = [np.sqrt(np.square(la - lb).mean(axis=(1, 2, 3))) for la, lb in zip(_pyramid(a), _pyramid(b))]
+    levels = [np.sqrt(np.square(la - lb).mean(axis=(1, 2, 3))) for la, lb in zip(_pyramid(a), _pyramid(b), strict=True)]
     return np.mean(levels, axis=0)
 
 
@@ -102,9 +102,9 @@ def _shift(image: np.ndarray, axis: int, step: int) -> np.ndarray:
     """Translates (H, W, C) by one pixel along ``axis``, repeating the edge row/column."""
     rolled = np.roll(image, step, axis=axis)
     edge = 0 if step > 0 else -1
-    index = [slice(None)] * 3
+    index: list[slice | int] = [slice(None)] * 3
     index[axis] = edge
-    source = [slice(None)] * 3
+    source: list[slice | int] = [slice(None)] * 3
     source[axis] = 1 if step > 0 else -2
     rolled[tuple(index)] = rolled[tuple(source)]
     return rolled
@@ -146,7 +146,10 @@ class Calibration:
     def rule(self) -> str:
         """The rule in words, for the report."""
         if self.separated:
-            how = "the geometric mean of the 95th percentile of same-picture distances and the 5th percentile of different-picture distances"
+            how = (
+                "the geometric mean of the 95th percentile of same-picture distances"
+                " and the 5th percentile of different-picture distances"
+            )
         else:
             how = "the 95th percentile of same-picture distances (the two distributions overlap on this data)"
         return (f"two images are 'the same picture' when their perceptual distance is below {self.threshold:.4f}: {how}, "

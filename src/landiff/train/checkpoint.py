@@ -15,7 +15,7 @@ import random
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import safetensors.torch
@@ -191,7 +191,9 @@ def optimizer_state(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     per_param: dict[int, dict[str, Any]] = {}
     for name, value in unprefixed(prefix, tensors).items():
         index, key = name.split(".", 1)
@@ -215,7 +217,9 @@ def rng_state(generators: dict[str, torch.Generator]) -> dict[str, torch.Tensor]
         for index, state in enumerate(torch.cuda.get_rng_state_all()):
             states[f"cuda.{index}"] = state
     version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # numpy's stub types get_state() as a dict (or a union); with legacy=True (the default) it is this tuple.
+    legacy_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state(legacy=True))
+    kind, keys, pos, has_gauss, cached = legacy_state
     host = {"python": [version, list(internal), gauss], "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
     states["host"] = torch.frombuffer(bytearray(json.dumps(host).encode("utf-8")), dtype=torch.uint8)
     return {name: state.reshape(-1).to(torch.uint8) for name, state in states.items()}

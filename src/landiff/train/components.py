@@ -38,7 +38,8 @@ def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
 def build_unet(config: TrainConfig, device: torch.device) -> UNet:
     model = UNet(config.net).to(device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # torch's stub of Module.to omits memory_format, which Module.to accepts (and documents)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 

@@ -149,14 +149,14 @@ class TrainConfig:
                 "use the landiff version that wrote it, or start a new --run"
             )
         nested = {"net": UNetConfig, "diffusion": DiffusionConfig, "optim": OptimConfig, "gan": GANConfig}
-        fields = {}
+        fields: dict[str, Any] = {}
         for name, value in values.items():
             if name not in {f.name for f in dataclasses.fields(cls)}:
                 raise UserError(f"unknown field {name!r} in run config")
             if name in nested and not isinstance(value, Mapping):
                 raise UserError(f"run config field {name!r} must be a JSON object, got {value!r:.60}")
             try:
-                fields[name] = nested[name].from_dict(value) if name == "net" else (
+                fields[name] = UNetConfig.from_dict(value) if name == "net" else (
                     nested[name](**value) if name in nested else value
                 )
             except TypeError as err:  # an unknown key inside a section
@@ -170,8 +170,8 @@ class TrainConfig:
 
 # Fields a re-run may change without starting over (dotted names).
 RESUME_MUTABLE = frozenset(
-    {"train_steps", "max_minutes", "channels_last", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints", "num_workers", "compile",
-     "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips"}
+    {"train_steps", "max_minutes", "channels_last", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints",
+     "num_workers", "compile", "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips"}
 )
 
 # Training recipes: the net preset plus the paper's process and optimiser settings.
@@ -304,10 +304,10 @@ def _validate_fields(config: TrainConfig) -> None:
         "--weight-decay": o.weight_decay, "--min-lr-ratio": o.min_lr_ratio, "--minutes": config.max_minutes,
         "--grad-clip": o.grad_clip, "--beta1": o.beta1, "--beta2": o.beta2, "optim.decay_minutes": o.decay_minutes,
     }
-    for flag, value in numbers.items():
-        low, high = NUMBER_BOUNDS[flag]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value < high:
-            raise UserError(f"{flag} must be a number in [{low}, {high}), got {value!r:.60}")
+    for flag, number in numbers.items():
+        bottom, top = NUMBER_BOUNDS[flag]
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not bottom <= number < top:
+            raise UserError(f"{flag} must be a number in [{bottom}, {top}), got {number!r:.60}")
     if config.model == "gan":
         dcgan_layout(config.resolution)  # raises, naming the supported sizes
         if o.accum != 1:
@@ -315,7 +315,8 @@ def _validate_fields(config: TrainConfig) -> None:
     elif config.resolution % config.net.size_multiple:
         raise UserError(
             f"--resolution {config.resolution} does not fit the {config.preset} net: it needs a multiple of "
-            f"{config.net.size_multiple} (e.g. {config.net.size_multiple * max(1, config.resolution // config.net.size_multiple)})"
+            f"{config.net.size_multiple} "
+            f"(e.g. {config.net.size_multiple * max(1, config.resolution // config.net.size_multiple)})"
         )
 
 
@@ -326,11 +327,11 @@ def _validate_kinds(config: TrainConfig) -> None:
     for flag, value in (("--preset", config.preset), ("--data", config.data)):
         if not isinstance(value, str) or not value:
             raise UserError(f"{flag} must be a non-empty string, got {value!r:.60}")
-    for flag, value in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
+    for flag, switch in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
                         ("--no-ema-warmup", config.ema_warmup), ("--channels-last", config.channels_last),
                         ("--gan-ema", config.gan.ema)):
-        if not isinstance(value, bool):
-            raise UserError(f"{flag}: the config value must be true or false, got {value!r:.60}")
+        if not isinstance(switch, bool):
+            raise UserError(f"{flag}: the config value must be true or false, got {switch!r:.60}")
     if not isinstance(config.net, UNetConfig):
         raise UserError("run config field 'net' is not a UNet config")
 
@@ -399,7 +400,8 @@ def _validate_combinations(config: TrainConfig) -> None:
             raise UserError("a min-LR floor (optim.min_lr_ratio) or decay horizon (optim.decay_steps/decay_minutes) has "
                             "no effect with --decay none; use --decay cosine or linear, or leave them at 0")
     elif o.warmup >= (o.decay_steps or config.train_steps):
-        raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the {o.decay_steps or config.train_steps} "
+        raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the "
+                        f"{o.decay_steps or config.train_steps} "
                         "steps of the run (--steps), so every step is warm-up; lower --warmup or use --decay none")
 
 

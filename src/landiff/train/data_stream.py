@@ -111,7 +111,8 @@ class StreamSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         position = self.start + self.rank
-        epoch, perm = -1, None
+        epoch = position // self.size
+        perm = epoch_permutation(self.size, self.seed, epoch)
         while True:
             current = position // self.size
             if current != epoch:
@@ -127,7 +128,7 @@ class EpochKeyed(Dataset):
         self.dataset = dataset
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)  # type: ignore[arg-type]  # torch's Dataset declares no __len__; ours all have one
 
     def __getitem__(self, key: tuple[int, int, int]) -> Any:
         epoch, index, position = key
@@ -150,7 +151,7 @@ def batch_stream(
     dataset: Dataset, batch: int, seed: int, start: int, num_workers: int = 0, rank: int = 0, world: int = 1
 ) -> Iterator[StreamBatch]:
     """Endless iterator of this rank's :class:`StreamBatch` es, from global position ``start``."""
-    sampler = StreamSampler(len(dataset), seed, start, rank, world)  # type: ignore[arg-type]
+    sampler = StreamSampler(len(dataset), seed, start, rank, world)  # type: ignore[arg-type]  # as in __len__ above
     loader = DataLoader(
         EpochKeyed(dataset),
         batch_size=batch,

@@ -165,7 +165,7 @@ def gather_cat(tensor: torch.Tensor) -> torch.Tensor:
     padded[: tensor.shape[0]] = tensor.to(device)
     parts = [torch.empty_like(padded) for _ in range(world)]
     torch_dist.all_gather(parts, padded)
-    return torch.cat([part[:size] for part, size in zip(parts, sizes)]).to(tensor.device)
+    return torch.cat([part[:size] for part, size in zip(parts, sizes, strict=True)]).to(tensor.device)
 
 
 def gather_rank_tensors(local: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -203,7 +203,7 @@ def average_gradients(params: Sequence[nn.Parameter]) -> None:
     torch_dist.all_reduce(flat)
     flat /= torch_dist.get_world_size()
     offset = 0
-    for param, grad in zip(params, grads):
+    for param, grad in zip(params, grads, strict=True):
         size = grad.numel()
         param.grad = flat[offset : offset + size].view_as(grad).to(param.device)
         offset += size

@@ -34,7 +34,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Calls ``write(tmp_path)`` then renames the finished file onto ``path``.
 
     A crash or exception at any point leaves either the old ``path`` or the new one, never a part.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     )
 
 
-def _meta_shapes(make, checkpoint: Path) -> dict[str, tuple[int, ...]]:
+def _meta_shapes(make: Callable[[], nn.Module], checkpoint: Path) -> dict[str, tuple[int, ...]]:
     """Name → shape of the state dict of ``make()`` built on the meta device."""
     try:
         with torch.device("meta"):
@@ -130,7 +131,7 @@ def _classes(path: Path, config: TrainConfig) -> list[str]:
     count = config.gan.num_classes if config.model == "gan" else config.net.num_classes
     labels = sorted(mapping.values()) if isinstance(mapping, dict) and all(
         isinstance(v, int) and not isinstance(v, bool) for v in mapping.values()) else None
-    if labels != list(range(count)):
+    if labels != list(range(count)) or not isinstance(mapping, dict):  # (labels is None for a non-dict)
         raise UserError(f"{path} must map each of the run's {count} class names to a label 0..{count - 1}; "
                         "restore it from the run's data, or delete it to sample by label number")
     return [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
