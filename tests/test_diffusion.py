@@ -51,7 +51,7 @@ def test_linear_schedule_endpoints_and_rescaling():
     alphas_cumprod = np.cumprod(1 - betas)
     assert alphas_cumprod[0] == pytest.approx(1 - 1e-4)
     assert alphas_cumprod[-1] == pytest.approx(4.0358e-5, rel=1e-3)  # DDPM's ᾱ_T at T = 1000
-    # 1000/T rescaling keeps the end of the curve roughly where it was (PITFALLS: diffusers omits it).
+    # 1000/T rescaling keeps the end of the curve roughly where it was (diffusers' DDPMScheduler omits it).
     short = np.cumprod(1 - beta_schedule("linear", 250))
     assert short[-1] == pytest.approx(alphas_cumprod[-1], rel=0.3)
     assert np.prod(1 - np.linspace(1e-4, 0.02, 250)) > 1e-2  # without rescaling: far from pure noise

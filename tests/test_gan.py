@@ -14,23 +14,17 @@ from torch import nn
 from landiff.cli.main import main
 from landiff.errors import UserError
 from landiff.nets import DCGAN_SIZES, DCGANConfig, Discriminator, Generator, dcgan_layout, latents
-from landiff.train import load_run, recipe, train
+from landiff.train import load_run, train
 from landiff.train.checkpoint import list_checkpoints, load_checkpoint
 from landiff.train.run_dir import read_stats
+from tiny_runs import small_dcgan
 
 # Tiny nets at 32 px so every test trains in about a second on 2 cores.
 SMALL = ["--resolution", "32", "--ngf", "16", "--ndf", "16", "--batch", "8", "--preview-count", "4",
          "--precision", "fp32", "--synthetic-n", "32"]
 
 
-def small_config(**changes):
-    config = recipe("dcgan")
-    config = dataclasses.replace(
-        config, resolution=32, synthetic_n=32, precision="fp32", preview_count=4, log_every=2, checkpoint_every=100,
-        sample_every=100, gan=dataclasses.replace(config.gan, ngf=16, ndf=16, z_dim=16),
-        optim=dataclasses.replace(config.optim, batch=8),
-    )
-    return dataclasses.replace(config, **changes)
+small_config = small_dcgan
 
 
 def quiet(_: str) -> None:

@@ -77,7 +77,7 @@ def test_sliced_distance_by_hand():
 
 def test_swd_sees_structure_beyond_what_two_subsets_differ_by():
     # Per-channel normalisation removes any global per-channel affine change (a colour cast or a
-    # contrast change): SWD is blind to those (PITFALLS, "Metrics"). So the "different
+    # contrast change): SWD is blind to those (see metrics/swd.py). So the "different
     # distribution" here differs in spatial structure — white noise with the same per-channel
     # mean and std as the blurred noise — which normalisation cannot remove.
     # (Measured: same ≈ 21 / 41 at levels 32 / 16, white noise ≈ 52 / 61.)

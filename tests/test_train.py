@@ -17,20 +17,14 @@ from landiff.samplers import classifier_free_guidance
 from landiff.train import load_run, recipe, train
 from landiff.train.checkpoint import list_checkpoints, load_checkpoint
 from landiff.train.run_dir import read_stats
+from tiny_runs import small_unet
 
 # A very small net at 16 px so every test trains in seconds on 2 cores.
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1",
          "--attention", "8", "--batch", "8", "--preview-count", "4", "--preview-steps", "3", "--precision", "fp32"]
 
 
-def small_config(**changes):
-    config = recipe("tiny")
-    net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                              attention_resolutions=(8,))
-    config = dataclasses.replace(config, net=net, resolution=16, synthetic_n=64, precision="fp32", preview_count=4,
-                                 preview_steps=3, log_every=2, checkpoint_every=3, sample_every=100)
-    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8, warmup=2))
-    return dataclasses.replace(config, **changes)
+small_config = small_unet
 
 
 @pytest.fixture()

@@ -21,6 +21,7 @@ from landiff.train.checkpoint import list_checkpoints
 from landiff.train.config import RECIPES, OptimConfig, TrainConfig, validate
 from landiff.train.run_dir import read_stats
 from landiff.train.schedule import learning_rate
+from tiny_runs import small_dcgan, small_unet
 
 # Same miniature as tests/test_train.py: a 16 px UNet that trains a step in well under a second.
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1",
@@ -28,23 +29,11 @@ SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--r
 
 
 def small_config(**changes) -> TrainConfig:
-    config = recipe("tiny")
-    net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                              attention_resolutions=(8,))
-    config = dataclasses.replace(config, net=net, resolution=16, synthetic_n=32, precision="fp32", preview_count=4,
-                                 preview_steps=3, log_every=1, checkpoint_every=100, sample_every=100)
-    config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8, warmup=1))
-    return dataclasses.replace(config, **changes)
+    return small_unet(warmup=1, **{"synthetic_n": 32, "log_every": 1, "checkpoint_every": 100, **changes})
 
 
 def small_gan_config(**changes) -> TrainConfig:
-    config = recipe("dcgan")
-    config = dataclasses.replace(
-        config, resolution=32, synthetic_n=16, precision="fp32", preview_count=4, log_every=1, checkpoint_every=100,
-        sample_every=100, gan=dataclasses.replace(config.gan, ngf=8, ndf=8, z_dim=8),
-        optim=dataclasses.replace(config.optim, batch=8),
-    )
-    return dataclasses.replace(config, **changes)
+    return small_dcgan(width=8, **{"synthetic_n": 16, "log_every": 1, **changes})
 
 
 def with_optim(config: TrainConfig, **changes) -> TrainConfig:

@@ -1,7 +1,7 @@
 """Noise schedules β_1..β_T (float64). Schedules may be added but never changed once shipped.
 
 - ``linear``: DDPM §4 (β from 1e-4 to 0.02 at T = 1000), rescaled by 1000/T so any T gives the
-  same ᾱ curve shape (Improved DDPM appendix; diffusers omits this rescaling, see PITFALLS.md).
+  same ᾱ curve shape (Improved DDPM appendix; diffusers' DDPMScheduler does not rescale).
 - ``cosine``: Improved DDPM eq. 17, ᾱ(t) = f(t)/f(0), f(t) = cos²(((t/T)+s)/(1+s)·π/2), s = 0.008,
   with β clipped to 0.999 to avoid the singularity at t = T.
 """

@@ -73,7 +73,7 @@ def fid(features_a: np.ndarray, features_b: np.ndarray, *, repeats: int = 1, see
     """FID on the full sets, with the std over ``repeats`` random half-samples as its spread.
 
     FID is biased upwards at small n (≈ Tr terms of the covariance estimate): compare numbers
-    only at equal sample counts, and prefer KID below a few thousand images (PITFALLS).
+    only at equal sample counts, and prefer KID below a few thousand images (Bińkowski et al. 2018, arXiv 1801.01401, §4).
     """
     full = fid_from_features(features_a, features_b)
     return half_sample_spread(fid_from_features, features_a, features_b, repeats=repeats, seed=seed, full_value=full)

@@ -12,7 +12,7 @@ Karras et al. 2017, "Progressive Growing of GANs", arXiv 1710.10196, Appendix D:
    Wasserstein-1 distance between equally sized samples), averaged over directions and repeats;
 5. reported ×10³ per level and averaged over levels.
 
-Blind spot (PITFALLS, "Metrics"): step 3 removes any per-channel affine change of the whole set,
+Blind spot: step 3 removes any per-channel affine change of the whole set,
 so SWD cannot see a global colour cast or contrast change; pair it with FID/KID.
 
 Usage::

@@ -1,6 +1,6 @@
 """Reads run directories into typed records, tolerating any missing or damaged piece.
 
-A run directory (see STYLE.md, "Run directory is the contract") may hold::
+A run directory (the contract written by ``landiff.train.run_dir``) may hold::
 
     config.json             TrainConfig as JSON (model, preset, data, resolution, optim.batch …)
     stats.jsonl             one record per log interval (diffusion: loss …; GAN: loss_d, loss_g …)

@@ -106,7 +106,7 @@ def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor]
     """Writes checkpoint ``step`` atomically, verifies it, then deletes all but the newest ``keep``.
 
     Verification re-reads the header from disk and checks the file size, so an older checkpoint is
-    only ever deleted once a complete newer one is in place (PITFALLS: rotate after, not before).
+    only ever deleted once a complete newer one is in place (rotate after the new one is verified, never before).
     """
     path = directory / checkpoint_name(step)
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
