@@ -25,8 +25,8 @@ from landiff.data import open_dataset
 from landiff.data.prepared import prepare_folder
 from landiff.diffusion import GaussianDiffusion, beta_schedule
 from landiff.nets import UNet, get_preset
+from landiff.runs.config import OptimConfig
 from landiff.train.components import make_adamw
-from landiff.train.config import OptimConfig
 from landiff.train.data_stream import batch_stream
 from landiff.train.precision import Precision
 

@@ -55,8 +55,8 @@ def candidate_for(spec: dict) -> Candidate:
 
 def _optimizer(library: str, net: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     if library == "landiff":
+        from landiff.runs.config import OptimConfig
         from landiff.train.components import make_adamw
-        from landiff.train.config import OptimConfig
 
         return make_adamw(net.parameters(), OptimConfig(lr=1e-4), device)
     return torch.optim.AdamW(net.parameters(), lr=1e-4)

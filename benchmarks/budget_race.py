@@ -46,7 +46,6 @@ from measure import RESULTS, append_results  # noqa: E402
 from race_entrants import ENTRANTS, Entrant, make_entrant  # noqa: E402
 
 
-
 @dataclasses.dataclass
 class Point:
     minutes: float

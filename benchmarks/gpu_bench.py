@@ -30,8 +30,8 @@ from peaks import measure_peaks  # noqa: E402
 
 def adm_section(device: torch.device, batch: int, steps: int, compile_too: bool, dry: bool) -> str:
     """Training-step throughput of the adm-64 preset (or tiny on the dry path) against the matmul peak."""
+    from landiff.runs.config import OptimConfig
     from landiff.train.components import make_adamw
-    from landiff.train.config import OptimConfig
 
     preset, res = ("tiny", 16) if dry else ("adm-64", 64)
     candidate = bench_train.landiff_candidate(preset, res)

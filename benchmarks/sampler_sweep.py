@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RESULTS, append_results  # noqa: E402
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Point:
     sampler: str

@@ -68,3 +68,33 @@ def test_no_function_is_longer_than_the_limit():
     assert not offenders, (
         f"functions longer than {MAX_FUNCTION_LINES} lines (split them into named steps):\n" + "\n".join(offenders)
     )
+
+
+# ------------------------------------------------------------- moved modules keep their old names
+def test_every_moved_module_still_imports_under_its_old_name_with_a_deprecation_warning():
+    import importlib
+    import sys
+    import warnings
+
+    from landiff._moved import MOVED
+
+    assert MOVED, "the alias table is empty"
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
+        assert not (SRC.parent / Path(*old.split("."))).with_suffix(".py").exists(), f"{old} exists at its old place too"
+
+
+def test_an_old_name_gives_the_same_objects_as_the_new_one():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from landiff.train.config import TrainConfig as old
+    from landiff.runs.config import TrainConfig
+
+    assert old is TrainConfig

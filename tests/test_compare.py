@@ -10,8 +10,8 @@ import pytest
 from landiff.cli.main import main
 from landiff.compare import parse_sweep
 from landiff.errors import UserError
+from landiff.runs.checkpoint import list_checkpoints
 from landiff.train import train
-from landiff.train.checkpoint import list_checkpoints
 from tiny_runs import tiny_diffusion, tiny_gan
 
 
@@ -36,7 +36,7 @@ def test_compare_writes_one_protocol_summary_per_run(tmp_path, monkeypatch, caps
     assert [(p["sampler"], p["steps"]) for p in d["sweep"]] == [("ddim", 2), ("dpm++", 2)] and g["sweep"] == []
     # cost.flops_per_image is checked against hand counts in test_direct_checks; here: a sample costs nfe passes
     from landiff.cost import flops_per_image
-    from landiff.train.run import load_run
+    from landiff.runs.load import load_run
 
     _, per_pass = flops_per_image(load_run(tmp_path / "diffusion", device="cpu"))
     assert d["cost"]["nfe"] == 20 and d["cost"]["flops_per_sample"] == 20 * per_pass > 0

@@ -139,7 +139,7 @@ def test_diffusion_flops_per_image_match_a_hand_count():
 
 
 def test_gan_flops_per_image_match_a_hand_count(monkeypatch):
-    import landiff.train.gan_trainer as gan_trainer
+    import landiff.cost as cost
     from landiff.cost import flops_per_image
 
     res, z_dim = 4, 5
@@ -160,8 +160,8 @@ def test_gan_flops_per_image_match_a_hand_count(monkeypatch):
         def forward(self, x, y):
             return self.fc(x.flatten(1))
 
-    monkeypatch.setattr(gan_trainer, "build_generator", lambda config, device: G())
-    monkeypatch.setattr(gan_trainer, "build_discriminator", lambda config, device: D())
+    monkeypatch.setattr(cost, "build_generator", lambda config, device: G())
+    monkeypatch.setattr(cost, "build_discriminator", lambda config, device: D())
     config = SimpleNamespace(resolution=res, gan=SimpleNamespace(z_dim=z_dim, num_classes=0, d_steps=2))
     train, per_eval = flops_per_image(SimpleNamespace(config=config, diffusion=None, model=None))  # type: ignore[arg-type]
     g_fwd = 2 * z_dim * 48  # per image: a 5→48 matmul

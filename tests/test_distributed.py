@@ -27,12 +27,13 @@ import torch.multiprocessing as mp
 from landiff.cli.main import main
 from landiff.diffusion import GaussianDiffusion, TrainingLosses
 from landiff.errors import UserError
+from landiff.options import pick_device
+from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
+from landiff.runs.run_dir import read_stats
 from landiff.train import recipe, train
-from landiff.train.checkpoint import list_checkpoints, load_checkpoint
 from landiff.train.components import Checkpointable
 from landiff.train.data_stream import StreamSampler, stream_order
-from landiff.train.distributed import SINGLE, Dist, env_dist, gather_cat, pick_device
-from landiff.train.run_dir import read_stats
+from landiff.train.distributed import SINGLE, Dist, env_dist, gather_cat
 
 WORLD = 2
 SPAWN_TIMEOUT_S = 240

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from landiff.nets import UNet, get_preset, with_overrides
+from landiff.runs.config import OptimConfig
 from landiff.train.components import make_adamw
-from landiff.train.config import OptimConfig
 
 SMALL = with_overrides(get_preset("tiny"), resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
                        attention_resolutions=(8,), head_channels=16)
@@ -118,8 +118,8 @@ def test_compiled_unet_matches_eager():
 def test_short_training_run_bf16_loss_follows_fp32(tmp_path):
     """A short run's loss curve in bf16 stays within noise of the fp32 curve (same data, same seeds)."""
     from landiff.pair import diffusion_recipe
+    from landiff.runs.run_dir import read_stats
     from landiff.train import train
-    from landiff.train.run_dir import read_stats
 
     curves = {}
     for precision in ("fp32", "bf16"):

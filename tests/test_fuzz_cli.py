@@ -30,7 +30,7 @@ import landiff.train.diffusion_trainer as diffusion_trainer
 import landiff.train.gan_trainer as gan_trainer
 from landiff.cli.main import build_parser, main
 from landiff.options import Spec, spec_of
-from landiff.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from landiff.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1", "--attention", "8",
          "--batch", "2", "--synthetic-n", "8", "--precision", "fp32", "--preview-count", "0", "--diffusion-steps", "10",
@@ -544,12 +544,12 @@ def _boundary_values(spec: Spec) -> list:
 
 
 def test_train_flag_ranges_agree_with_validate():
-    """Each train flag's Spec accepts exactly what train/config.py validate() accepts at its bounds."""
+    """Each train flag's Spec accepts exactly what runs/config.py validate() accepts at its bounds."""
     import dataclasses
 
     from landiff.cli.train import OVERRIDES, _train_specs
     from landiff.errors import UserError
-    from landiff.train.config import recipe, validate
+    from landiff.runs.config import recipe, validate
 
     checked = 0
     for flag, spec in _train_specs().items():

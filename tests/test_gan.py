@@ -14,9 +14,9 @@ from torch import nn
 from landiff.cli.main import main
 from landiff.errors import UserError
 from landiff.nets import DCGAN_SIZES, DCGANConfig, Discriminator, Generator, dcgan_layout, latents
+from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
+from landiff.runs.run_dir import read_stats
 from landiff.train import load_run, train
-from landiff.train.checkpoint import list_checkpoints, load_checkpoint
-from landiff.train.run_dir import read_stats
 from tiny_runs import small_dcgan
 
 # Tiny nets at 32 px so every test trains in about a second on 2 cores.

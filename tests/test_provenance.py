@@ -15,9 +15,9 @@ from landiff.cli.main import main
 from landiff.report.collect import load_runs
 from landiff.report.markdown import render_markdown
 from landiff.report.sections import metrics_section, observations_section
-from landiff.train import run_dir as run_dir_module
+from landiff.runs import run_dir as run_dir_module
+from landiff.runs.checkpoint import latest_checkpoint
 from landiff.train import train
-from landiff.train.checkpoint import latest_checkpoint
 from tiny_runs import tiny_diffusion, tiny_gan
 
 pytest.importorskip("matplotlib")
@@ -174,7 +174,7 @@ def test_samples_carry_provenance_into_eval(tmp_path, capsys):
 
 def test_compare_class_conditional_runs_with_balanced_labels(tmp_path, capsys):
     from landiff.generate import generate
-    from landiff.train.run import load_run
+    from landiff.runs.load import load_run
 
     gan, diffusion = tmp_path / "gan", tmp_path / "diffusion"
     train(tiny_gan(train_steps=2, class_cond=True), gan, **QUIET)

@@ -35,13 +35,13 @@ from landiff.cli.train import OVERRIDES
 from landiff.diffusion import GaussianDiffusion, TrainingLosses
 from landiff.errors import TrainingDiverged, UserError
 from landiff.nets.dcgan import Discriminator
+from landiff.runs.checkpoint import MAX_HEADER_BYTES, list_checkpoints, load_checkpoint, read_header, save_checkpoint
+from landiff.runs.config import read_config
+from landiff.runs.files import resolve_inside
+from landiff.runs.run_dir import RunLock, read_stats
 from landiff.train import load_run, recipe, train
-from landiff.train.checkpoint import MAX_HEADER_BYTES, list_checkpoints, load_checkpoint, read_header, save_checkpoint
-from landiff.train.config import read_config
-from landiff.train.files import resolve_inside
 from landiff.train.loop_common import clipped_step
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
-from landiff.train.run_dir import RunLock, read_stats
 from landiff.train.signals import GracefulStop
 
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1", "--attention", "8",
@@ -285,7 +285,7 @@ def test_rotation_waits_for_a_verified_checkpoint(tmp_path, monkeypatch):
     folder = tmp_path / "checkpoints"
     for step in (1, 2):
         save_checkpoint(folder, step, {"w": torch.ones(2)}, {"step": step}, keep=2)
-    import landiff.train.checkpoint as checkpoint_module
+    import landiff.runs.checkpoint as checkpoint_module
 
     def corrupt(path: Path) -> dict:
         raise UserError(f"{path} is not a landiff checkpoint")

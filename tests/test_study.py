@@ -17,6 +17,8 @@ import pytest
 
 from landiff.errors import TrainingDiverged, UserError
 from landiff.metrics.io import load_reference, read_npz
+from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
+from landiff.runs.config import config_differences
 from landiff.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
 from landiff.study.evaluation import CurvePoint
 from landiff.study.execute import open_study
@@ -28,8 +30,6 @@ from landiff.study.state import checkpoint_state, open_state, save_state
 from landiff.study.uncertainty import fisher_greater, summarize, t_critical, two_proportions, welch, wilson
 from landiff.study.verdict import observations
 from landiff.train import train
-from landiff.train.checkpoint import list_checkpoints, load_checkpoint
-from landiff.train.config import config_differences
 
 TINY = make_options(budget="tiny")
 

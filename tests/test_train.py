@@ -13,10 +13,10 @@ from PIL import Image
 
 from landiff.cli.main import main
 from landiff.errors import UserError
+from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
+from landiff.runs.run_dir import read_stats
 from landiff.samplers import classifier_free_guidance
 from landiff.train import load_run, recipe, train
-from landiff.train.checkpoint import list_checkpoints, load_checkpoint
-from landiff.train.run_dir import read_stats
 from tiny_runs import small_unet
 
 # A very small net at 16 px so every test trains in seconds on 2 cores.

@@ -16,10 +16,10 @@ from torch import nn
 from landiff.cli.main import main
 from landiff.diffusion import GaussianDiffusion, beta_schedule
 from landiff.errors import UserError
+from landiff.runs.checkpoint import list_checkpoints
+from landiff.runs.config import RECIPES, OptimConfig, TrainConfig, validate
+from landiff.runs.run_dir import read_stats
 from landiff.train import loop_common, recipe, train
-from landiff.train.checkpoint import list_checkpoints
-from landiff.train.config import RECIPES, OptimConfig, TrainConfig, validate
-from landiff.train.run_dir import read_stats
 from landiff.train.schedule import learning_rate
 from tiny_runs import small_dcgan, small_unet
 
@@ -137,7 +137,7 @@ def test_learned_variance_without_a_bound_and_hybrid_without_a_learned_variance_
 
 
 def test_every_recipe_validates_and_the_refused_list_is_one_line_each():
-    from landiff.train.config import REFUSED_COMBINATIONS
+    from landiff.runs.config import REFUSED_COMBINATIONS
 
     for name in RECIPES:
         validate(recipe(name))
@@ -289,7 +289,7 @@ def test_train_help_lists_every_refused_combination(capsys):
     import re
 
     from landiff.cli.main import main
-    from landiff.train.config import REFUSED_COMBINATIONS
+    from landiff.runs.config import REFUSED_COMBINATIONS
 
     try:
         code = main(["train", "--help"])

@@ -21,4 +21,8 @@ name                        meaning
 ==========================  =================================================================
 """
 
+from landiff import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()  # deprecated import paths of moved modules, for one release

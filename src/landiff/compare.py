@@ -28,8 +28,8 @@ from landiff.metrics.features import InceptionFeatures, InceptionUnavailable, fi
 from landiff.metrics.io import ImageSet, load_reference
 from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
-from landiff.train.files import atomic_write, atomic_write_text
-from landiff.train.run import LoadedRun, load_run
+from landiff.runs.files import atomic_write, atomic_write_text
+from landiff.runs.load import LoadedRun, load_run
 
 DEFAULT_SWEEP: tuple[tuple[str, int], ...] = (
     ("ddpm", 50), ("ddpm", 250), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 5), ("dpm++", 10), ("dpm++", 20),

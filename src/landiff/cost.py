@@ -11,7 +11,8 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from landiff.train.run import LoadedRun
+from landiff.runs.load import LoadedRun
+from landiff.runs.models import build_discriminator, build_generator
 
 
 def _count(fn: Callable[[], object]) -> int:
@@ -45,8 +46,6 @@ def flops_per_image(loaded: LoadedRun) -> tuple[int, int]:
             per_eval = _count(lambda: net(x, t, y) if y is not None else net(x, t))
         net.eval()
         return train, per_eval
-    from landiff.train.gan_trainer import build_discriminator, build_generator
-
     cpu = torch.device("cpu")
     g, d = build_generator(config, cpu).train(), build_discriminator(config, cpu).train()
     z = torch.randn(2, config.gan.z_dim)  # batch 2: batch norm needs more than one value per channel

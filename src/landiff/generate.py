@@ -20,8 +20,8 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import to_uint8
 from landiff.metrics.provenance import Provenance, provenance_for, sampling_precision
+from landiff.runs.load import LoadedRun
 from landiff.samplers import DEFAULT_SPACING, classifier_free_guidance, sample
-from landiff.train.run import LoadedRun
 
 Labels = torch.Tensor | Literal["balanced"] | None
 

@@ -43,6 +43,6 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def save_grid(images: np.ndarray, path: Path, columns: int | None = None) -> None:
     """Writes a grid of (N, H, W, 3) uint8 images to ``path`` atomically."""
-    from landiff.train.files import atomic_write_bytes
+    from landiff.runs.files import atomic_write_bytes
 
     atomic_write_bytes(Path(path), png_bytes(make_grid(images, columns)))

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, overload
 
+import torch
+
 from landiff.errors import UserError
 
 SEED_LIMIT = 2**63  # seeds are keyed into 64-bit generators (landiff.train.data_stream.keyed_seed)
@@ -45,7 +47,7 @@ class Spec:
         help: one line saying what the option does (never empty; the range and default are appended).
         default: the value when the option is left out (None: decided by the command).
         low, high: inclusive bounds of a number (None: unbounded); ``high_open`` makes ``high``
-            exclusive, as train/config.py validate() does for its rates: [low, high).
+            exclusive, as runs/config.py validate() does for its rates: [low, high).
         low_open: makes ``low`` exclusive (a number > low).
         choices: the accepted words of a ``choice``.
         unit: what the number counts (images, steps, minutes, px …), shown in the help.
@@ -290,8 +292,6 @@ def check_device(text: str | None, flag: str = "--device") -> str | None:
     """
     if text is None:
         return None
-    import torch
-
     hint = "use cpu, cuda or cuda:N, or leave it out for the default"
     if not isinstance(text, str) or not text.strip():
         raise UserError(f"{flag} {text!r} is empty; {hint}")
@@ -389,19 +389,25 @@ def _check_input(path: str | os.PathLike[str] | None, flag: str, what: str, *, f
 
 
 # ---------------------------------------------------------------------- memory estimates
-def compute_device(text: str | None) -> Any:
-    """The torch device a checked ``--device`` text (or the default: cuda when available) means."""
-    import torch
+def pick_device(requested: str | None = None, local_rank: int = 0) -> torch.device:
+    """``--device`` checked: default ``cuda:LOCAL_RANK`` when CUDA is there, else ``cpu``.
 
-    if text:
-        return torch.device(check_device(text))
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    Raises:
+        UserError: an unparsable device string, or CUDA asked for where none is visible.
+    """
+    if not requested:
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(check_device(requested))
+    if device.type == "cuda" and device.index is None:  # plain "cuda" under torchrun: this rank's GPU
+        device = torch.device("cuda", local_rank)
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"--device {requested}: local rank {local_rank} has no GPU "
+                            f"(only {torch.cuda.device_count()} visible)")
+    return device
 
 
 def available_memory(device: Any = None) -> tuple[int | None, str]:
     """(bytes free for new tensors, where the number comes from) on ``device`` (None when unknown)."""
-    import torch
-
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda":
         try:

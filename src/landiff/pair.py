@@ -10,8 +10,8 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from landiff.runs.config import TrainConfig
 from landiff.train import recipe, train
-from landiff.train.config import TrainConfig
 
 
 def diffusion_recipe(data: str, resolution: int, minutes: float) -> TrainConfig:

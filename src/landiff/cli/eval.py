@@ -37,7 +37,7 @@ from landiff.options import (
     check_memory,
     check_output_file,
     check_seed,
-    compute_device,
+    pick_device,
     unet_bytes,
 )
 
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from landiff.metrics.memorization import MemorizationResult
     from landiff.metrics.provenance import Provenance
     from landiff.metrics.records import MetricRecord
+    from landiff.runs.load import LoadedRun
     from landiff.train.distributed import Dist
-    from landiff.train.run import LoadedRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -301,7 +301,7 @@ def run_metric(args: argparse.Namespace) -> int:
     _check_outputs(args)
     if args.metric != "swd":  # the Inception input batch alone: 299 x 299 x 3 float32 per image
         check_memory({"Inception input batch": 4.0 * 299 * 299 * 3 * args.batch}, ["--batch"],
-                     compute_device(args.device))
+                     pick_device(args.device))
     extractor = _inception(args) if args.metric != "swd" else None
     if args.metric != "swd" and extractor is None:
         return 1

@@ -44,14 +44,14 @@ from landiff.options import (
     dcgan_bytes,
     unet_bytes,
 )
+from landiff.runs.files import atomic_write, atomic_write_bytes
 from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
 from landiff.train.distributed import Dist, gather_cat, process_group
-from landiff.train.files import atomic_write, atomic_write_bytes
 
 if TYPE_CHECKING:
+    from landiff.runs.load import LoadedRun
     from landiff.samplers import SamplerName
     from landiff.samplers.timesteps import StepCallback
-    from landiff.train.run import LoadedRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
-from landiff.train.config import (
+from landiff.runs.config import (
     INT_BOUNDS,
     NUMBER_BOUNDS,
     RECIPES,
@@ -69,7 +69,7 @@ GAN_ONLY = {"gan_ema"}
 
 
 def _train_specs() -> dict[str, Spec]:
-    """The spec of every override flag; the ranges come from train/config.py's INT_BOUNDS and
+    """The spec of every override flag; the ranges come from runs/config.py's INT_BOUNDS and
     NUMBER_BOUNDS, the tables validate() enforces (tests/test_fuzz_cli.py checks that they agree).
     Net fields keep the UNet's own checks."""
     from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES

@@ -131,7 +131,7 @@ def import_inception(source: str | os.PathLike[str], out: str | os.PathLike[str]
     """
     from safetensors.torch import save_file
 
-    from landiff.train.files import atomic_write
+    from landiff.runs.files import atomic_write
 
     source = Path(source)
     if not source.is_file():

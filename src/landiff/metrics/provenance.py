@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from landiff.train.run import LoadedRun
+    from landiff.runs.load import LoadedRun
 
 DIGEST_CHARS = 16  # 64 bits of the SHA-256: a cache key, not a security boundary
 

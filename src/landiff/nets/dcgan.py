@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from landiff.errors import UserError
+from landiff.noise import SampleNoise
 
 MIN_SIZE, MAX_SIZE = 32, 256
 START_SIZES = (4, 5, 6, 7)  # s: the first feature map is s × s
@@ -109,8 +110,6 @@ def latents(seeds: Sequence[int], z_dim: int, device: torch.device | str = "cpu"
     Returns:
         (len(seeds), z_dim) float32 tensor on ``device``.
     """
-    from landiff.samplers.noise import SampleNoise
-
     return SampleNoise(list(seeds), device).randn(z_dim)
 
 

@@ -19,7 +19,7 @@ from landiff.report.document import figure_sources
 from landiff.report.html import render_html
 from landiff.report.markdown import render_markdown
 from landiff.report.sections import build_blocks
-from landiff.train.files import atomic_write_bytes, atomic_write_text
+from landiff.runs.files import atomic_write_bytes, atomic_write_text
 
 # The PNG names the report sections produce (report/sections.py): a rebuild removes the ones it did not
 # produce this time, so a run whose samples are now left out cannot keep showing an old grid.

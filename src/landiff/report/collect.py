@@ -1,6 +1,6 @@
 """Reads run directories into typed records, tolerating any missing or damaged piece.
 
-A run directory (the contract written by ``landiff.train.run_dir``) may hold::
+A run directory (the contract written by ``landiff.runs.run_dir``) may hold::
 
     config.json             TrainConfig as JSON (model, preset, data, resolution, optim.batch …)
     stats.jsonl             one record per log interval (diffusion: loss …; GAN: loss_d, loss_g …)
@@ -53,7 +53,7 @@ from landiff.report.records import (
     TrainingLog,
     Unavailable,
 )
-from landiff.train.checkpoint import latest_checkpoint
+from landiff.runs.checkpoint import latest_checkpoint
 
 # Loss series read from stats.jsonl, per family (the record fields of train/stats.py, gan_stats.py).
 LOSS_FIELDS = ("loss", "mse", "vb", "loss_d", "loss_g")

@@ -26,11 +26,11 @@ from torch import Tensor
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
+from landiff.noise import SampleNoise, initial_noise
 from landiff.samplers.ddim import ddim_sample, ddim_sigma, ddim_step
 from landiff.samplers.ddpm import ddpm_sample
 from landiff.samplers.dpm_solver import dpm_solver_pp_sample
 from landiff.samplers.guidance import classifier_free_guidance
-from landiff.samplers.noise import SampleNoise, initial_noise
 from landiff.samplers.timesteps import SPACINGS, Spacing, StepCallback, check_timesteps, sampling_timesteps
 
 SamplerName = Literal["ddpm", "ddim", "dpm++"]

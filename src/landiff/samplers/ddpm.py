@@ -10,7 +10,7 @@ from torch import Tensor
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
-from landiff.samplers.noise import SampleNoise
+from landiff.noise import SampleNoise
 from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
 
 

@@ -32,12 +32,12 @@ from landiff.metrics.evaluate import evaluate_swd
 from landiff.metrics.features import file_sha256
 from landiff.metrics.io import ImageSet, read_npz
 from landiff.metrics.records import nan_to_null
+from landiff.runs.checkpoint import latest_checkpoint
+from landiff.runs.files import atomic_write, atomic_write_text
+from landiff.runs.load import LoadedRun, load_run
 from landiff.study.datasets import DataLayout
 from landiff.study.options import Family, StudyOptions
 from landiff.study.similarity import diversity
-from landiff.train.checkpoint import latest_checkpoint
-from landiff.train.files import atomic_write, atomic_write_text
-from landiff.train.run import LoadedRun, load_run
 
 # A run has collapsed when its samples are less than 40 % as diverse as real images (mean
 # perceptual distance between different samples vs between different real images). Measured on the

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landiff.errors import TrainingDiverged, UserError
+from landiff.runs.config import TrainConfig
 from landiff.study.datasets import DataLayout, prepare_data, read_layout
 from landiff.study.evaluation import RunEval, add_curve_point, diverged_eval, evaluate_run, read_curve
 from landiff.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions, allocate
 from landiff.study.plan import RunSpec, build_plan, matched_config, reference_name, run_config, staged_config
 from landiff.study.state import StudyState, checkpoint_state, open_state, reached_budget, save_state
 from landiff.train import train
-from landiff.train.config import TrainConfig
 from landiff.train.distributed import Dist, env_dist, process_group
 
 DATA_WAIT_SECONDS = 3600

@@ -30,8 +30,8 @@ from typing import Literal
 
 from landiff.errors import UserError
 from landiff.pair import diffusion_recipe, gan_recipe
+from landiff.runs.config import TrainConfig, validate
 from landiff.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions
-from landiff.train.config import TrainConfig, validate
 
 Variant = Literal["D", "replace", "remove", "duplicate"]
 Role = Literal["seed", "variant", "grid"]

@@ -15,6 +15,7 @@ from landiff.report.document import Block, Bullets, Heading, Paragraph, Table, f
 from landiff.report.formatting import duration
 from landiff.report.html import render_html
 from landiff.report.markdown import render_markdown
+from landiff.runs.files import atomic_write_bytes, atomic_write_text
 from landiff.study.datasets import read_layout
 from landiff.study.experiments import StudyResults, compute_results
 from landiff.study.sections import (
@@ -26,7 +27,6 @@ from landiff.study.sections import (
     sensitivity_section,
 )
 from landiff.study.verdict import observations
-from landiff.train.files import atomic_write_bytes, atomic_write_text
 
 TITLE = "landiff study: diffusion vs GAN, four claims measured"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from landiff.report.document import Block, Figure, FigureRow, Heading, Paragraph, Table
 from landiff.report.formatting import duration, si
 from landiff.report.images import grid_count, grid_png, tile_size
+from landiff.runs.config import TrainConfig
 from landiff.study import figures
 from landiff.study.datasets import read_layout
 from landiff.study.evaluation import COLLAPSE_RATIO, samples_of
@@ -21,7 +22,6 @@ from landiff.study.options import DIFFUSION_WEIGHT, allocate
 from landiff.study.plan import base_config
 from landiff.study.sensitivity import PairStats
 from landiff.study.similarity import calibration_distances
-from landiff.train.config import TrainConfig
 
 Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
 FIGURES = "figures"

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from landiff.errors import UserError
+from landiff.runs.checkpoint import TrainState, latest_checkpoint, read_header
+from landiff.runs.config import TrainConfig
+from landiff.runs.files import atomic_write_text
 from landiff.study.options import StudyOptions
-from landiff.train.checkpoint import latest_checkpoint, read_header
-from landiff.train.components import TrainState
-from landiff.train.config import TrainConfig
-from landiff.train.files import atomic_write_text
 
 STATE_FORMAT = 1
 STATE_NAME = "plan.json"

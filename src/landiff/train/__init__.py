@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from landiff.errors import UserError
-from landiff.train.components import TrainState
-from landiff.train.config import RECIPES, DiffusionConfig, GANConfig, OptimConfig, TrainConfig, recipe
+from landiff.runs.checkpoint import TrainState
+from landiff.runs.config import RECIPES, DiffusionConfig, GANConfig, OptimConfig, TrainConfig, recipe
+from landiff.runs.load import LoadedRun, load_run
 from landiff.train.diffusion_trainer import diffusion_loop
 from landiff.train.gan_trainer import gan_loop
 from landiff.train.loop_common import training_session
-from landiff.train.run import LoadedRun, load_run
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11 on

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from landiff import __version__
-from landiff.diffusion import GaussianDiffusion, beta_schedule
 from landiff.errors import UserError
-from landiff.nets import UNet
-from landiff.train.checkpoint import (
+from landiff.runs.checkpoint import (
+    TrainState,
     load_optimizer_state,
     optimizer_state,
     prefixed,
@@ -20,27 +19,12 @@ from landiff.train.checkpoint import (
     rng_state,
     unprefixed,
 )
-from landiff.train.config import FORMAT_VERSION, OptimConfig, TrainConfig
-from landiff.train.distributed import SINGLE, Dist, gather_rank_tensors, pick_device
+from landiff.runs.config import FORMAT_VERSION, OptimConfig, TrainConfig
+from landiff.train.distributed import SINGLE, Dist, gather_rank_tensors
 from landiff.train.ema import EMA
 from landiff.train.precision import Precision
 
-__all__ = ["Checkpointable", "TrainState", "build_diffusion", "build_unet", "make_adamw", "pick_device"]
-
-
-def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
-    d = config.diffusion
-    return GaussianDiffusion(
-        beta_schedule(d.schedule, d.num_steps), prediction=d.prediction, variance=d.variance, loss=d.loss  # type: ignore[arg-type]
-    )
-
-
-def build_unet(config: TrainConfig, device: torch.device) -> UNet:
-    model = UNet(config.net).to(device)
-    if config.channels_last:
-        # torch's stub of Module.to omits memory_format, which Module.to accepts (and documents)
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return model
+__all__ = ["Checkpointable", "make_adamw"]
 
 
 def make_adamw(params: Any, optim: OptimConfig, device: torch.device) -> torch.optim.AdamW:
@@ -51,26 +35,6 @@ def make_adamw(params: Any, optim: OptimConfig, device: torch.device) -> torch.o
     return torch.optim.AdamW(
         params, lr=optim.lr, betas=(optim.beta1, optim.beta2), weight_decay=optim.weight_decay, fused=True
     )
-
-
-@dataclass
-class TrainState:
-    """Counters that make a run resumable.
-
-    Attributes:
-        step: optimiser steps done (skipped steps included: they consumed their data).
-        images_seen: examples consumed by all ranks together (the global stream position).
-        skipped_steps: steps whose update (any of them, for the GAN) was skipped because a loss
-            or a gradient was NaN/Inf on some rank.
-        consecutive_skips: skipped steps in a row up to now (0 after any good step).
-        seconds: training wall-clock, summed over all invocations.
-    """
-
-    step: int = 0
-    images_seen: int = 0
-    skipped_steps: int = 0
-    consecutive_skips: int = 0
-    seconds: float = 0.0
 
 
 @dataclass

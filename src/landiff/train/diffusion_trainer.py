@@ -26,9 +26,12 @@ from torch.nn.parallel import DistributedDataParallel
 from landiff.diffusion import GaussianDiffusion, TrainingLosses, make_timestep_sampler
 from landiff.diffusion.timestep_sampler import LossAwareSampler, UniformSampler
 from landiff.grid import from_uint8
+from landiff.runs.checkpoint import TrainState
+from landiff.runs.config import TrainConfig
+from landiff.runs.models import build_diffusion, build_unet
+from landiff.runs.run_dir import RunDir
 from landiff.samplers import sample
-from landiff.train.components import Checkpointable, TrainState, build_diffusion, build_unet, make_adamw
-from landiff.train.config import TrainConfig
+from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
 from landiff.train.distributed import Dist, gather_cat
 from landiff.train.ema import EMA
@@ -44,7 +47,6 @@ from landiff.train.loop_common import (
     set_learning_rate,
 )
 from landiff.train.precision import Precision
-from landiff.train.run_dir import RunDir
 from landiff.train.stats import StatsAccumulator
 
 

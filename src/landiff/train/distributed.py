@@ -27,7 +27,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from landiff.errors import UserError
-from landiff.options import check_device
+from landiff.options import pick_device
 
 T = TypeVar("T")
 
@@ -80,23 +80,6 @@ def current() -> Dist:
         env = env_dist()
         return Dist(rank=torch_dist.get_rank(), world=torch_dist.get_world_size(), local_rank=env.local_rank)
     return env_dist()
-
-
-def pick_device(requested: str | None = None, local_rank: int = 0) -> torch.device:
-    """``--device`` checked: default ``cuda:LOCAL_RANK`` when CUDA is there, else ``cpu``.
-
-    Raises:
-        UserError: an unparsable device string, or CUDA asked for where none is visible.
-    """
-    if not requested:
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(check_device(requested))  # one check for every command (landiff/options.py)
-    if device.type == "cuda" and device.index is None:  # plain "cuda" under torchrun: this rank's GPU
-        device = torch.device("cuda", local_rank)
-        if local_rank >= torch.cuda.device_count():
-            raise UserError(f"--device {requested}: local rank {local_rank} has no GPU "
-                            f"(only {torch.cuda.device_count()} visible)")
-    return device
 
 
 @contextmanager

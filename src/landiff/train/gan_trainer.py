@@ -30,15 +30,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from landiff.grid import from_uint8
-from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator, latents
-from landiff.train.components import Checkpointable, TrainState, make_adamw
-from landiff.train.config import TrainConfig
+from landiff.nets.dcgan import Discriminator, Generator, latents
+from landiff.runs.checkpoint import TrainState
+from landiff.runs.config import TrainConfig
+from landiff.runs.models import build_discriminator, build_generator
+from landiff.runs.run_dir import RunDir
+from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream
 from landiff.train.distributed import average_gradients, broadcast_buffers
 from landiff.train.ema import EMA
@@ -55,34 +58,6 @@ from landiff.train.loop_common import (
     set_learning_rate,
 )
 from landiff.train.precision import Precision
-from landiff.train.run_dir import RunDir
-
-
-def gan_net_config(config: TrainConfig) -> DCGANConfig:
-    """The DCGAN shape of a (finalised) run config."""
-    g = config.gan
-    return DCGANConfig(resolution=config.resolution, z_dim=g.z_dim, ngf=g.ngf, ndf=g.ndf, num_classes=g.num_classes)
-
-
-def build_generator(config: TrainConfig, device: torch.device) -> Generator:
-    """G with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
-    return _placed(Generator(gan_net_config(config)), config, device)
-
-
-def build_discriminator(config: TrainConfig, device: torch.device) -> Discriminator:
-    """D with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
-    return _placed(Discriminator(gan_net_config(config)), config, device)
-
-
-_Module = TypeVar("_Module", bound=torch.nn.Module)
-
-
-def _placed(model: _Module, config: TrainConfig, device: torch.device) -> _Module:
-    """``model`` moved to ``device`` and, when ``config.channels_last``, to the channels-last layout (in place)."""
-    model = model.to(device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to's stubs omit this keyword
-    return model
 
 
 def gan_loop(session: Session, stop_after: int | None) -> TrainState:

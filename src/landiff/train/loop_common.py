@@ -36,14 +36,14 @@ from landiff.data.prepared import is_prepared
 from landiff.errors import TrainingDiverged, UserError
 from landiff.grid import save_grid, to_uint8
 from landiff.progress import Progress
-from landiff.train.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
-from landiff.train.components import Checkpointable, TrainState
-from landiff.train.config import TrainConfig, check_resume_horizon, finalize, read_config
+from landiff.runs.checkpoint import TrainState, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from landiff.runs.config import TrainConfig, check_resume_horizon, finalize, read_config
+from landiff.runs.files import atomic_write_text
+from landiff.runs.run_dir import RunDir, RunLock, append_stats, open_run_dir, truncate_stats
+from landiff.train.components import Checkpointable
 from landiff.train.data_stream import keyed_seed
 from landiff.train.distributed import Dist, all_max, any_rank, main_first, process_group
-from landiff.train.files import atomic_write_text
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
-from landiff.train.run_dir import RunDir, RunLock, append_stats, open_run_dir, truncate_stats
 from landiff.train.schedule import learning_rate
 from landiff.train.signals import GracefulStop
 

@@ -9,7 +9,7 @@ The LR of optimiser step ``s`` (0-based) after ``seconds`` of training, with ``w
   (SGDR, Loshchilov & Hutter 2017, without restarts), linear ``lr + (floor − lr) · p``.
 
 ``p`` runs over the run's *decay horizon*, stored in its config when the run was created
-(:func:`landiff.train.config.resolve_horizon`), never over the current ``--steps``, so a resume
+(:func:`landiff.runs.config.resolve_horizon`), never over the current ``--steps``, so a resume
 cannot make the LR jump: ``p = (s − w) / (decay_steps − w)`` and, for a run with a time budget
 (``--minutes``), ``max(that, seconds / (60 · decay_minutes))``: the decay ends when the first of
 the two budgets does. The time is the run's summed training time (``TrainState.seconds``, in the
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from landiff.train.config import OptimConfig
+from landiff.runs.config import OptimConfig
 
 
 def learning_rate(optim: OptimConfig, step: int, seconds: float = 0.0) -> float:
@@ -28,7 +28,7 @@ def learning_rate(optim: OptimConfig, step: int, seconds: float = 0.0) -> float:
 
     Raises:
         ValueError: a decaying schedule whose horizon was never resolved (``decay_steps`` and
-            ``decay_minutes`` both 0; :func:`landiff.train.config.finalize` sets them).
+            ``decay_minutes`` both 0; :func:`landiff.runs.config.finalize` sets them).
     """
     if optim.warmup > 0 and step < optim.warmup:
         return optim.lr * (step + 1) / optim.warmup

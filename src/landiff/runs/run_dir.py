@@ -26,9 +26,9 @@ except ImportError:  # Windows: no advisory locks; a second trainer is not detec
     fcntl = None  # type: ignore[assignment]
 
 from landiff.errors import UserError
-from landiff.train.checkpoint import latest_checkpoint
-from landiff.train.config import TrainConfig, config_differences, read_config, write_config
-from landiff.train.files import atomic_write_text
+from landiff.runs.checkpoint import latest_checkpoint
+from landiff.runs.config import TrainConfig, config_differences, read_config, write_config
+from landiff.runs.files import atomic_write_text
 
 RUN_ENTRIES = ("config.json", "stats.jsonl", "checkpoints", "samples", "classes.json", "data-skipped.txt")
 LOCK_NAME = ".lock"

@@ -14,6 +14,7 @@ import math
 import random
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,13 +24,33 @@ import torch
 from safetensors import SafetensorError
 
 from landiff.errors import UserError
-from landiff.train.files import atomic_write_bytes
+from landiff.runs.files import atomic_write_bytes
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8,})\.safetensors$")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the limit of the safetensors format itself
 # Bytes per element of the safetensors dtypes a landiff checkpoint can hold.
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+@dataclass
+class TrainState:
+    """Counters that make a run resumable.
+
+    Attributes:
+        step: optimiser steps done (skipped steps included: they consumed their data).
+        images_seen: examples consumed by all ranks together (the global stream position).
+        skipped_steps: steps whose update (any of them, for the GAN) was skipped because a loss
+            or a gradient was NaN/Inf on some rank.
+        consecutive_skips: skipped steps in a row up to now (0 after any good step).
+        seconds: training wall-clock, summed over all invocations.
+    """
+
+    step: int = 0
+    images_seen: int = 0
+    skipped_steps: int = 0
+    consecutive_skips: int = 0
+    seconds: float = 0.0
 
 
 def checkpoint_name(step: int) -> str:

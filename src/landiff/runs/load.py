@@ -20,12 +20,11 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.errors import UserError
 from landiff.nets import UNet
 from landiff.nets.dcgan import Generator
-from landiff.options import check_memory
-from landiff.train.checkpoint import check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
-from landiff.train.components import TrainState, build_diffusion, build_unet, pick_device
-from landiff.train.config import TrainConfig, read_config
-from landiff.train.files import read_json
-from landiff.train.gan_trainer import build_generator, gan_net_config
+from landiff.options import check_memory, pick_device
+from landiff.runs.checkpoint import TrainState, check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
+from landiff.runs.config import TrainConfig, read_config
+from landiff.runs.files import read_json
+from landiff.runs.models import build_diffusion, build_generator, build_unet, gan_net_config
 
 
 @dataclass

@@ -486,7 +486,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def write_config(config: TrainConfig, path: Path) -> None:
     """Writes ``config.json`` atomically."""
-    from landiff.train.files import atomic_write_text
+    from landiff.runs.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
 

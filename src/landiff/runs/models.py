@@ -1,0 +1,57 @@
+"""The networks and the diffusion process of a run, built from its config.
+
+Training (:mod:`landiff.train`) builds them to train; :func:`landiff.runs.load.load_run` builds
+the same ones to load a checkpoint into. One builder each, so both always agree on the shape.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import torch
+
+from landiff.diffusion import GaussianDiffusion, beta_schedule
+from landiff.nets import UNet
+from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator
+from landiff.runs.config import TrainConfig
+
+__all__ = ["build_diffusion", "build_discriminator", "build_generator", "build_unet", "gan_net_config"]
+
+_Module = TypeVar("_Module", bound=torch.nn.Module)
+
+
+def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
+    """The Gaussian diffusion process (schedule, prediction, variance, loss) of a diffusion run."""
+    d = config.diffusion
+    return GaussianDiffusion(
+        beta_schedule(d.schedule, d.num_steps), prediction=d.prediction, variance=d.variance, loss=d.loss  # type: ignore[arg-type]
+    )
+
+
+def build_unet(config: TrainConfig, device: torch.device) -> UNet:
+    """The run's UNet on ``device`` (channels-last when ``config.channels_last``)."""
+    return _placed(UNet(config.net), config, device)
+
+
+def gan_net_config(config: TrainConfig) -> DCGANConfig:
+    """The DCGAN shape of a (finalised) run config."""
+    g = config.gan
+    return DCGANConfig(resolution=config.resolution, z_dim=g.z_dim, ngf=g.ngf, ndf=g.ndf, num_classes=g.num_classes)
+
+
+def build_generator(config: TrainConfig, device: torch.device) -> Generator:
+    """G with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
+    return _placed(Generator(gan_net_config(config)), config, device)
+
+
+def build_discriminator(config: TrainConfig, device: torch.device) -> Discriminator:
+    """D with DCGAN init, on ``device`` (channels-last when ``config.channels_last``)."""
+    return _placed(Discriminator(gan_net_config(config)), config, device)
+
+
+def _placed(model: _Module, config: TrainConfig, device: torch.device) -> _Module:
+    """``model`` moved to ``device`` and, when ``config.channels_last``, to the channels-last layout (in place)."""
+    model = model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to's stubs omit this keyword
+    return model
