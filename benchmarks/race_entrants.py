@@ -51,7 +51,7 @@ class LandiffEntrant:
     """``landiff train`` with the demo's recipes; every stage is a resume with a larger budget."""
 
     def __init__(self, name: str, resolution: int, out: Path, quick: bool) -> None:
-        from landiff.pair import diffusion_recipe, gan_recipe
+        from landiff.workflows.pairing import diffusion_recipe, gan_recipe
 
         self.name, self.run_dir = name, out
         make = diffusion_recipe if name == "landiff" else gan_recipe

@@ -112,7 +112,7 @@ def reference_samples(loaded, run_dir: Path, seeds: list[int], steps: int) -> np
 
 def quick_run(out: Path) -> Path:
     """A few steps of the tiny recipe at 16 px: enough to exercise every code path."""
-    from landiff.pair import diffusion_recipe
+    from landiff.workflows.pairing import diffusion_recipe
     from landiff.train import train
 
     config = diffusion_recipe("synthetic", 16, 0.0)

@@ -86,15 +86,19 @@ def test_every_moved_module_still_imports_under_its_old_name_with_a_deprecation_
             module = importlib.import_module(old)
         assert module is importlib.import_module(new), old
         assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
-        assert not (SRC.parent / Path(*old.split("."))).with_suffix(".py").exists(), f"{old} exists at its old place too"
+        place = SRC.parent / Path(*old.split("."))
+        assert not place.with_suffix(".py").exists() and not place.is_dir(), f"{old} exists at its old place too"
 
 
 def test_an_old_name_gives_the_same_objects_as_the_new_one():
     import warnings
 
+    from landiff.workflows.study.verdict import Claim
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        from landiff.study.verdict import Claim as old_claim
         from landiff.train.config import TrainConfig as old
     from landiff.runs.config import TrainConfig
 
-    assert old is TrainConfig
+    assert old is TrainConfig and old_claim is Claim

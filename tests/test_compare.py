@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from landiff.cli.main import main
-from landiff.compare import parse_sweep
 from landiff.errors import UserError
 from landiff.runs.checkpoint import list_checkpoints
 from landiff.train import train
+from landiff.workflows.compare import parse_sweep
 from tiny_runs import tiny_diffusion, tiny_gan
 
 
@@ -35,8 +35,8 @@ def test_compare_writes_one_protocol_summary_per_run(tmp_path, monkeypatch, caps
     assert d["metrics"]["swd"]["value"] > 0 and d["metrics"]["fid"]["unavailable"].startswith("unavailable:")
     assert [(p["sampler"], p["steps"]) for p in d["sweep"]] == [("ddim", 2), ("dpm++", 2)] and g["sweep"] == []
     # cost.flops_per_image is checked against hand counts in test_direct_checks; here: a sample costs nfe passes
-    from landiff.cost import flops_per_image
     from landiff.runs.load import load_run
+    from landiff.workflows.cost import flops_per_image
 
     _, per_pass = flops_per_image(load_run(tmp_path / "diffusion", device="cpu"))
     assert d["cost"]["nfe"] == 20 and d["cost"]["flops_per_sample"] == 20 * per_pass > 0

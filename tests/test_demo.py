@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from landiff.cli.main import main
-from landiff.demo import plan
+from landiff.workflows.demo import plan
 
 
 def test_plan_splits_the_budget():

@@ -124,7 +124,7 @@ class _TwoConvs(nn.Module):
 
 
 def test_diffusion_flops_per_image_match_a_hand_count():
-    from landiff.cost import flops_per_image
+    from landiff.workflows.cost import flops_per_image
 
     res = 8
     config = SimpleNamespace(resolution=res, net=SimpleNamespace(in_channels=3, num_classes=0))
@@ -139,8 +139,8 @@ def test_diffusion_flops_per_image_match_a_hand_count():
 
 
 def test_gan_flops_per_image_match_a_hand_count(monkeypatch):
-    import landiff.cost as cost
-    from landiff.cost import flops_per_image
+    import landiff.workflows.cost as cost
+    from landiff.workflows.cost import flops_per_image
 
     res, z_dim = 4, 5
 

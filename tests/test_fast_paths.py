@@ -117,9 +117,9 @@ def test_compiled_unet_matches_eager():
 
 def test_short_training_run_bf16_loss_follows_fp32(tmp_path):
     """A short run's loss curve in bf16 stays within noise of the fp32 curve (same data, same seeds)."""
-    from landiff.pair import diffusion_recipe
     from landiff.runs.run_dir import read_stats
     from landiff.train import train
+    from landiff.workflows.pairing import diffusion_recipe
 
     curves = {}
     for precision in ("fp32", "bf16"):

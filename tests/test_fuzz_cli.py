@@ -99,23 +99,23 @@ def guard_work(monkeypatch):
         monkeypatch.setattr(module, "resume_state", after_resume)
     monkeypatch.setattr(cli_sample, "_sample_sharded", stop)
     monkeypatch.setattr(cli_eval, "_nll_sharded", stop)
-    import landiff.compare
     import landiff.data.landscape_export
     import landiff.data.prepared
-    import landiff.demo
     import landiff.metrics.evaluate
     import landiff.metrics.features
-    import landiff.pair
-    import landiff.study.execute
+    import landiff.workflows.compare
+    import landiff.workflows.demo
+    import landiff.workflows.pairing
+    import landiff.workflows.study.execute
 
     for name in ("evaluate_swd", "evaluate_fid", "evaluate_kid", "evaluate_pr", "evaluate_memorization"):
         monkeypatch.setattr(landiff.metrics.evaluate, name, stop)
-    monkeypatch.setattr(landiff.compare, "compare_runs", stop)
+    monkeypatch.setattr(landiff.workflows.compare, "compare_runs", stop)
     monkeypatch.setattr(landiff.data.prepared, "_write_images", stop)
     monkeypatch.setattr(landiff.data.landscape_export, "write_landscapes", stop)
-    monkeypatch.setattr(landiff.demo, "run_demo", stop)
-    monkeypatch.setattr(landiff.pair, "train_pair", stop)
-    monkeypatch.setattr(landiff.study.execute, "run_study", stop)
+    monkeypatch.setattr(landiff.workflows.demo, "run_demo", stop)
+    monkeypatch.setattr(landiff.workflows.pairing, "train_pair", stop)
+    monkeypatch.setattr(landiff.workflows.study.execute, "run_study", stop)
     monkeypatch.setattr(landiff.metrics.features, "import_inception", stop)
     import landiff.metrics
 

@@ -19,17 +19,17 @@ from landiff.errors import TrainingDiverged, UserError
 from landiff.metrics.io import load_reference, read_npz
 from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
 from landiff.runs.config import config_differences
-from landiff.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
-from landiff.study.evaluation import CurvePoint
-from landiff.study.execute import open_study
-from landiff.study.experiments import compute_to_reach, swd_at_time
-from landiff.study.perturb import apply_perturbation, make_perturbation, read_perturbation
-from landiff.study.plan import GRID, RunSpec, apply_cell, base_config, matched_config, reference_name
-from landiff.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
-from landiff.study.state import checkpoint_state, open_state, save_state
-from landiff.study.uncertainty import fisher_greater, summarize, t_critical, two_proportions, welch, wilson
-from landiff.study.verdict import observations
 from landiff.train import train
+from landiff.workflows.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
+from landiff.workflows.study.evaluation import CurvePoint
+from landiff.workflows.study.execute import open_study
+from landiff.workflows.study.experiments import compute_to_reach, swd_at_time
+from landiff.workflows.study.perturb import apply_perturbation, make_perturbation, read_perturbation
+from landiff.workflows.study.plan import GRID, RunSpec, apply_cell, base_config, matched_config, reference_name
+from landiff.workflows.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
+from landiff.workflows.study.state import checkpoint_state, open_state, save_state
+from landiff.workflows.study.uncertainty import fisher_greater, summarize, t_critical, two_proportions, welch, wilson
+from landiff.workflows.study.verdict import observations
 
 TINY = make_options(budget="tiny")
 
@@ -210,7 +210,7 @@ def test_changed_options_are_refused(tmp_path):
 def test_an_image_folder_is_split_into_held_out_d_and_replacements(tmp_path):
     from PIL import Image
 
-    from landiff.study.datasets import prepare_data, split_folder
+    from landiff.workflows.study.datasets import prepare_data, split_folder
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -346,7 +346,7 @@ def test_every_experiment_runs_end_to_end(study):
 
 
 def test_verdicts_state_each_claim(study):
-    from landiff.study.experiments import compute_results
+    from landiff.workflows.study.experiments import compute_results
 
     out = study[0]
     claims = observations(compute_results(out))
@@ -423,7 +423,7 @@ def test_killed_study_continues_and_a_partial_run_resumes_exactly(tmp_path, stud
 def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
     import shutil
 
-    import landiff.study.execute as execute
+    import landiff.workflows.study.execute as execute
 
     out = tmp_path / "copy"
     shutil.copytree(study[0], out)
@@ -460,8 +460,8 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
 
 
 def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
-    from landiff.study.sensitivity import FamilySensitivity, PairStats, SensitivityResult
-    from landiff.study.verdict import data_claim
+    from landiff.workflows.study.sensitivity import FamilySensitivity, PairStats, SensitivityResult
+    from landiff.workflows.study.verdict import data_claim
 
     calibration = calibrate(load_reference("synthetic", (32, 32), 32, split="heldout").images)
 
@@ -489,7 +489,7 @@ def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
 
 
 def _run_eval(name: str, swd: float, swd_std: float = 1.0, diversity: float = 0.8, status: str = "finished"):
-    from landiff.study.evaluation import RunEval
+    from landiff.workflows.study.evaluation import RunEval
 
     family = "gan" if name.startswith("gan") else "diffusion"
     return RunEval(name, family, status, 4, 32, 1.0, 1e6, 1e6, 1, 0.01, swd, swd_std, 50.0, 1.0, diversity,
@@ -498,7 +498,7 @@ def _run_eval(name: str, swd: float, swd_std: float = 1.0, diversity: float = 0.
 
 def test_grid_cell_outcomes_follow_the_two_sd_rule():
     """z = (SWD − seed mean) / √(seed s.d.² + cell s.d.²), computed by hand; worse above +2, better below −2."""
-    from landiff.study.experiments import hparam_stability
+    from landiff.workflows.study.experiments import hparam_stability
 
     plan = [RunSpec("diffusion-D-seed0", "diffusion", "seed", 0), RunSpec("diffusion-D-seed1", "diffusion", "seed", 1)]
     plan += [RunSpec(f"diffusion-c{k}", "diffusion", "grid", cell=GRID["diffusion"][0]) for k in range(5)]
@@ -525,8 +525,8 @@ def test_grid_cell_outcomes_follow_the_two_sd_rule():
 
 
 def test_quality_cost_and_stability_claims_on_constructed_results():
-    from landiff.study.experiments import CellResult, CostResult, FamilyCost, FamilyGrid, QualityResult, family_seeds
-    from landiff.study.verdict import cost_claim, quality_claim, stability_claim
+    from landiff.workflows.study.experiments import CellResult, CostResult, FamilyCost, FamilyGrid, QualityResult, family_seeds
+    from landiff.workflows.study.verdict import cost_claim, quality_claim, stability_claim
 
     def seeds(family: str, values: list[float], diversity: float = 0.8):
         names = [f"{family}-D-seed{k}" for k in range(len(values))]

@@ -269,9 +269,9 @@ def test_a_config_written_before_the_horizon_was_stored_decays_over_its_steps():
 
 # ------------------------------------------------------------------ 4. the study's "loss" cell names both factors
 def test_study_loss_cell_is_labelled_with_both_factors():
-    from landiff.study.experiments import _cell
-    from landiff.study.options import StudyOptions
-    from landiff.study.plan import DEFAULT_SETTING, GRID, RunSpec, apply_cell, base_config
+    from landiff.workflows.study.experiments import _cell
+    from landiff.workflows.study.options import StudyOptions
+    from landiff.workflows.study.plan import DEFAULT_SETTING, GRID, RunSpec, apply_cell, base_config
 
     (cell,) = [c for c in GRID["diffusion"] if c.factor == "loss"]
     assert "learned σ" in cell.shown and "hybrid" in cell.shown

@@ -24,6 +24,11 @@ MOVED = {
     "landiff.train.run_dir": "landiff.runs.run_dir",
     "landiff.train.run": "landiff.runs.load",
     "landiff.samplers.noise": "landiff.noise",
+    "landiff.demo": "landiff.workflows.demo",
+    "landiff.compare": "landiff.workflows.compare",
+    "landiff.pair": "landiff.workflows.pairing",
+    "landiff.cost": "landiff.workflows.cost",
+    "landiff.study": "landiff.workflows.study",
 }
 
 
@@ -62,6 +67,10 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Adds the finder once, after the normal ones (a module at the old path would win)."""
+    """Adds the finder once, before the normal ones.
+
+    First, because a moved package's old name is bound to the package at its new place: the path
+    finder would otherwise find its submodules under the old name and run them a second time.
+    """
     if not any(isinstance(finder, MovedModuleFinder) for finder in sys.meta_path):
-        sys.meta_path.append(MovedModuleFinder())
+        sys.meta_path.insert(0, MovedModuleFinder())

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.demo import run_demo, summary_table
+    from landiff.workflows.demo import run_demo, summary_table
 
     if not 0.2 <= args.minutes <= 24 * 60:
         raise UserError(f"--minutes must be between 0.2 and 1440, got {args.minutes}")

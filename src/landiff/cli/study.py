@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_output_dir
 
 if TYPE_CHECKING:
-    from landiff.study.options import StudyOptions
+    from landiff.workflows.study.options import StudyOptions
 
 EXPERIMENT_CHOICES = ("all", "quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--budget", "str", "minutes for the whole default plan on a 2-core CPU (default 60), or 'tiny'",
          default="60").add_to(p)
     OUT_DIR.add_to(p, required=True, help="study folder (created; re-run to continue)")
-    # The bounds are those landiff.study.options.validate enforces.
+    # The bounds are those landiff.workflows.study.options.validate enforces.
     Spec("--resolution", "int", "image size", default=32, low=16, unit="px").add_to(p)
     Spec("--images", "int", "images in D (default 2000; tiny 32)", low=16, unit="images").add_to(p)
     Spec("--fraction", "float", "share of D each D' changes", default=0.05, low=0.0, high=0.5,
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def options_from(args: argparse.Namespace) -> StudyOptions:
     """The StudyOptions of the parsed flags (mode defaults for flags left out)."""
-    from landiff.study.options import make_options
+    from landiff.workflows.study.options import make_options
 
     return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
                         fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
@@ -58,10 +58,10 @@ def options_from(args: argparse.Namespace) -> StudyOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.study.execute import run_study
-    from landiff.study.options import EXPERIMENTS
-    from landiff.study.preview import plan_text
     from landiff.train.distributed import env_dist
+    from landiff.workflows.study.execute import run_study
+    from landiff.workflows.study.options import EXPERIMENTS
+    from landiff.workflows.study.preview import plan_text
 
     options = options_from(args)
     if not args.dry_run:

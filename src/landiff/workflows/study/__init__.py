@@ -12,10 +12,10 @@ Modules: :mod:`.options` (options, budget split), :mod:`.plan` (runs and their c
 :mod:`.sections` and :mod:`.figures` (study.html / study.md). See docs/study.md.
 """
 
-from landiff.study.execute import StudyOutcome, run_study
-from landiff.study.options import EXPERIMENTS, StudyOptions, allocate, make_options
-from landiff.study.plan import RunSpec, build_plan
-from landiff.study.report import write_report
+from landiff.workflows.study.execute import StudyOutcome, run_study
+from landiff.workflows.study.options import EXPERIMENTS, StudyOptions, allocate, make_options
+from landiff.workflows.study.plan import RunSpec, build_plan
+from landiff.workflows.study.report import write_report
 
 __all__ = ["EXPERIMENTS", "RunSpec", "StudyOptions", "StudyOutcome", "allocate", "build_plan", "make_options",
            "run_study", "write_report"]

@@ -4,7 +4,7 @@ the curve files and the runs' samples); each result is a small dataclass, also w
 1. quality — SWD of each family over its training seeds (mean ± s.d.), Welch comparison;
 2. cost — wall-clock, images, FLOPs, sampling cost, and the training compute each family needed to
    reach a common quality level on the quality-vs-compute curve;
-3. data-sensitivity — see :mod:`landiff.study.sensitivity`;
+3. data-sensitivity — see :mod:`landiff.workflows.study.sensitivity`;
 4. hparam-stability — each grid cell's SWD, divergence / collapse, and its distance from the
    default in units of the seed-to-seed spread;
 5. seed-stability — the spread of the final SWD over seeds against the metric's own noise.
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from landiff.study.evaluation import COLLAPSE_RATIO, CurvePoint, RunEval, load_eval, read_curve, write_json
-from landiff.study.options import EXPERIMENTS, FAMILIES, Experiment, Family, StudyOptions
-from landiff.study.plan import RunSpec, build_plan
-from landiff.study.sensitivity import SensitivityResult, data_sensitivity
-from landiff.study.similarity import calibrate
-from landiff.study.uncertainty import Comparison, Summary, summarize, welch
+from landiff.workflows.study.evaluation import COLLAPSE_RATIO, CurvePoint, RunEval, load_eval, read_curve, write_json
+from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Experiment, Family, StudyOptions
+from landiff.workflows.study.plan import RunSpec, build_plan
+from landiff.workflows.study.sensitivity import SensitivityResult, data_sensitivity
+from landiff.workflows.study.similarity import calibrate
+from landiff.workflows.study.uncertainty import Comparison, Summary, summarize, welch
 
 WORSE_Z = 2.0  # a cell is worse than the default when its SWD is > 2 combined s.d. above the seed mean
 
@@ -235,7 +235,7 @@ class StudyResults:
 
 
 def read_options(out: Path) -> StudyOptions:
-    from landiff.study.state import STATE_NAME
+    from landiff.workflows.study.state import STATE_NAME
 
     values = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))["options"]
     return StudyOptions(**values)
@@ -248,7 +248,7 @@ def read_evaluations(out: Path, plan: Sequence[RunSpec]) -> dict[str, RunEval]:
 
 def compute_results(out: Path) -> StudyResults:
     """Every experiment that the measurements in ``out`` support (pure: reads files only)."""
-    from landiff.study.datasets import read_layout
+    from landiff.workflows.study.datasets import read_layout
 
     options = read_options(out)
     plan = build_plan(options, EXPERIMENTS)

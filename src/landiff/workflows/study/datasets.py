@@ -32,8 +32,8 @@ from landiff.data import prepare_folder
 from landiff.errors import UserError
 from landiff.metrics.io import load_reference, read_npz
 from landiff.runs.files import atomic_write, atomic_write_text
-from landiff.study.options import StudyOptions
-from landiff.study.perturb import KINDS, apply_perturbation, changed_count, make_perturbation
+from landiff.workflows.study.options import StudyOptions
+from landiff.workflows.study.perturb import KINDS, apply_perturbation, changed_count, make_perturbation
 
 LAYOUT_NAME = "layout.json"
 VARIANT_NAMES = ("D", *KINDS)

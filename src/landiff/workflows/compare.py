@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from landiff.cost import flops_per_image
 from landiff.errors import UserError
 from landiff.generate import generate
 from landiff.metrics import evaluate
@@ -30,6 +29,7 @@ from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, load_run
+from landiff.workflows.cost import flops_per_image
 
 DEFAULT_SWEEP: tuple[tuple[str, int], ...] = (
     ("ddpm", 50), ("ddpm", 250), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 5), ("dpm++", 10), ("dpm++", 20),

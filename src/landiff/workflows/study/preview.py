@@ -2,7 +2,7 @@
 
 Estimates: a reference run takes its allocated minutes; every other run of the family trains on as
 many images, so about as long (a batch x1/2 cell a little longer, x2 a little shorter); evaluation
-and data preparation come from :func:`landiff.study.options.allocate`'s per-image costs.
+and data preparation come from :func:`landiff.workflows.study.options.allocate`'s per-image costs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landiff.study.options import (
+from landiff.workflows.study.options import (
     Allocation,
     Experiment,
     StudyOptions,
@@ -18,8 +18,8 @@ from landiff.study.options import (
     estimate_eval_minutes,
     estimate_setup_minutes,
 )
-from landiff.study.plan import RunSpec, build_plan
-from landiff.study.state import StudyState, checkpoint_state, read_state
+from landiff.workflows.study.plan import RunSpec, build_plan
+from landiff.workflows.study.state import StudyState, checkpoint_state, read_state
 
 TINY_RUN_MINUTES = 0.05  # a miniature run on 2 cores, for the estimate only
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from landiff.errors import UserError
-from landiff.pair import diffusion_recipe, gan_recipe
 from landiff.runs.config import TrainConfig, validate
-from landiff.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions
+from landiff.workflows.pairing import diffusion_recipe, gan_recipe
+from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions
 
 Variant = Literal["D", "replace", "remove", "duplicate"]
 Role = Literal["seed", "variant", "grid"]
@@ -124,7 +124,7 @@ def _shrink(config: TrainConfig) -> TrainConfig:
 
 
 def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> TrainConfig:
-    """The default config of ``family`` (landiff.pair's recipes) on ``data``, before its budget."""
+    """The default config of ``family`` (landiff.workflows.pairing's recipes) on ``data``, before its budget."""
     make = diffusion_recipe if family == "diffusion" else gan_recipe
     config = make(data, options.resolution, 0.0)
     config = dataclasses.replace(config, seed=seed, preview_count=0, keep_checkpoints=1, log_every=25,

@@ -5,7 +5,7 @@
 5 % is kept as a margin and the rest trains the runs, a diffusion run getting :data:`DIFFUSION_WEIGHT` times a GAN run's
 minutes. Only the two seed-0 runs on D (the *reference* runs) are time-budgeted; every other run
 trains as many steps as it takes to see the same number of images as its family's reference
-(see :mod:`landiff.study.plan`), so its wall-clock is about the same. ``--budget tiny`` is the
+(see :mod:`landiff.workflows.study.plan`), so its wall-clock is about the same. ``--budget tiny`` is the
 miniature used by the tests: very small networks, a few steps per run, a few images.
 """
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from landiff.compare import CompareOptions, compare_runs
-from landiff.pair import diffusion_recipe, gan_recipe
 from landiff.report import build_report
 from landiff.train import train
+from landiff.workflows.compare import CompareOptions, compare_runs
+from landiff.workflows.pairing import diffusion_recipe, gan_recipe
 
 DIFFUSION_SHARE = 0.7
 

@@ -32,10 +32,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from landiff.study.evaluation import COLLAPSE_RATIO
-from landiff.study.experiments import CostResult, FamilyGrid, QualityResult, StudyResults
-from landiff.study.sensitivity import SensitivityResult
-from landiff.study.uncertainty import fisher_greater, two_proportions
+from landiff.workflows.study.evaluation import COLLAPSE_RATIO
+from landiff.workflows.study.experiments import CostResult, FamilyGrid, QualityResult, StudyResults
+from landiff.workflows.study.sensitivity import SensitivityResult
+from landiff.workflows.study.uncertainty import fisher_greater, two_proportions
 
 Verdict = Literal["supported", "not supported", "inconclusive", "not measured"]
 FAR_MORE = 2.0  # "far more expensive": at least twice the compute for the same quality

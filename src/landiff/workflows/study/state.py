@@ -21,7 +21,7 @@ from landiff.errors import UserError
 from landiff.runs.checkpoint import TrainState, latest_checkpoint, read_header
 from landiff.runs.config import TrainConfig
 from landiff.runs.files import atomic_write_text
-from landiff.study.options import StudyOptions
+from landiff.workflows.study.options import StudyOptions
 
 STATE_FORMAT = 1
 STATE_NAME = "plan.json"

@@ -1,6 +1,6 @@
 """Running a study: data, trainings (resumable), evaluations, experiment results, report.
 
-    from landiff.study import make_options, run_study
+    from landiff.workflows.study import make_options, run_study
     run_study(Path("runs/study"), make_options(budget="60"))          # re-running continues
 
 Order: the data (once); each family's reference run in ``curve_points`` stages, measuring a curve
@@ -25,13 +25,13 @@ from pathlib import Path
 
 from landiff.errors import TrainingDiverged, UserError
 from landiff.runs.config import TrainConfig
-from landiff.study.datasets import DataLayout, prepare_data, read_layout
-from landiff.study.evaluation import RunEval, add_curve_point, diverged_eval, evaluate_run, read_curve
-from landiff.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions, allocate
-from landiff.study.plan import RunSpec, build_plan, matched_config, reference_name, run_config, staged_config
-from landiff.study.state import StudyState, checkpoint_state, open_state, reached_budget, save_state
 from landiff.train import train
 from landiff.train.distributed import Dist, env_dist, process_group
+from landiff.workflows.study.datasets import DataLayout, prepare_data, read_layout
+from landiff.workflows.study.evaluation import RunEval, add_curve_point, diverged_eval, evaluate_run, read_curve
+from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions, allocate
+from landiff.workflows.study.plan import RunSpec, build_plan, matched_config, reference_name, run_config, staged_config
+from landiff.workflows.study.state import StudyState, checkpoint_state, open_state, reached_budget, save_state
 
 DATA_WAIT_SECONDS = 3600
 
@@ -196,8 +196,8 @@ def run_study(out: Path, options: StudyOptions, experiments: Sequence[Experiment
         UserError: other options than the study in ``out`` was made with, unusable data, or a
             reference run that diverged.
     """
-    from landiff.study.experiments import run_experiments
-    from landiff.study.report import write_report
+    from landiff.workflows.study.experiments import run_experiments
+    from landiff.workflows.study.report import write_report
 
     study = open_study(out, options, log, device)
     plan = build_plan(options, experiments)

@@ -3,7 +3,7 @@
 The protocol is ``landiff compare``'s, from the same functions: ``n`` samples from seeds 0…n−1
 (:func:`landiff.generate.generate`: DPM-Solver++ for diffusion, G(z(seed)) for the GAN), SWD
 (:func:`landiff.metrics.evaluate.evaluate_swd`, 3 repeats) against the first ``n`` held-out images,
-the real-vs-real floor against the next ``n``, FLOPs from :func:`landiff.cost.flops_per_image`.
+the real-vs-real floor against the next ``n``, FLOPs from :func:`landiff.workflows.cost.flops_per_image`.
 Unlike ``compare_runs``, which measures the floor and counts FLOPs for every call, the study
 measures the floor once and counts FLOPs once per architecture (``results/floor.json``,
 ``results/flops.json``): with 24 runs that halves the evaluation time.
@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from landiff.cost import flops_per_image
 from landiff.generate import generate, generation_provenance
 from landiff.metrics.evaluate import evaluate_swd
 from landiff.metrics.features import file_sha256
@@ -35,9 +34,10 @@ from landiff.metrics.records import nan_to_null
 from landiff.runs.checkpoint import latest_checkpoint
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, load_run
-from landiff.study.datasets import DataLayout
-from landiff.study.options import Family, StudyOptions
-from landiff.study.similarity import diversity
+from landiff.workflows.cost import flops_per_image
+from landiff.workflows.study.datasets import DataLayout
+from landiff.workflows.study.options import Family, StudyOptions
+from landiff.workflows.study.similarity import diversity
 
 # A run has collapsed when its samples are less than 40 % as diverse as real images (mean
 # perceptual distance between different samples vs between different real images). Measured on the

@@ -12,8 +12,8 @@ import numpy as np
 from landiff.grid import make_grid, png_bytes
 from landiff.report.images import tile_size, upscale
 from landiff.report.plots import colour, figure_png, new_figure
-from landiff.study.experiments import CostResult, FamilyGrid
-from landiff.study.plan import DEFAULT_SETTING
+from landiff.workflows.study.experiments import CostResult, FamilyGrid
+from landiff.workflows.study.plan import DEFAULT_SETTING
 
 _LOWER = {"x1/4", "x1/2"}
 

@@ -1,6 +1,6 @@
 """One report section per experiment, as document blocks plus the PNGs they reference.
 
-Each function takes the :class:`~landiff.study.experiments.StudyResults` (and the study folder for
+Each function takes the :class:`~landiff.workflows.study.experiments.StudyResults` (and the study folder for
 images) and returns ``(blocks, {png name: bytes})``; it states the experiment's budget, sample sizes
 and the uncertainty of what it shows.
 """
@@ -14,14 +14,14 @@ from landiff.report.document import Block, Figure, FigureRow, Heading, Paragraph
 from landiff.report.formatting import duration, si
 from landiff.report.images import grid_count, grid_png, tile_size
 from landiff.runs.config import TrainConfig
-from landiff.study import figures
-from landiff.study.datasets import read_layout
-from landiff.study.evaluation import COLLAPSE_RATIO, samples_of
-from landiff.study.experiments import WORSE_Z, FamilyGrid, FamilySeeds, StudyResults
-from landiff.study.options import DIFFUSION_WEIGHT, allocate
-from landiff.study.plan import base_config
-from landiff.study.sensitivity import PairStats
-from landiff.study.similarity import calibration_distances
+from landiff.workflows.study import figures
+from landiff.workflows.study.datasets import read_layout
+from landiff.workflows.study.evaluation import COLLAPSE_RATIO, samples_of
+from landiff.workflows.study.experiments import WORSE_Z, FamilyGrid, FamilySeeds, StudyResults
+from landiff.workflows.study.options import DIFFUSION_WEIGHT, allocate
+from landiff.workflows.study.plan import base_config
+from landiff.workflows.study.sensitivity import PairStats
+from landiff.workflows.study.similarity import calibration_distances
 
 Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
 FIGURES = "figures"

@@ -16,9 +16,9 @@ from landiff.report.formatting import duration
 from landiff.report.html import render_html
 from landiff.report.markdown import render_markdown
 from landiff.runs.files import atomic_write_bytes, atomic_write_text
-from landiff.study.datasets import read_layout
-from landiff.study.experiments import StudyResults, compute_results
-from landiff.study.sections import (
+from landiff.workflows.study.datasets import read_layout
+from landiff.workflows.study.experiments import StudyResults, compute_results
+from landiff.workflows.study.sections import (
     budget_text,
     cost_section,
     hparam_section,
@@ -26,7 +26,7 @@ from landiff.study.sections import (
     seed_section,
     sensitivity_section,
 )
-from landiff.study.verdict import observations
+from landiff.workflows.study.verdict import observations
 
 TITLE = "landiff study: diffusion vs GAN, four claims measured"
 
@@ -50,7 +50,7 @@ def observations_blocks(results: StudyResults) -> list[Block]:
         items.append(f"Claim {claim.number}, '{claim.statement}': {claim.verdict.upper()}{how}. {claim.evidence}.")
     return [Heading("Observations", 2),
             Paragraph("Each of the study's four original impressions, tested by the rule stated in its section "
-                      "(and in landiff.study.verdict)."),
+                      "(and in landiff.workflows.study.verdict)."),
             Bullets(tuple(items))]
 
 

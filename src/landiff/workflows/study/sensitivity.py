@@ -2,7 +2,7 @@
 
 For each family, image k of two runs comes from the same latent input (the same initial noise
 through deterministic DPM-Solver++ for diffusion, the same z for the GAN; see
-:mod:`landiff.study.evaluation`). Pairs compared:
+:mod:`landiff.workflows.study.evaluation`). Pairs compared:
 
 * D-model (seed 0) vs each D′-model (seed 0, same data order for replace/duplicate): the change
   caused by the data;
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from landiff.study.evaluation import RunEval, samples_of
-from landiff.study.options import FAMILIES, Family
-from landiff.study.similarity import Calibration, perceptual_distance, rmse
-from landiff.study.uncertainty import Proportion, wilson
+from landiff.workflows.study.evaluation import RunEval, samples_of
+from landiff.workflows.study.options import FAMILIES, Family
+from landiff.workflows.study.similarity import Calibration, perceptual_distance, rmse
+from landiff.workflows.study.uncertainty import Proportion, wilson
 
 VARIANTS = ("replace", "remove", "duplicate")
 
