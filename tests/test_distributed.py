@@ -30,46 +30,35 @@ from landiff.errors import UserError
 from landiff.options import pick_device
 from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
 from landiff.runs.run_dir import read_stats
-from landiff.train import recipe, train
+from landiff.train import train
 from landiff.train.components import Checkpointable
 from landiff.train.data_stream import StreamSampler, stream_order
 from landiff.train.distributed import SINGLE, Dist, env_dist, gather_cat
+from tiny_runs import dcgan32, unet16
 
 WORLD = 2
 SPAWN_TIMEOUT_S = 240
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a busy 2-core machine: intra-op threads only add contention. Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def diffusion_config(batch: int, **changes):
     """Loss-aware timesteps, hybrid loss, labels with dropout and accumulation: every keyed draw in play."""
-    config = recipe("tiny")
-    net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                              attention_resolutions=(8,))
+    config = unet16()
     diffusion = dataclasses.replace(config.diffusion, num_steps=4, variance="learned_range", loss="hybrid",
                                     timestep_sampler="loss-aware")
     config = dataclasses.replace(
-        config, net=net, diffusion=diffusion, resolution=16, synthetic_n=32, precision="fp32", preview_count=0,
-        log_every=2, checkpoint_every=2, train_steps=4, class_cond=True, label_dropout=0.5,
-        optim=dataclasses.replace(config.optim, batch=batch, accum=2, warmup=2),
+        config, diffusion=diffusion, synthetic_n=32, preview_count=0, log_every=2, checkpoint_every=2, train_steps=4,
+        class_cond=True, label_dropout=0.5, optim=dataclasses.replace(config.optim, batch=batch, accum=2, warmup=2),
     )
     return dataclasses.replace(config, **changes)
 
 
 def gan_config(batch: int, **changes):
-    config = recipe("dcgan")
-    config = dataclasses.replace(
-        config, resolution=32, synthetic_n=32, precision="fp32", preview_count=0, log_every=2, checkpoint_every=2,
-        train_steps=4, class_cond=True, gan=dataclasses.replace(config.gan, ngf=8, ndf=8, z_dim=8, ema=True, d_steps=2),
-        optim=dataclasses.replace(config.optim, batch=batch),
-    )
+    config = dcgan32(8, batch=batch, synthetic_n=32, preview_count=0, log_every=2, checkpoint_every=2, train_steps=4,
+                     class_cond=True)
+    config = dataclasses.replace(config, gan=dataclasses.replace(config.gan, ema=True, d_steps=2))
     return dataclasses.replace(config, **changes)
 
 

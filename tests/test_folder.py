@@ -9,8 +9,6 @@ import os
 import pickle
 import shutil
 import struct
-import sys
-import types
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+import landiff.data.open
 from landiff.cli.main import main
 from landiff.data import (
     ImageFolderDataset,
@@ -441,9 +440,7 @@ def test_open_dataset_dispatch(tmp_path, monkeypatch):
         open_dataset(str(src / "img0.png"), 8)
 
     calls = []
-    fake = types.ModuleType("landiff.data.synthetic")
-    fake.SyntheticLandscapes = lambda **kw: calls.append(kw) or "landscapes"
-    monkeypatch.setitem(sys.modules, "landiff.data.synthetic", fake)
+    monkeypatch.setattr(landiff.data.open, "SyntheticLandscapes", lambda **kw: calls.append(kw) or "landscapes")
     assert open_dataset("synthetic", 32, seed=5, synthetic_n=10, split="heldout") == "landscapes"
     assert calls == [{"n": 10, "resolution": 32, "seed": 5, "split": "heldout"}]
 

@@ -24,8 +24,15 @@ import numpy as np
 import pytest
 import torch
 
+import landiff.cli.compare
+import landiff.cli.data_synth
+import landiff.cli.demo
 import landiff.cli.eval as cli_eval
 import landiff.cli.sample as cli_sample
+import landiff.cli.study
+import landiff.cli.weights
+import landiff.data.prepared
+import landiff.metrics.evaluate
 import landiff.train.diffusion_trainer as diffusion_trainer
 import landiff.train.gan_trainer as gan_trainer
 from landiff.cli.main import build_parser, main
@@ -99,29 +106,19 @@ def guard_work(monkeypatch):
         monkeypatch.setattr(module, "resume_state", after_resume)
     monkeypatch.setattr(cli_sample, "_sample_sharded", stop)
     monkeypatch.setattr(cli_eval, "_nll_sharded", stop)
-    import landiff.data.landscape_export
-    import landiff.data.prepared
-    import landiff.metrics.evaluate
-    import landiff.metrics.features
-    import landiff.workflows.compare
-    import landiff.workflows.demo
-    import landiff.workflows.pairing
-    import landiff.workflows.study.execute
-
     for name in ("evaluate_swd", "evaluate_fid", "evaluate_kid", "evaluate_pr", "evaluate_memorization"):
         monkeypatch.setattr(landiff.metrics.evaluate, name, stop)
-    monkeypatch.setattr(landiff.workflows.compare, "compare_runs", stop)
     monkeypatch.setattr(landiff.data.prepared, "_write_images", stop)
-    monkeypatch.setattr(landiff.data.landscape_export, "write_landscapes", stop)
-    monkeypatch.setattr(landiff.workflows.demo, "run_demo", stop)
-    monkeypatch.setattr(landiff.workflows.pairing, "train_pair", stop)
-    monkeypatch.setattr(landiff.workflows.study.execute, "run_study", stop)
-    monkeypatch.setattr(landiff.metrics.features, "import_inception", stop)
-    import landiff.metrics
-
+    # The commands bind these names at import: patched where the CLI looks them up.
+    monkeypatch.setattr(landiff.cli.compare, "compare_runs", stop)
+    monkeypatch.setattr(landiff.cli.compare, "train_pair", stop)
+    monkeypatch.setattr(landiff.cli.data_synth, "write_landscapes", stop)
+    monkeypatch.setattr(landiff.cli.demo, "run_demo", stop)
+    monkeypatch.setattr(landiff.cli.study, "run_study", stop)
+    monkeypatch.setattr(landiff.cli.weights, "import_inception", stop)
     # FID/KID/PR: the fake weights file of ``world`` is accepted and no network is built.
-    monkeypatch.setattr(landiff.metrics, "find_inception_weights", lambda given: Path(given or "inception"))
-    monkeypatch.setattr(landiff.metrics, "InceptionFeatures", lambda *args, **kwargs: object())
+    monkeypatch.setattr(cli_eval, "find_inception_weights", lambda given: Path(given or "inception"))
+    monkeypatch.setattr(cli_eval, "InceptionFeatures", lambda *args, **kwargs: object())
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from landiff.cli.main import main
 from landiff.errors import UserError
+from landiff.grid import unit_float
 from landiff.metrics import (
     FIDInceptionV3,
     ImageSet,
@@ -35,6 +37,7 @@ from landiff.metrics import (
 )
 from landiff.metrics.evaluate import evaluate_fid, evaluate_pr
 from landiff.metrics.fid import fid_from_features, trace_sqrt_product
+from landiff.metrics.memorization import area_downsample, downsample
 from landiff.metrics.swd import laplacian_pyramid, level_sizes, pyr_down, pyr_up
 
 
@@ -239,6 +242,35 @@ def test_precision_recall_of_a_hand_example():
 # --- memorisation -------------------------------------------------------------------------------
 
 
+def _area_reference(x: np.ndarray, size: int) -> np.ndarray:
+    """Adaptive average pooling by hand: output pixel (i, j) is the mean of rows floor(i·H/size) to
+    ceil((i+1)·H/size) and the same columns (plain block means when size divides H and W)."""
+    n, h, w, c = x.shape
+    out = np.empty((n, size, size, c), np.float64)
+    for i in range(size):
+        rows = slice(i * h // size, -(-(i + 1) * h // size))
+        for j in range(size):
+            cols = slice(j * w // size, -(-(j + 1) * w // size))
+            out[:, i, j] = x[:, rows, cols].astype(np.float64).mean(axis=(1, 2))
+    return out
+
+
+def test_area_downsample_matches_a_hand_written_reference():
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(1, 4, 4, 3) * 5
+    x = unit_float(image)
+    assert x.dtype == np.float32 and np.array_equal(x, image.astype(np.float32) / np.float32(255))
+    small = area_downsample(x, 2)
+    # top-left red: the mean of pixels (0, 0), (0, 1), (1, 0), (1, 1), i.e. of 0, 15, 60 and 75, over 255
+    assert small.shape == (1, 2, 2, 3) and small[0, 0, 0, 0] == pytest.approx(37.5 / 255, rel=1e-6)
+    np.testing.assert_allclose(small, _area_reference(x, 2), rtol=1e-6)
+    odd = unit_float(np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8))
+    np.testing.assert_allclose(area_downsample(odd, 2), _area_reference(odd, 2), rtol=1e-6)  # overlapping windows
+    # downsample: rows are channel-major (C, size, size) and the input is checked
+    np.testing.assert_allclose(downsample(image, 2), _area_reference(x, 2).transpose(0, 3, 1, 2).reshape(1, -1), rtol=1e-6)
+    with pytest.raises(UserError, match="memorisation check: expected uint8 images"):
+        downsample(image.astype(np.float32), 2)
+
+
 def test_memorization_flags_an_exact_copy_and_not_a_novel_image():
     train, heldout = smooth_images(64, seed=10), smooth_images(64, seed=11)
     novel = smooth_images(1, seed=12)
@@ -255,8 +287,6 @@ def test_memorization_flags_an_exact_copy_and_not_a_novel_image():
 
 @pytest.fixture()
 def random_inception(tmp_path: Path) -> Path:
-    from safetensors.torch import save_file
-
     torch.manual_seed(0)
     path = tmp_path / "inception.safetensors"
     save_file({k: v.contiguous() for k, v in FIDInceptionV3().state_dict().items()}, str(path))
@@ -294,8 +324,6 @@ def test_import_inception_converts_a_pth_state_dict(tmp_path, capsys):
     out = tmp_path / "converted.safetensors"
     assert main(["weights", "import-inception", str(tmp_path / "pt_inception.pth"), "--out", str(out)]) == 0
     assert "does not start with 6726825d" in capsys.readouterr().out  # not pytorch-fid's published file
-    from safetensors.torch import load_file
-
     loaded = load_file(str(out))
     assert torch.equal(loaded["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
     assert loaded["Mixed_7c.branch_pool.bn.num_batches_tracked"].item() == 0  # filled in when absent

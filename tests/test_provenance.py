@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from landiff.cli.main import main
+from landiff.report.build import metrics_section, observations_section
 from landiff.report.collect import load_runs
-from landiff.report.markdown import render_markdown
-from landiff.report.sections import metrics_section, observations_section
+from landiff.report.render import render_markdown
 from landiff.runs import run_dir as run_dir_module
 from landiff.runs.checkpoint import latest_checkpoint
 from landiff.train import train

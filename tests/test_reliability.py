@@ -9,7 +9,6 @@ of torch; the ``slow`` variant runs real ``python -m landiff train`` subprocesse
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import multiprocessing as mp
@@ -22,6 +21,7 @@ import struct
 import subprocess
 import sys
 import time
+from multiprocessing import forkserver as server
 from pathlib import Path
 
 import numpy as np
@@ -34,38 +34,24 @@ from landiff.cli.main import COMMAND_MODULES, main
 from landiff.cli.train import OVERRIDES
 from landiff.diffusion import GaussianDiffusion, TrainingLosses
 from landiff.errors import TrainingDiverged, UserError
+from landiff.metrics.io import read_npz
 from landiff.nets.dcgan import Discriminator
+from landiff.runs import checkpoint as checkpoint_module
 from landiff.runs.checkpoint import MAX_HEADER_BYTES, list_checkpoints, load_checkpoint, read_header, save_checkpoint
 from landiff.runs.config import read_config
-from landiff.runs.files import resolve_inside
+from landiff.runs.files import replace_dir, resolve_inside
 from landiff.runs.run_dir import RunLock, read_stats
-from landiff.train import load_run, recipe, train
+from landiff.train import load_run, train
 from landiff.train.loop_common import clipped_step
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
 from landiff.train.signals import GracefulStop
+from tiny_runs import dcgan32, four_step_unet
 
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1", "--attention", "8",
          "--batch", "4", "--synthetic-n", "32", "--precision", "fp32", "--preview-count", "0", "--diffusion-steps", "50"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a busy 2-core machine: intra-op threads only add contention. Restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def small_config(**changes):
-    config = recipe("tiny")
-    net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
-                              attention_resolutions=(8,))
-    config = dataclasses.replace(config, net=net, resolution=16, synthetic_n=32, precision="fp32", preview_count=0,
-                                 log_every=1, checkpoint_every=2, train_steps=4,
-                                 diffusion=dataclasses.replace(config.diffusion, num_steps=50),
-                                 optim=dataclasses.replace(config.optim, batch=4, warmup=2))
-    return dataclasses.replace(config, **changes)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def quiet(_: str) -> None:
@@ -129,8 +115,6 @@ def forkserver():
     Python 3.11's fork server ignores the parent's sys.path, so the tests folder goes in PYTHONPATH
     while it starts.
     """
-    from multiprocessing import forkserver as server
-
     context = mp.get_context("forkserver")
     context.set_forkserver_preload([__name__, *COMMAND_MODULES, "torch._dynamo"])  # AdamW imports dynamo
     before = os.environ.get("PYTHONPATH")
@@ -264,7 +248,7 @@ def test_a_second_sigint_aborts_at_once(tmp_path, forkserver):
 # ----------------------------------------------------------------- saves that fail
 def test_an_exception_halfway_through_a_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    train(small_config(train_steps=2, checkpoint_every=1, keep_checkpoints=1), run, log=quiet)
+    train(four_step_unet(train_steps=2, checkpoint_every=1, keep_checkpoints=1), run, log=quiet)
     original = Path.write_bytes
 
     def half_then_fail(self: Path, data: bytes) -> int:
@@ -273,20 +257,18 @@ def test_an_exception_halfway_through_a_save_keeps_the_previous_checkpoint(tmp_p
 
     monkeypatch.setattr(Path, "write_bytes", half_then_fail)
     with pytest.raises(UserError, match=r"step-3 checkpoint.*No space left.*step-00000002\.safetensors.*intact"):
-        train(small_config(train_steps=3, checkpoint_every=1, keep_checkpoints=1), run, log=quiet)
+        train(four_step_unet(train_steps=3, checkpoint_every=1, keep_checkpoints=1), run, log=quiet)
     monkeypatch.undo()
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000002.safetensors"]  # no partial file
     load_checkpoint(run / "checkpoints" / "step-00000002.safetensors")
-    assert train(small_config(train_steps=3, checkpoint_every=1, keep_checkpoints=1), run, log=quiet).step == 3
+    assert train(four_step_unet(train_steps=3, checkpoint_every=1, keep_checkpoints=1), run, log=quiet).step == 3
 
 
 def test_rotation_waits_for_a_verified_checkpoint(tmp_path, monkeypatch):
     folder = tmp_path / "checkpoints"
     for step in (1, 2):
         save_checkpoint(folder, step, {"w": torch.ones(2)}, {"step": step}, keep=2)
-    import landiff.runs.checkpoint as checkpoint_module
-
     def corrupt(path: Path) -> dict:
         raise UserError(f"{path} is not a landiff checkpoint")
 
@@ -297,15 +279,17 @@ def test_rotation_waits_for_a_verified_checkpoint(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------- numerical faults
-def _poison(monkeypatch, first_bad_call: int) -> None:
+def _poison(monkeypatch, first_bad_call: int, last_bad_call: int | None = None, factor: float = float("nan")) -> None:
+    """Multiplies the training loss by ``factor`` (NaN or inf) from the ``first_bad_call``-th call of
+    ``training_losses`` on (to the ``last_bad_call``-th, when given)."""
     original = GaussianDiffusion.training_losses
     calls = {"n": 0}
 
     def poisoned(self, *args, **kwargs):
         losses = original(self, *args, **kwargs)
         calls["n"] += 1
-        if calls["n"] >= first_bad_call:
-            return TrainingLosses(loss=losses.loss * float("nan"), mse=losses.mse, vb=losses.vb)
+        if first_bad_call <= calls["n"] <= (last_bad_call or calls["n"]):
+            return TrainingLosses(loss=losses.loss * factor, mse=losses.mse, vb=losses.vb)
         return losses
 
     monkeypatch.setattr(GaussianDiffusion, "training_losses", poisoned)
@@ -330,20 +314,12 @@ def test_nan_steps_are_skipped_counted_and_stop_the_run_after_k(tmp_path, monkey
 def test_divergence_raises_its_own_error_type_for_callers_such_as_the_study(tmp_path, monkeypatch):
     _poison(monkeypatch, first_bad_call=2)
     with pytest.raises(TrainingDiverged, match="training diverged: steps 2-3"):
-        train(small_config(train_steps=10, max_consecutive_skips=2), tmp_path / "run", log=quiet)
+        train(four_step_unet(train_steps=10, max_consecutive_skips=2), tmp_path / "run", log=quiet)
 
 
 def test_one_nan_step_is_skipped_and_training_goes_on(tmp_path, monkeypatch):
-    original = GaussianDiffusion.training_losses
-    calls = {"n": 0}
-
-    def once(self, *args, **kwargs):
-        losses = original(self, *args, **kwargs)
-        calls["n"] += 1
-        return TrainingLosses(loss=losses.loss * float("inf"), mse=losses.mse, vb=losses.vb) if calls["n"] == 2 else losses
-
-    monkeypatch.setattr(GaussianDiffusion, "training_losses", once)
-    state = train(small_config(train_steps=4, max_consecutive_skips=1 + 1), tmp_path / "run", log=quiet)
+    _poison(monkeypatch, first_bad_call=2, last_bad_call=2, factor=float("inf"))
+    state = train(four_step_unet(train_steps=4, max_consecutive_skips=1 + 1), tmp_path / "run", log=quiet)
     assert state.step == 4 and state.skipped_steps == 1 and state.consecutive_skips == 0
     tensors, _ = load_checkpoint(list_checkpoints(tmp_path / "run" / "checkpoints")[-1][1])  # finite (checked on load)
     assert any(k.startswith("model.") for k in tensors)
@@ -352,10 +328,7 @@ def test_one_nan_step_is_skipped_and_training_goes_on(tmp_path, monkeypatch):
 def test_gan_nan_is_skipped_and_stops_after_k(tmp_path, monkeypatch):
     original = Discriminator.forward
     monkeypatch.setattr(Discriminator, "forward", lambda self, x, y=None: original(self, x, y) * float("nan"))
-    config = dataclasses.replace(recipe("dcgan"), resolution=32, synthetic_n=16, precision="fp32", preview_count=0,
-                                 checkpoint_every=100, max_consecutive_skips=2,
-                                 gan=dataclasses.replace(recipe("dcgan").gan, ngf=8, ndf=8, z_dim=8),
-                                 optim=dataclasses.replace(recipe("dcgan").optim, batch=4))
+    config = dcgan32(8, batch=4, synthetic_n=16, preview_count=0, checkpoint_every=100, max_consecutive_skips=2)
     with pytest.raises(UserError, match=r"steps 1-2 .*last good checkpoint: none yet"):
         train(config, tmp_path / "gan", log=quiet)
 
@@ -419,10 +392,10 @@ def test_a_pickle_posing_as_a_checkpoint_is_refused_without_running(tmp_path, ev
         code, _, err = run_cli(["sample", "--ckpt", str(path), "--n", "1", "--out", str(tmp_path / "out")])
         assert code == 2 and len(err.strip().splitlines()) == 1 and "safetensors expected" in err
     run = tmp_path / "run"  # a poisoned latest checkpoint in a run directory: resume, sample, eval refuse
-    train(small_config(train_steps=1), run, log=quiet)
+    train(four_step_unet(train_steps=1), run, log=quiet)
     shutil.copy(files[1], run / "checkpoints" / "step-00000009.safetensors")
     with pytest.raises(UserError, match="step-00000009.safetensors is not a landiff checkpoint"):
-        train(small_config(train_steps=12), run, log=quiet)
+        train(four_step_unet(train_steps=12), run, log=quiet)
     assert run_cli(["sample", "--run", str(run), "--n", "1"])[0] == 2
     assert run_cli(["eval", "nll", "--run", str(run), "--n", "1"])[0] == 2
     assert not marker.exists()
@@ -464,14 +437,34 @@ def test_an_oversized_header_is_refused_before_reading_it(tmp_path):
 
 
 def test_sample_archives_load_without_pickle(tmp_path, evil_files):
-    from landiff.metrics.io import read_npz
-
     _, marker = evil_files
     path = tmp_path / "samples.npz"
     np.savez(path, images=np.array([_Payload(marker)], dtype=object))
     with pytest.raises(UserError, match="not a readable .npz"):
         read_npz(path)
     assert not marker.exists()
+
+
+def test_a_directory_replaced_in_place_loses_nothing_when_the_rename_fails(tmp_path, monkeypatch):
+    target, finished = tmp_path / "out", tmp_path / ".out.tmp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    finished.mkdir()
+    (finished / "new.txt").write_text("new")
+    real_rename = os.rename
+
+    def failing(src, dst):
+        if Path(src) == finished:
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError):
+        replace_dir(finished, target)
+    assert (target / "old.txt").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [".out.tmp", "out"]
+    monkeypatch.setattr(os, "rename", real_rename)
+    replace_dir(finished, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "new.txt").read_text() == "new"
 
 
 def test_paths_from_files_cannot_leave_their_root(tmp_path):
@@ -485,7 +478,7 @@ def test_paths_from_files_cannot_leave_their_root(tmp_path):
 
 def test_a_second_trainer_on_the_same_run_is_refused_and_stale_temp_files_swept(tmp_path):
     run = tmp_path / "run"
-    train(small_config(train_steps=1), run, log=quiet)
+    train(four_step_unet(train_steps=1), run, log=quiet)
     stale = run / "checkpoints" / ".step-00000002.safetensors.x1y2.tmp"
     stale.write_bytes(b"half a checkpoint")
     lock = RunLock(run)
@@ -494,17 +487,17 @@ def test_a_second_trainer_on_the_same_run_is_refused_and_stale_temp_files_swept(
         assert stale.exists() is False  # swept by whoever holds the lock
         stale.write_bytes(b"half a checkpoint")
         with pytest.raises(UserError, match=rf"being trained by another process \(pid {os.getpid()}\)"):
-            train(small_config(train_steps=2), run, log=quiet)
+            train(four_step_unet(train_steps=2), run, log=quiet)
     finally:
         lock.release()
-    assert train(small_config(train_steps=2), run, log=quiet).step == 2
+    assert train(four_step_unet(train_steps=2), run, log=quiet).step == 2
     assert not stale.exists()
 
 
 # ----------------------------------------------------------------- versions and bad input
 def test_other_format_versions_are_refused_with_both_numbers(tmp_path):
     run = tmp_path / "run"
-    train(small_config(train_steps=1), run, log=quiet)
+    train(four_step_unet(train_steps=1), run, log=quiet)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps(dict(config, format_version=2)))
     with pytest.raises(UserError, match=r"config.json: run config has format version 2, this landiff reads version 1"):
@@ -513,7 +506,7 @@ def test_other_format_versions_are_refused_with_both_numbers(tmp_path):
     tensors, meta = load_checkpoint(run / "checkpoints" / "step-00000001.safetensors")
     save_checkpoint(run / "checkpoints", 1, tensors, dict(meta, format_version=0), keep=5)
     with pytest.raises(UserError, match="format version 0; this landiff reads version 1"):
-        train(small_config(train_steps=2), run, log=quiet)
+        train(four_step_unet(train_steps=2), run, log=quiet)
 
 
 @pytest.mark.parametrize("argv,needles", [

@@ -23,12 +23,7 @@ from landiff.cli.main import main
 from landiff.errors import UserError
 from landiff.metrics.provenance import Provenance
 from landiff.report import build_report
-from landiff.report.collect import load_runs
-from landiff.report.differences import describe, difference
-from landiff.report.html import render_html
-from landiff.report.markdown import render_markdown
-from landiff.report.records import Estimate
-from landiff.report.sections import (
+from landiff.report.build import (
     Assets,
     cost_section,
     memorization_section,
@@ -36,6 +31,10 @@ from landiff.report.sections import (
     observations_section,
     runs_section,
 )
+from landiff.report.collect import load_runs
+from landiff.report.numbers import describe, difference
+from landiff.report.records import Estimate
+from landiff.report.render import render_html, render_markdown
 
 pytest.importorskip("matplotlib")
 

@@ -29,6 +29,14 @@ MOVED = {
     "landiff.pair": "landiff.workflows.pairing",
     "landiff.cost": "landiff.workflows.cost",
     "landiff.study": "landiff.workflows.study",
+    "landiff.report.formatting": "landiff.report.numbers",
+    "landiff.report.differences": "landiff.report.numbers",
+    "landiff.report.document": "landiff.report.render",
+    "landiff.report.html": "landiff.report.render",
+    "landiff.report.markdown": "landiff.report.render",
+    "landiff.report.images": "landiff.report.figures",
+    "landiff.report.plots": "landiff.report.figures",
+    "landiff.report.sections": "landiff.report.build",
 }
 
 

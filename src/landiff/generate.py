@@ -20,6 +20,7 @@ import torch
 from landiff.errors import UserError
 from landiff.grid import to_uint8
 from landiff.metrics.provenance import Provenance, provenance_for, sampling_precision
+from landiff.nets.dcgan import latents
 from landiff.runs.load import LoadedRun
 from landiff.samplers import DEFAULT_SPACING, classifier_free_guidance, sample
 
@@ -105,8 +106,6 @@ def generate(
         chunk = list(seeds[start : start + batch])
         y = None if resolved is None else resolved[start : start + len(chunk)].to(device)
         if loaded.diffusion is None:
-            from landiff.nets.dcgan import latents
-
             x = model(latents(chunk, loaded.config.gan.z_dim, device), y)
         else:
             shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)

@@ -1,4 +1,4 @@
-"""Tensors ↔ uint8 images, and image grids written as PNG."""
+"""Tensors ↔ uint8 images, uint8 arrays → floats in [0, 1], and image grids written as PNG."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from landiff.errors import UserError
+from landiff.runs.files import atomic_write_bytes
+
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(B, C, H, W) floats in [−1, 1] → (B, H, W, C) uint8, rounding to the nearest level."""
@@ -20,6 +23,19 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def from_uint8(images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) uint8 → float32 in [−1, 1] (k/127.5 − 1, the decoder's bin centres)."""
     return images.float() / 127.5 - 1
+
+
+def check_rgb_uint8(images: np.ndarray, what: str | None = None) -> None:
+    """Raises a UserError (prefixed with ``what``) unless ``images`` is a (N, H, W, 3) uint8 array."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        prefix = f"{what}: " if what else ""
+        raise UserError(f"{prefix}expected uint8 images (N, H, W, 3), got {images.dtype} {images.shape}")
+
+
+def unit_float(images: np.ndarray, what: str | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8 → the same shape in float32, [0, 1] (k / 255); anything else: see :func:`check_rgb_uint8`."""
+    check_rgb_uint8(images, what)
+    return images.astype(np.float32) / 255.0
 
 
 def make_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -43,6 +59,4 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def save_grid(images: np.ndarray, path: Path, columns: int | None = None) -> None:
     """Writes a grid of (N, H, W, 3) uint8 images to ``path`` atomically."""
-    from landiff.runs.files import atomic_write_bytes
-
     atomic_write_bytes(Path(path), png_bytes(make_grid(images, columns)))

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -458,8 +459,6 @@ def check_memory(parts: dict[str, float], flags: Sequence[str], device: Any = No
 
 def check_disk(need: float, path: str | os.PathLike[str], flags: Sequence[str]) -> None:
     """Refuses to write ``need`` bytes under ``path`` when its file system has less free space."""
-    import shutil
-
     probe = Path(path)
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent

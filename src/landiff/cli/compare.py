@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from landiff.errors import UserError
 from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir, check_seed
-
-if TYPE_CHECKING:
-    from landiff.workflows.compare import CompareOptions
+from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, compare_runs, parse_sweep
+from landiff.workflows.pairing import train_pair
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def options_from(args: argparse.Namespace) -> CompareOptions:
-    from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, parse_sweep
-
     for flag in ("n", "steps", "repeats"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be >= 1")
@@ -67,15 +63,11 @@ def _guidance(value: float) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.workflows.compare import compare_runs
-
     options = options_from(args)
     runs = list(args.runs)
     for given in runs:  # compare writes samples and summary.json into each run, so it must be writable
         check_output_dir(check_input_dir(given, "RUN", "run directory made by landiff train"), "RUN")
     if args.train:
-        from landiff.workflows.pairing import train_pair
-
         check_output_dir(args.out, "--out")
 
         if args.minutes <= 0:

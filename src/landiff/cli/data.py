@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.cli import data_folder, data_synth
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="make, check and prepare datasets")
     data_sub = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     # Each submodule adds its own sub-commands (synth; check, prepare).
-    from landiff.cli import data_folder, data_synth
 
     data_synth.register(data_sub)
     data_folder.register(data_sub)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.data.folder import require_readable
+from landiff.data.health import build_report, format_report
+from landiff.data.images import DEFAULT_MAX_PIXELS
+from landiff.data.prepared import prepare_folder
+from landiff.data.scan import scan_folder
 from landiff.options import OUT_DIR, Spec, check_input_dir, check_output_dir
 
 
 def _check(args: argparse.Namespace) -> int:
-    from landiff.data.folder import require_readable
-    from landiff.data.health import build_report, format_report
-    from landiff.data.scan import scan_folder
-
     check_input_dir(args.path, "PATH", "image folder")
     scan = scan_folder(args.path, max_pixels=args.max_pixels, workers=args.workers)
     print(format_report(build_report(scan, args.size)))
@@ -26,8 +27,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from landiff.data.prepared import prepare_folder
-
     check_input_dir(args.path, "PATH", "image folder")
     check_output_dir(args.out, "--out")  # before the folder is scanned and decoded
     manifest = prepare_folder(
@@ -43,8 +42,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from landiff.data.images import DEFAULT_MAX_PIXELS
-
     Spec("path", "path", "image folder (searched recursively)", required=True).add_to(parser)
     Spec("--max-pixels", "int", "refuse images above this many pixels as decompression bombs",
          default=DEFAULT_MAX_PIXELS, low=1, unit="pixels").add_to(parser)

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.data.landscape_export import write_landscapes
+from landiff.data.landscape_params import CLASSES
+from landiff.data.synthetic import HELDOUT_OFFSET
 from landiff.errors import UserError
 from landiff.options import OUT_DIR, SEED, Spec, check_disk, check_output_dir
 
@@ -20,8 +23,6 @@ MAX_SIZE = 1024
 
 
 def _parse_classes(text: str | None) -> list[str] | None:
-    from landiff.data.landscape_params import CLASSES
-
     if text is None:
         return None
     names = [part.strip() for part in text.split(",") if part.strip()]
@@ -34,7 +35,6 @@ def _parse_classes(text: str | None) -> list[str] | None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from landiff.data.landscape_export import write_landscapes
     n, size, seed = args.n, args.size, args.seed  # typed and range-checked by their Specs
     classes = _parse_classes(args.classes)
     check_output_dir(args.out, "--out")
@@ -51,7 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="render the built-in procedural landscapes to PNG files",
         description="Render procedural landscapes (classes day, sunset, night, snow) into DIR/<class>/.",
     )
-    from landiff.data.synthetic import HELDOUT_OFFSET
 
     OUT_DIR.add_to(parser, required=True, help="directory to create (or a previous synth output)")
     Spec("--n", "int", "number of images", required=True, low=1, high=HELDOUT_OFFSET, unit="images").add_to(parser)

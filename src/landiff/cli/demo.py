@@ -11,6 +11,7 @@ from pathlib import Path
 
 from landiff.errors import UserError
 from landiff.options import OUT_DIR, Spec, check_output_dir
+from landiff.workflows.demo import run_demo, summary_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.workflows.demo import run_demo, summary_table
-
     if not 0.2 <= args.minutes <= 24 * 60:
         raise UserError(f"--minutes must be between 0.2 and 1440, got {args.minutes}")
     args.resolution = int(args.resolution)

@@ -14,6 +14,7 @@ comes from (--seed, k), so the number does not depend on the number of processes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -21,11 +22,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
+from landiff.data import open_dataset
 from landiff.errors import UserError
-from landiff.grid import from_uint8
+from landiff.grid import from_uint8, save_grid
+from landiff.metrics import (
+    InceptionFeatures,
+    InceptionUnavailable,
+    append_record,
+    evaluate,
+    find_inception_weights,
+    latest_samples,
+    load_reference,
+    load_samples,
+)
 from landiff.metrics.memorization import DISTANCE_THRESHOLD, RATIO_THRESHOLD
+from landiff.metrics.provenance import provenance_for, samples_provenance
 from landiff.options import (
     BATCH,
     DEVICE,
@@ -40,13 +54,15 @@ from landiff.options import (
     pick_device,
     unet_bytes,
 )
+from landiff.progress import Progress
+from landiff.train import load_run
+from landiff.train.data_stream import keyed_seed
+from landiff.train.distributed import gather_cat, process_group
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch.utils.data import Dataset
 
     from landiff.diffusion import GaussianDiffusion
-    from landiff.metrics import InceptionFeatures
     from landiff.metrics.io import ImageSet
     from landiff.metrics.memorization import MemorizationResult
     from landiff.metrics.provenance import Provenance
@@ -72,10 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_nll(args: argparse.Namespace) -> int:
-    from landiff.data import open_dataset
-    from landiff.train import load_run
-    from landiff.train.distributed import process_group
-
     for flag, value in (("--n", args.n), ("--batch", args.batch)):
         if value < 1:
             raise UserError(f"{flag} must be an integer >= 1, got {value}")
@@ -114,10 +126,6 @@ def _nll_sharded(
     Rounds of ``batch × ranks`` images; rank r takes the r-th batch of each round, with noise from
     a generator keyed by (seed, index of the batch's first image). ``diffusion`` is ``loaded.diffusion``.
     """
-    from landiff.progress import Progress
-    from landiff.train.data_stream import keyed_seed
-    from landiff.train.distributed import gather_cat
-
     model = loaded.model if args.no_ema else loaded.ema_model
     device = next(model.parameters()).device
     steps = diffusion.num_steps
@@ -258,8 +266,6 @@ def _register_metrics(sub: argparse._SubParsersAction) -> None:
 
 
 def _samples(args: argparse.Namespace) -> ImageSet:
-    from landiff.metrics import latest_samples, load_samples
-
     if args.n is not None and args.n < 1:
         raise UserError("--n must be >= 1")
     spec = args.samples or (latest_samples(args.run) if args.run else None)
@@ -269,8 +275,6 @@ def _samples(args: argparse.Namespace) -> ImageSet:
 
 
 def _inception(args: argparse.Namespace) -> InceptionFeatures | None:
-    from landiff.metrics import InceptionFeatures, InceptionUnavailable, find_inception_weights
-
     try:
         weights = find_inception_weights(args.inception)
     except InceptionUnavailable as err:
@@ -294,8 +298,6 @@ def check_ranges(args: argparse.Namespace) -> None:
 
 
 def run_metric(args: argparse.Namespace) -> int:
-    from landiff.metrics import evaluate, load_reference
-
     check_ranges(args)
     run = _run_data(args.run)
     _check_outputs(args)
@@ -329,16 +331,11 @@ def run_metric(args: argparse.Namespace) -> int:
 
 def _nll_provenance(args: argparse.Namespace, loaded: LoadedRun) -> dict:
     """The bound depends on the checkpoint and the weights used, not on any sampler."""
-    from landiff.metrics.provenance import provenance_for
-
     return provenance_for(loaded, use_ema=not args.no_ema).to_dict()
 
 
 def _sample_provenance(args: argparse.Namespace) -> Provenance:
     """The provenance of the samples :func:`_samples` read: their landiff meta, else the file's sha256 (external)."""
-    from landiff.metrics import latest_samples
-    from landiff.metrics.provenance import samples_provenance
-
     return samples_provenance(args.samples or latest_samples(args.run))
 
 
@@ -355,10 +352,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace, record: MetricRecord) -> int:
-    import dataclasses
-
-    from landiff.metrics import append_record
-
     record = dataclasses.replace(record, provenance=_sample_provenance(args))
     print(record.summary())
     if args.run:
@@ -367,8 +360,6 @@ def _report(args: argparse.Namespace, record: MetricRecord) -> int:
 
 
 def run_memorization(args: argparse.Namespace) -> int:
-    from landiff.metrics import evaluate, load_reference
-
     check_ranges(args)
     run = _run_data(args.run)
     _check_outputs(args)
@@ -397,10 +388,6 @@ def run_memorization(args: argparse.Namespace) -> int:
 
 
 def _save_pairs(path: Path, samples: np.ndarray, train: np.ndarray, result: MemorizationResult, count: int = 16) -> None:
-    import numpy as np
-
-    from landiff.grid import save_grid
-
     closest = result.closest(count)
     pairs = np.stack([samples[closest], train[result.nearest_train[closest]]], axis=1)  # (k, 2, H, W, 3)
     save_grid(pairs.reshape(-1, *pairs.shape[2:]), path, columns=2)

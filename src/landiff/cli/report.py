@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from landiff.options import OUT_DIR, Spec, check_input_dir, check_output_dir
+from landiff.report import build_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from landiff.report import build_report
-
     for run in args.runs:
         check_input_dir(run, "RUN", "run directory made by landiff train")
     check_output_dir(args.out, "--out")  # before any run is read or a plot drawn

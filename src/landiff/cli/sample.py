@@ -28,6 +28,7 @@ import torch
 
 from landiff.errors import UserError
 from landiff.grid import png_bytes, save_grid, to_uint8
+from landiff.metrics.provenance import provenance_for, sampling_precision
 from landiff.nets.dcgan import latents
 from landiff.options import (
     BATCH,
@@ -46,6 +47,7 @@ from landiff.options import (
 )
 from landiff.runs.files import atomic_write, atomic_write_bytes
 from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
+from landiff.train import load_run
 from landiff.train.distributed import Dist, gather_cat, process_group
 
 if TYPE_CHECKING:
@@ -107,8 +109,6 @@ def validate_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.train import load_run
-
     validate_args(args)
     with process_group(args.device) as (dist, device):
         loaded = load_run(args.run, checkpoint=args.ckpt, device=str(device))
@@ -267,8 +267,6 @@ def _strip_callback(strip: list[np.ndarray], steps: int) -> StepCallback:
 def _provenance(args: argparse.Namespace, loaded: LoadedRun, labels: torch.Tensor | None, *, sampler: str, steps: int,
                 params: dict) -> dict:
     """The JSON :class:`~landiff.metrics.provenance.Provenance` of these samples (``eval --samples`` reads it)."""
-    from landiff.metrics.provenance import provenance_for, sampling_precision
-
     raw = loaded.model if args.no_ema else loaded.ema_model
     return provenance_for(loaded, use_ema=not args.no_ema, sampler=sampler, steps=steps, params=params,
                           precision=sampling_precision(raw), guidance_scale=args.guidance,

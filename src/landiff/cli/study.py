@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_output_dir
+from landiff.train.distributed import env_dist
+from landiff.workflows.study.execute import run_study
+from landiff.workflows.study.options import EXPERIMENTS, make_options
+from landiff.workflows.study.preview import plan_text
 
 if TYPE_CHECKING:
     from landiff.workflows.study.options import StudyOptions
@@ -50,19 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def options_from(args: argparse.Namespace) -> StudyOptions:
     """The StudyOptions of the parsed flags (mode defaults for flags left out)."""
-    from landiff.workflows.study.options import make_options
-
     return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
                         fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
                         curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from landiff.train.distributed import env_dist
-    from landiff.workflows.study.execute import run_study
-    from landiff.workflows.study.options import EXPERIMENTS
-    from landiff.workflows.study.preview import plan_text
-
     options = options_from(args)
     if not args.dry_run:
         check_output_dir(args.out, "--out")  # before the first of many runs is trained

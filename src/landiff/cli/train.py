@@ -23,6 +23,9 @@ import sys
 import textwrap
 from typing import Any
 
+import torch
+
+from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
 from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
 from landiff.runs.config import (
@@ -35,6 +38,8 @@ from landiff.runs.config import (
     refuse_ignored_flags,
     validate,
 )
+from landiff.train import train
+from landiff.train.distributed import env_dist
 
 # flag → (section, field, type); section None is TrainConfig itself.
 OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
@@ -72,8 +77,6 @@ def _train_specs() -> dict[str, Spec]:
     """The spec of every override flag; the ranges come from runs/config.py's INT_BOUNDS and
     NUMBER_BOUNDS, the tables validate() enforces (tests/test_fuzz_cli.py checks that they agree).
     Net fields keep the UNet's own checks."""
-    from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
-
     ints = {flag: INT_BOUNDS["--" + flag.replace("_", "-")] for flag in OVERRIDES
             if "--" + flag.replace("_", "-") in INT_BOUNDS and flag != "seed"}
     numbers = {flag: NUMBER_BOUNDS["--" + flag.replace("_", "-")] for flag in OVERRIDES
@@ -251,9 +254,6 @@ def run(args: argparse.Namespace) -> int:
     check_fits(config, args.device)
     if args.restart:
         _confirm_restart(args)
-    from landiff.train import train
-    from landiff.train.distributed import env_dist
-
     main_rank = env_dist().is_main
     state = train(config, args.run, device=args.device, restart=args.restart, log=print if main_rank else _quiet)
     if main_rank:
@@ -266,8 +266,6 @@ def run(args: argparse.Namespace) -> int:
 
 def check_fits(config: TrainConfig, device: str | None) -> None:
     """Refuses a network or batch that cannot fit in memory (a lower bound, options.unet_bytes)."""
-    import torch
-
     where = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.model == "gan":
         g = config.gan

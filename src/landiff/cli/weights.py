@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from landiff.metrics.features import ENV_VAR, SOURCE_SHA256_PREFIX, default_weights_path, import_inception
 from landiff.options import Spec, check_input_file, check_output_file
 
 
@@ -30,8 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import_inception(args: argparse.Namespace) -> int:
-    from landiff.metrics.features import ENV_VAR, SOURCE_SHA256_PREFIX, default_weights_path, import_inception
-
     check_input_file(args.file, "FILE", "downloaded .pth file")
     check_output_file(args.out if args.out is not None else default_weights_path(), "--out")
     path, digest = import_inception(args.file, args.out)

@@ -26,6 +26,7 @@ from PIL import Image
 from landiff.data.landscape_params import CLASSES, params_to_json
 from landiff.data.synthetic import HELDOUT_OFFSET, Split, SyntheticLandscapes
 from landiff.errors import UserError
+from landiff.runs.files import replace_dir
 
 MARKER_NAME = "synth.json"
 PARAMS_NAME = "params.jsonl"
@@ -86,7 +87,7 @@ def write_landscapes(
             "split": split, "heldout_offset": HELDOUT_OFFSET,
         }
         (tmp / MARKER_NAME).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        _swap_in(tmp, target)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -120,14 +121,3 @@ def _fill(directory: Path, dataset: SyntheticLandscapes) -> dict[str, int]:
                 lines.write(json.dumps({**record, "params": params_to_json(p)}) + "\n")
                 per_class[p.cls] += 1
     return per_class
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Renames the finished ``tmp`` to ``target``, replacing an empty dir or old synth output."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, old / "data")
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

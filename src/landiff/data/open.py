@@ -13,19 +13,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 from landiff.data.cache import open_cached_folder
 from landiff.data.folder import ImageFolderDataset
 from landiff.data.images import DEFAULT_MAX_PIXELS, as_size
 from landiff.data.prepared import FORMAT, MANIFEST_NAME, PreparedDataset, is_prepared
+from landiff.data.synthetic import SyntheticLandscapes
 from landiff.errors import UserError
 
-if TYPE_CHECKING:
-    from landiff.data.synthetic import SyntheticLandscapes
-
-    # What open_dataset returns: every one has __len__ and ``classes`` (see open_dataset).
-    OpenedDataset: TypeAlias = SyntheticLandscapes | PreparedDataset | ImageFolderDataset
+# What open_dataset returns: every one has __len__ and ``classes`` (see open_dataset).
+OpenedDataset: TypeAlias = SyntheticLandscapes | PreparedDataset | ImageFolderDataset
 
 ACCEPTED_FORMS = "'synthetic', an image folder, or a directory made by 'landiff data prepare'"
 
@@ -33,8 +31,6 @@ ACCEPTED_FORMS = "'synthetic', an image folder, or a directory made by 'landiff 
 def _open_synthetic(
     size: tuple[int, int], seed: int, synthetic_n: int | None, split: Literal["train", "heldout"]
 ) -> SyntheticLandscapes:
-    from landiff.data.synthetic import SyntheticLandscapes  # imported on use: optional to the rest
-
     resolution: int | tuple[int, int] = size[0] if size[0] == size[1] else size
     if synthetic_n is None:
         return SyntheticLandscapes(resolution=resolution, seed=seed, split=split)

@@ -44,6 +44,7 @@ from landiff.data.scan import (
 )
 from landiff.errors import UserError
 from landiff.options import check_disk, check_memory
+from landiff.runs.files import atomic_write, atomic_write_text, fsync_dir, replace_dir
 
 logger = logging.getLogger("landiff.data")
 
@@ -172,28 +173,15 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
                         "run landiff data prepare again") from None
 
 
-def _fsync(path: Path) -> None:
-    """Flushes a file (or, on POSIX, a directory entry list) to disk before the final rename."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # directories cannot be opened on Windows; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_manifest(directory: str | os.PathLike[str], manifest: Manifest) -> None:
     """Writes ``directory/manifest.json`` atomically (temporary file, fsync, rename)."""
-    target = Path(directory) / MANIFEST_NAME
-    tmp = target.with_name(f".{MANIFEST_NAME}.tmp-{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(manifest.to_json(), encoding="utf-8")
-        _fsync(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(Path(directory) / MANIFEST_NAME, manifest.to_json())
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``array`` as a plain .npy file at exactly ``path`` (np.save given a name would append .npy)."""
+    with open(path, "wb") as handle:
+        np.save(handle, array)
 
 
 def _decode_row(root: Path, image: ScannedImage, size: tuple[int, int], max_pixels: int) -> np.ndarray | str:
@@ -207,10 +195,11 @@ def _decode_row(root: Path, image: ScannedImage, size: tuple[int, int], max_pixe
         return problem.reason
 
 
-def _write_images(
+def _decode_into(
     path: Path, scan: FolderScan, size: tuple[int, int], max_pixels: int, workers: int
 ) -> list[str | None]:
-    """Writes images.npy row by row; returns, per scanned image, None or why it failed now."""
+    """Fills a new (N, H, W, 3) .npy at ``path`` row by row; returns, per scanned image, None or why it
+    failed now (failed images leave empty rows at the end)."""
     n = len(scan.images)
     failures: list[str | None] = []
     images = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, *size, 3))
@@ -227,12 +216,25 @@ def _write_images(
                 failures.append(None)
     images.flush()
     del images
-    if row < n:  # rare: a file failed after the scan; rewrite without the empty tail rows
-        full = np.load(path, mmap_mode="r", allow_pickle=False)
-        np.save(path.with_name("compact.npy"), np.asarray(full[:row]))
-        del full
-        os.replace(path.with_name("compact.npy"), path)
-    _fsync(path)
+    return failures
+
+
+def _save_rows(path: Path, source: Path, rows: int) -> None:
+    """The first ``rows`` rows of the .npy array ``source`` as a .npy file at ``path`` (the map of
+    ``source`` is closed on return, before anything renames over it)."""
+    full = np.load(source, mmap_mode="r", allow_pickle=False)
+    _save_npy(path, np.asarray(full[:rows]))
+
+
+def _write_images(
+    path: Path, scan: FolderScan, size: tuple[int, int], max_pixels: int, workers: int
+) -> list[str | None]:
+    """Writes images.npy row by row; returns, per scanned image, None or why it failed now."""
+    failures: list[str | None] = []
+    atomic_write(path, lambda tmp: failures.extend(_decode_into(tmp, scan, size, max_pixels, workers)))
+    kept = failures.count(None)
+    if kept < len(scan.images):  # rare: a file failed after the scan; rewrite without the empty tail rows
+        atomic_write(path, lambda tmp: _save_rows(tmp, path, kept))
     return failures
 
 
@@ -266,26 +268,6 @@ def _manifest_for(
 def _check_destination(out: Path) -> None:
     if out.is_file() or (out.is_dir() and any(out.iterdir()) and not is_prepared(out)):
         raise UserError(f"--out {str(out)!r} exists and is not a prepared dataset; choose a new directory")
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Renames the finished ``tmp`` to ``out``, replacing an older prepared dataset there."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
-        try:
-            os.rename(out, old)
-        except FileNotFoundError:  # another process replaced it at the same moment
-            old = None
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if not is_prepared(out):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same cache first
-    _fsync(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def prepare_folder(
@@ -335,11 +317,12 @@ def prepare_folder(
         manifest = _manifest_for(scan, size, class_cond, max_pixels, failures)
         if manifest.count == 0:
             require_readable(FolderScan(scan.root, [], manifest.skipped, scan.ignored, scan.started_ns))
-        np.save(tmp / "labels.npy", np.array([e.label for e in manifest.files], dtype=np.int64))
-        _fsync(tmp / "labels.npy")
+        labels = np.array([e.label for e in manifest.files], dtype=np.int64)
+        atomic_write(tmp / "labels.npy", lambda path: _save_npy(path, labels))
         write_manifest(tmp, manifest)  # last: its presence marks the directory complete
-        _fsync(tmp)
-        _swap_into_place(tmp, out)
+        fsync_dir(tmp)
+        # Another process that finished the same cache first wins; this copy is then dropped.
+        replace_dir(tmp, out, done_elsewhere=is_prepared)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,9 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from landiff.errors import UserError
 from landiff.metrics.inception import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3
+from landiff.runs.files import atomic_write
 
 FeatureExtractor = Callable[[np.ndarray], np.ndarray]
 """Images (N, H, W, 3) uint8 → features (N, D) float64."""
@@ -107,9 +110,6 @@ def _checked_state_dict(state: Mapping[str, object], source: str) -> dict[str, t
 
 def load_inception(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FIDInceptionV3:
     """The FID Inception with weights from a ``.safetensors`` file, in eval mode on ``device``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:
@@ -129,10 +129,6 @@ def import_inception(source: str | os.PathLike[str], out: str | os.PathLike[str]
     Returns:
         (the written path, the source file's SHA-256 in hex).
     """
-    from safetensors.torch import save_file
-
-    from landiff.runs.files import atomic_write
-
     source = Path(source)
     if not source.is_file():
         raise UserError(f"{source} does not exist; download {SOURCE_NAME} from pytorch-fid's GitHub release first")

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from PIL import Image
 
+from landiff.data import open_dataset
 from landiff.errors import UserError
 
 if TYPE_CHECKING:
@@ -63,8 +65,6 @@ def read_npz(path: Path) -> np.ndarray:
 
 def read_png_folder(folder: Path) -> np.ndarray:
     """All ``*.png`` of ``folder`` (not recursive, any letter case, sorted by name) as (N, H, W, 3) uint8."""
-    from PIL import Image
-
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.name.lower() not in NOT_SAMPLES)
     if not files:
         raise UserError(f"{folder} has no {SAMPLES_FILE} and no PNG images; give a samples.npz or a folder of PNGs")
@@ -126,8 +126,6 @@ def load_reference(spec: str, size: tuple[int, int], n: int | None, *, seed: int
         data_seed: seed of the synthetic landscapes (a run's ``config.seed``).
         split: synthetic split: ``"heldout"`` for references, ``"train"`` for a training set.
     """
-    from landiff.data import open_dataset
-
     if n is not None and n < 1:
         raise UserError("--n must be >= 1")
     if spec == "synthetic" and n is None:

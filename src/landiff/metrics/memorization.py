@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from landiff.errors import UserError
+from landiff.grid import check_rgb_uint8, unit_float
 from landiff.metrics.neighbours import nearest
 
 DOWNSAMPLE = 16
@@ -71,14 +72,22 @@ class MemorizationResult:
         return np.argsort(self.ratio, kind="stable")[:count]
 
 
+def area_downsample(x: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W, C) float32 → (N, size, size, C), area-averaged (adaptive average pool: block means
+    when H and W divide by ``size``)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    return F.adaptive_avg_pool2d(t, size).permute(0, 2, 3, 1).numpy()
+
+
 def downsample(images: np.ndarray, size: int = DOWNSAMPLE) -> np.ndarray:
-    """(N, H, W, 3) uint8 → (N, size·size·3) float32 in [0, 1], area-averaged (adaptive average pool)."""
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise UserError(f"memorisation check: expected uint8 images (N, H, W, 3), got {images.dtype} {images.shape}")
+    """(N, H, W, 3) uint8 → (N, size·size·3) float32 in [0, 1], area-averaged (adaptive average pool).
+
+    Each row is channel-major (C, size, size), as ``torch.flatten`` of an (N, C, H, W) tensor."""
+    check_rgb_uint8(images, "memorisation check")
     out = []
     for start in range(0, len(images), _CHUNK):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + _CHUNK])).permute(0, 3, 1, 2).float() / 255
-        out.append(F.adaptive_avg_pool2d(x, size).flatten(1).numpy())
+        small = area_downsample(unit_float(images[start : start + _CHUNK]), size)
+        out.append(small.transpose(0, 3, 1, 2).reshape(len(small), -1))
     return np.concatenate(out) if out else np.zeros((0, size * size * 3), np.float32)
 
 

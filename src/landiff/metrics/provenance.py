@@ -23,6 +23,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
+from landiff.metrics.io import NOT_SAMPLES, SAMPLES_FILE
+
 if TYPE_CHECKING:
     from landiff.runs.load import LoadedRun
 
@@ -183,8 +188,6 @@ def class_protocol(labels: Sequence[int] | None, num_classes: int, names: Sequen
 def sampling_precision(model: Any) -> str:
     """The arithmetic a network samples in: its parameter dtype, plus ``+tf32`` where CUDA convolutions
     or matmuls may round to TF32 (cuDNN allows it by default)."""
-    import torch
-
     parameter = next(iter(model.parameters()), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
     name = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}.get(
@@ -198,10 +201,6 @@ def samples_provenance(spec: str | Path) -> Provenance:
     """The provenance of a ``--samples`` file as :func:`landiff.metrics.io.load_samples` resolves it:
     the ``provenance`` in a landiff ``samples.npz`` meta, else (any other .npz, a PNG folder) the
     SHA-256 of the file(s) as ``source="external"``."""
-    import numpy as np
-
-    from landiff.metrics.io import NOT_SAMPLES, SAMPLES_FILE
-
     path = Path(spec)
     if path.is_dir() and (path / SAMPLES_FILE).is_file():
         path = path / SAMPLES_FILE

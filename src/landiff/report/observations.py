@@ -1,7 +1,7 @@
 """The "Observations" section: sentences computed from the numbers, never fixed text.
 
 Quality sentences rank the runs on each metric and say whether each gap exceeds the noise
-(:mod:`landiff.report.differences`); cost sentences give ratios between the families (or against the
+(:mod:`landiff.report.numbers`); cost sentences give ratios between the families (or against the
 first run when all runs are of one family); sampling-step, training-progress and memorisation
 sentences read the sweep, the curve and the flag counts. Works for one run, two runs or more.
 """
@@ -13,16 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landiff.report.differences import describe, difference, noise_floor, who
-from landiff.report.formatting import (
+from landiff.report.numbers import (
     HIGHER_IS_BETTER,
+    describe,
+    difference,
     duration,
     metric_or_none,
     metric_title,
+    noise_floor,
     ordered_metrics,
     plus_minus,
     ratio,
     si,
+    who,
 )
 from landiff.report.records import Cost, Estimate, Run, SweepPoint, Unavailable
 

@@ -24,6 +24,8 @@ from landiff.errors import UserError
 from landiff.nets import PRESETS as NET_PRESETS
 from landiff.nets import UNetConfig
 from landiff.nets.dcgan import dcgan_layout
+from landiff.runs.files import atomic_write_text
+from landiff.samplers import check_sampler_settings
 
 FORMAT_VERSION = 1
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -373,8 +375,6 @@ def _validate_combinations(config: TrainConfig) -> None:
             raise UserError(f"--loss hybrid with --variance {d.variance} trains exactly like --loss mse (the bound term "
                             "sees a stop-gradient mean and a fixed variance); use --loss mse, or --variance learned_range")
         if config.preview_count:
-            from landiff.samplers import check_sampler_settings
-
             check_sampler_settings(
                 config.preview_sampler, config.preview_steps, d.num_steps, d.prediction,
                 sampler_flag="--preview-sampler", steps_flag="--preview-steps",
@@ -486,8 +486,6 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def write_config(config: TrainConfig, path: Path) -> None:
     """Writes ``config.json`` atomically."""
-    from landiff.runs.files import atomic_write_text
-
     atomic_write_text(path, json.dumps(config.to_dict(), indent=2) + "\n")
 
 

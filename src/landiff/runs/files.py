@@ -1,10 +1,13 @@
-"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the directory), and
-resolving a path read from a file without letting it escape its root."""
+"""Crash-safe file writes (temp file in the same directory, fsync, rename, fsync the directory), a
+finished directory renamed into place, and resolving a path read from a file without letting it
+escape its root."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -62,6 +65,40 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def replace_dir(finished: Path, target: Path, *, done_elsewhere: Callable[[Path], bool] | None = None) -> None:
+    """Renames the directory ``finished`` (a sibling of ``target``, filled and flushed) to ``target``.
+
+    An older ``target`` is first renamed aside to a hidden sibling and deleted once the new one is
+    in place; the parent directory is fsync'ed after the rename.
+
+    Args:
+        done_elsewhere: when the rename fails and this is true of ``target`` (another process put an
+            equally good directory there first), ``finished`` is deleted instead of raising.
+
+    Raises:
+        OSError: the rename failed (and ``done_elsewhere`` was not true of ``target``); the older
+            ``target``, if there was one, is back in place.
+    """
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+        try:
+            os.rename(target, old)
+        except FileNotFoundError:  # another process replaced it at the same moment
+            old = None
+    try:
+        os.rename(finished, target)
+    except OSError:
+        if done_elsewhere is None or not done_elsewhere(target):
+            if old is not None and not target.exists():
+                os.rename(old, target)  # put the older directory back: a failed replace loses nothing
+            raise
+        shutil.rmtree(finished, ignore_errors=True)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_inside(root: Path, relative: str, source: str = "a manifest") -> Path:

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from landiff.data import open_dataset
+from landiff.data.folder import write_skipped_report
 from landiff.data.prepared import is_prepared
 from landiff.errors import TrainingDiverged, UserError
 from landiff.grid import save_grid, to_uint8
@@ -187,8 +188,6 @@ def describe_data(dataset: Dataset, run: RunDir, log: Callable[[str], None]) -> 
         atomic_write_text(run.root / "classes.json", json.dumps(mapping, indent=2) + "\n")
     summary = getattr(dataset, "summary", None)
     if summary is not None:
-        from landiff.data.folder import write_skipped_report
-
         log(f"data: {write_skipped_report(summary, run.root)}")
     else:
         log(f"data: {len(dataset)} images")  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from landiff.data import prepare_folder
+from landiff.data.synthetic import SyntheticLandscapes
 from landiff.errors import UserError
 from landiff.metrics.io import load_reference, read_npz
 from landiff.runs.files import atomic_write, atomic_write_text
@@ -97,8 +98,6 @@ class SourceImages:
 
 
 def _synthetic(options: StudyOptions) -> SourceImages:
-    from landiff.data.synthetic import SyntheticLandscapes
-
     n, k = options.images, changed_count(options.images, options.fraction)
     dataset = SyntheticLandscapes(n=n + k, resolution=options.resolution, seed=options.data_seed)
     images = dataset.render(range(n + k))[0]

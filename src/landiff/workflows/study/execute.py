@@ -29,8 +29,10 @@ from landiff.train import train
 from landiff.train.distributed import Dist, env_dist, process_group
 from landiff.workflows.study.datasets import DataLayout, prepare_data, read_layout
 from landiff.workflows.study.evaluation import RunEval, add_curve_point, diverged_eval, evaluate_run, read_curve
+from landiff.workflows.study.experiments import run_experiments
 from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions, allocate
 from landiff.workflows.study.plan import RunSpec, build_plan, matched_config, reference_name, run_config, staged_config
+from landiff.workflows.study.report import write_report
 from landiff.workflows.study.state import StudyState, checkpoint_state, open_state, reached_budget, save_state
 
 DATA_WAIT_SECONDS = 3600
@@ -196,9 +198,6 @@ def run_study(out: Path, options: StudyOptions, experiments: Sequence[Experiment
         UserError: other options than the study in ``out`` was made with, unusable data, or a
             reference run that diverged.
     """
-    from landiff.workflows.study.experiments import run_experiments
-    from landiff.workflows.study.report import write_report
-
     study = open_study(out, options, log, device)
     plan = build_plan(options, experiments)
     # Under torchrun one process group serves every training (the trainers use an existing group

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from landiff.workflows.study.datasets import read_layout
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO, CurvePoint, RunEval, load_eval, read_curve, write_json
 from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Experiment, Family, StudyOptions
 from landiff.workflows.study.plan import RunSpec, build_plan
 from landiff.workflows.study.sensitivity import SensitivityResult, data_sensitivity
 from landiff.workflows.study.similarity import calibrate
+from landiff.workflows.study.state import STATE_NAME
 from landiff.workflows.study.uncertainty import Comparison, Summary, summarize, welch
 
 WORSE_Z = 2.0  # a cell is worse than the default when its SWD is > 2 combined s.d. above the seed mean
@@ -235,8 +237,6 @@ class StudyResults:
 
 
 def read_options(out: Path) -> StudyOptions:
-    from landiff.workflows.study.state import STATE_NAME
-
     values = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))["options"]
     return StudyOptions(**values)
 
@@ -248,8 +248,6 @@ def read_evaluations(out: Path, plan: Sequence[RunSpec]) -> dict[str, RunEval]:
 
 def compute_results(out: Path) -> StudyResults:
     """Every experiment that the measurements in ``out`` support (pure: reads files only)."""
-    from landiff.workflows.study.datasets import read_layout
-
     options = read_options(out)
     plan = build_plan(options, EXPERIMENTS)
     evaluations = read_evaluations(out, plan)

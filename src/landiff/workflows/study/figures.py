@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from landiff.grid import make_grid, png_bytes
-from landiff.report.images import tile_size, upscale
-from landiff.report.plots import colour, figure_png, new_figure
+from landiff.report.figures import colour, figure_png, new_figure, tile_size, upscale
 from landiff.workflows.study.experiments import CostResult, FamilyGrid
 from landiff.workflows.study.plan import DEFAULT_SETTING
 
@@ -60,7 +59,7 @@ def heatmap_png(grid: FamilyGrid) -> bytes:
             labels[row][col] += f"\n{cell.outcome}"
     figure = new_figure(5.2, 0.75 * len(factors) + 1.2)
     axes = figure.subplots()
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # the optional ``report`` extra (new_figure checked it is installed)
 
     cmap = colormaps["RdYlGn_r"].with_extremes(bad="#bbbbbb")  # grey: diverged or not measured
     image = axes.imshow(np.clip(values, -1, 1), cmap=cmap, vmin=-1, vmax=1, aspect="auto")

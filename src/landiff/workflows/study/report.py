@@ -11,10 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from landiff.report.document import Block, Bullets, Heading, Paragraph, Table, figure_sources
-from landiff.report.formatting import duration
-from landiff.report.html import render_html
-from landiff.report.markdown import render_markdown
+from landiff.report.numbers import duration
+from landiff.report.render import Block, Bullets, Heading, Paragraph, Table, figure_sources, render_html, render_markdown
 from landiff.runs.files import atomic_write_bytes, atomic_write_text
 from landiff.workflows.study.datasets import read_layout
 from landiff.workflows.study.experiments import StudyResults, compute_results

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from landiff.report.document import Block, Figure, FigureRow, Heading, Paragraph, Table
-from landiff.report.formatting import duration, si
-from landiff.report.images import grid_count, grid_png, tile_size
+from landiff.report.figures import grid_count, grid_png, tile_size
+from landiff.report.numbers import duration, si
+from landiff.report.render import Block, Figure, FigureRow, Heading, Paragraph, Table
 from landiff.runs.config import TrainConfig
 from landiff.workflows.study import figures
 from landiff.workflows.study.datasets import read_layout

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from landiff.errors import UserError
+from landiff.grid import unit_float
+from landiff.metrics.memorization import area_downsample
 
 PERCEPTUAL_SIZE = 16  # px: the distance looks at images no finer than this
 PERCEPTUAL_LEVELS = 3  # 16 and 8 px bands, 4 px low-pass
@@ -33,13 +33,6 @@ CONTRAST = 0.05
 NOISE_SD = 0.01
 
 
-def _as_float(images: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) uint8 → the same shape in float32, [0, 1]."""
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise UserError(f"expected uint8 images (N, H, W, 3), got {images.dtype} {images.shape}")
-    return images.astype(np.float32) / 255.0
-
-
 def _check_pairs(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape != b.shape:
         raise UserError(f"image pairs need equal shapes, got {a.shape} and {b.shape}")
@@ -48,26 +41,17 @@ def _check_pairs(a: np.ndarray, b: np.ndarray) -> None:
 def rmse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pair RMSE (N,) between uint8 images ``a`` and ``b`` (N, H, W, 3), in [0, 1] units."""
     _check_pairs(a, b)
-    return np.sqrt(np.square(_as_float(a) - _as_float(b)).mean(axis=(1, 2, 3)))
-
-
-def _area(x: np.ndarray, size: int) -> np.ndarray:
-    """(N, H, W, C) → (N, size, size, C) by area averaging (block means when H, W divide by size)."""
-    n, h, w, c = x.shape
-    if h % size == 0 and w % size == 0:
-        return x.reshape(n, size, h // size, size, w // size, c).mean(axis=(2, 4))
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
-    return F.adaptive_avg_pool2d(t, size).permute(0, 2, 3, 1).numpy()
+    return np.sqrt(np.square(unit_float(a) - unit_float(b)).mean(axis=(1, 2, 3)))
 
 
 def _pyramid(images: np.ndarray) -> list[np.ndarray]:
     """Band-pass levels at 16 and 8 px and the 4 px low-pass, box filter (block mean / repeat)."""
-    x = _as_float(images)
+    x = unit_float(images)
     if max(x.shape[1:3]) > PERCEPTUAL_SIZE or x.shape[1] != x.shape[2]:
-        x = _area(x, PERCEPTUAL_SIZE)
+        x = area_downsample(x, PERCEPTUAL_SIZE)
     levels = []
     for _ in range(PERCEPTUAL_LEVELS - 1):
-        low = _area(x, x.shape[1] // 2)
+        low = area_downsample(x, x.shape[1] // 2)
         levels.append(x - low.repeat(2, axis=1).repeat(2, axis=2))
         x = low
     return levels + [x]

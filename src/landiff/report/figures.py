@@ -1,28 +1,71 @@
-"""Report plots with matplotlib's Agg canvas (headless; no pyplot, so no global backend state).
+"""The report's pictures as PNG bytes: sample grids drawn with Pillow, and plots drawn with matplotlib.
 
-matplotlib is an optional dependency (the ``report`` extra): it is imported only here, on first use,
-and a missing install is one :class:`UserError` line saying what to install. Each function returns
-PNG bytes, or None when the runs hold nothing to plot.
+Sample grids use numpy and Pillow only, so 32 px images keep hard pixel edges: every set gets the
+same count, layout and tile size, each image resized with ``Image.NEAREST`` to a common tile of at
+least :data:`MIN_TILE` pixels, which for an integer ratio is exact pixel replication.
+
+Plots use matplotlib's Agg canvas (headless; no pyplot, so no global backend state). matplotlib is
+an optional dependency (the ``report`` extra): it is imported only inside the functions that draw,
+on first use, and a missing install is one :class:`UserError` line saying what to install. Each
+plot function returns PNG bytes, or None when the runs hold nothing to plot.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from landiff.errors import UserError
-from landiff.report.formatting import metric_or_none
+from landiff.grid import make_grid, png_bytes
+from landiff.report.numbers import metric_or_none
 from landiff.report.records import MemorizationPairs, Run
+
+MIN_TILE = 96  # px: a 32 px image is shown at 3×, a 64 px image at 2×
+MAX_GRID_IMAGES = 36  # 6 × 6 per set keeps three grids side by side readable
 
 DPI = 100
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+# ------------------------------------------------------------------------------ sample grids (Pillow)
+def grid_count(sets: list[np.ndarray], limit: int = MAX_GRID_IMAGES) -> int:
+    """The largest square number of images every set can show, at most ``limit`` (full rows)."""
+    available = max(1, min([limit] + [len(images) for images in sets]))
+    return math.isqrt(available) ** 2
+
+
+def tile_size(sets: list[np.ndarray]) -> tuple[int, int]:
+    """(height, width) of one tile: the largest image among ``sets`` times the smallest integer
+    factor that reaches :data:`MIN_TILE` pixels on its longer side."""
+    height = max(images.shape[1] for images in sets)
+    width = max(images.shape[2] for images in sets)
+    factor = max(1, math.ceil(MIN_TILE / max(height, width)))
+    return height * factor, width * factor
+
+
+def upscale(images: np.ndarray, tile: tuple[int, int]) -> np.ndarray:
+    """(N, H, W, 3) uint8 → (N, tile_h, tile_w, 3) uint8 by nearest-neighbour resampling."""
+    height, width = tile
+    if images.shape[1:3] == (height, width):
+        return images
+    return np.stack([np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.NEAREST)) for img in images])
+
+
+def grid_png(images: np.ndarray, count: int, tile: tuple[int, int]) -> bytes:
+    """The first ``count`` images as a square-ish grid of ``tile``-sized cells, PNG-encoded."""
+    chosen = upscale(images[:count], tile)
+    columns = max(1, math.ceil(math.sqrt(count)))
+    return png_bytes(make_grid(chosen, columns=columns, pad=2))
+
+
+# ---------------------------------------------------------------------------------- plots (matplotlib)
 def new_figure(width: float, height: float) -> Any:
     """A Figure attached to an Agg canvas (inches)."""
-    try:
+    try:  # matplotlib is the optional ``report`` extra: imported here, on first use
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
@@ -137,7 +180,7 @@ def sweep_png(runs: list[Run]) -> bytes | None:
             line += 1
     _noise_floor_line(axes, runs)
     axes.set_xscale("log")
-    from matplotlib.ticker import NullLocator
+    from matplotlib.ticker import NullLocator  # the optional ``report`` extra (new_figure checked it is installed)
 
     # Label the NFE values measured (1, 5, 10, 20 …) instead of powers of ten.
     ticks = sorted({p.nfe for _, summary in lines for p in summary.sweep} | gan_nfe)
