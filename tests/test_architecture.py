@@ -1,4 +1,6 @@
-"""Structural limits on the source: no function in src/landiff grows past MAX_FUNCTION_LINES lines.
+"""Structural limits on the source: no function in src/landiff grows past MAX_FUNCTION_LINES lines,
+imports sit at module level (the layer contracts of pyproject.toml then see all of them), and the
+layer map of docs/architecture.md is the one `lint-imports` enforces.
 
 A function's length is its span in the file, from its first decorator (or ``def``) to its last
 line, docstring and comments included; nested functions and methods are checked on their own
@@ -9,7 +11,14 @@ and also count towards the function that contains them. The training loops
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
+import warnings
 from pathlib import Path
+
+import pytest
+
+from landiff._moved import MOVED
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "landiff"
 MAX_FUNCTION_LINES = 60
@@ -72,12 +81,6 @@ def test_no_function_is_longer_than_the_limit():
 
 # ------------------------------------------------------------- moved modules keep their old names
 def test_every_moved_module_still_imports_under_its_old_name_with_a_deprecation_warning():
-    import importlib
-    import sys
-    import warnings
-
-    from landiff._moved import MOVED
-
     assert MOVED, "the alias table is empty"
     for old, new in MOVED.items():
         sys.modules.pop(old, None)
@@ -91,8 +94,6 @@ def test_every_moved_module_still_imports_under_its_old_name_with_a_deprecation_
 
 
 def test_an_old_name_gives_the_same_objects_as_the_new_one():
-    import warnings
-
     from landiff.workflows.study.verdict import Claim
 
     with warnings.catch_warnings():
@@ -102,3 +103,68 @@ def test_an_old_name_gives_the_same_objects_as_the_new_one():
     from landiff.runs.config import TrainConfig
 
     assert old is TrainConfig and old_claim is Claim
+
+
+# ------------------------------------------------------------------ imports at module level
+# The only imports allowed inside a function: optional dependencies (an extra of pyproject.toml),
+# each with a comment that says so. Everything else is imported at the top of its module.
+OPTIONAL_DEPENDENCIES = ("matplotlib",)
+
+
+def function_local_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) of every import statement inside a function of ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[tuple[int, str]] = set()
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom):
+                    found.add((node.lineno, "." * node.level + (node.module or "")))
+                elif isinstance(node, ast.Import):
+                    found.update((node.lineno, alias.name) for alias in node.names)
+    return sorted(found)
+
+
+def test_imports_inside_functions_are_only_optional_dependencies_with_a_comment():
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for line, module in function_local_imports(path):
+            where = f"{path.relative_to(SRC.parent)}:{line} imports {module}"
+            if module.split(".")[0] not in OPTIONAL_DEPENDENCIES:
+                offenders.append(f"{where} inside a function; import it at the top of the module")
+            elif not any("optional" in text.partition("#")[2] for text in lines[max(0, line - 3):line]):
+                offenders.append(f"{where} without a comment (on it or the two lines above) saying it is optional")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_import_scan_sees_an_import_inside_a_function(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    from landiff import grid\n    import json, re\n")
+    assert function_local_imports(module) == [(4, "landiff"), (5, "json"), (5, "re")]
+
+
+# ------------------------------------------------------------ the documented layer map is enforced
+def _contract_layers() -> list[str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    config = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (layers,) = [c for c in contracts if c["type"] == "layers"]
+    assert layers["containers"] == ["landiff"] and layers["exhaustive"] is True
+    return layers["layers"]
+
+
+def test_docs_architecture_shows_the_layer_map_that_lint_imports_enforces():
+    text = (SRC.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("<!-- layers:", 1)[1].split("```", 2)[1]
+    assert [line.strip() for line in block.strip().splitlines()] == _contract_layers()
+
+
+def test_every_top_level_module_and_package_has_a_layer():
+    named = {name.strip() for row in _contract_layers() for name in row.split("|")}
+    present = {p.stem for p in SRC.glob("*.py") if p.stem != "__init__"}
+    present |= {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert named == present
