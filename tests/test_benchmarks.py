@@ -65,12 +65,14 @@ def test_budget_race_quick_prints_every_entrant_with_a_curve(tmp_path):
 
 def test_sampler_sweep_quick_reports_ratio_to_reference(tmp_path):
     out = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), cwd=tmp_path)
-    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines() if line.startswith("| dpm++")
-                        or line.startswith("| ddim") or line.startswith("| ddpm"))]
-    assert len(rows) == 4  # the reference and three sweep points
+    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines())
+            if r[0].strip().startswith(("dpm++", "ddim", "ddpm", "heun"))]
+    assert len(rows) == 6  # the reference and five sweep points
     assert rows[0][3].strip() == "1.00"
     assert all(_number(r[2].strip()) > 0 for r in rows)
-    again = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), "--points", "ddim:uniform:3,dpm++:logsnr:3:2nd",
-                 cwd=tmp_path)
-    labels = [line.split("|")[1].strip() for line in again.splitlines() if line.startswith(("| dpm++", "| ddim"))]
-    assert labels == ["ddim uniform", "dpm++ logsnr, 2nd-order final step"]
+    assert [r[1].strip() for r in rows if r[0].strip().startswith("heun")] == ["3"]  # 2 levels: 2·2 − 1 evaluations
+    again = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), "--points",
+                 "ddim:uniform:3,dpm++:logsnr:3:2nd,heun:karras:4:churn=2,dpm++sde:logsnr:3:eta=0.5:bf16", cwd=tmp_path)
+    labels = [line.split("|")[1].strip() for line in again.splitlines() if line.startswith(("| dpm++", "| ddim", "| heun"))]
+    assert labels == ["ddim uniform", "dpm++ logsnr, 2nd-order final step", "heun karras, churn 2",
+                      "dpm++sde logsnr, eta 0.5, bf16"]

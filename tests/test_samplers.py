@@ -25,6 +25,7 @@ from landiff.diffusion import GaussianDiffusion, beta_schedule, space_timesteps
 from landiff.errors import UserError
 from landiff.samplers import (
     SPACINGS,
+    Churn,
     SampleNoise,
     classifier_free_guidance,
     ddim_sample,
@@ -235,13 +236,14 @@ def test_lower_order_final_only_changes_few_step_runs():
 
 
 # ------------------------------------------------------- seeds and determinism
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++", "dpm++sde", "heun"])
 def test_same_seed_same_image_at_any_batch_size_and_order(sampler):
     betas = beta_schedule("cosine", T)
     diffusion = GaussianDiffusion(betas, variance="fixed_large")
     model = GaussianDenoiser(betas)
     seeds = [11, 3, 7, 0, 42, 5, 9, 1]
-    kwargs = dict(sampler=sampler, steps=10, eta=1.0)
+    kwargs: dict = dict(sampler=sampler, steps=10)
+    kwargs.update({"ddim": {"eta": 1.0}, "heun": {"churn": Churn(s_churn=10.0)}}.get(sampler, {}))
     batch = sample(model, diffusion, SHAPE, seeds, **kwargs)
     singles = torch.cat([sample(model, diffusion, SHAPE, [seed], **kwargs) for seed in seeds])
     assert torch.equal(batch, singles)
@@ -314,9 +316,6 @@ def test_user_mistakes_raise_user_errors():
         ddim_sample(model, diffusion, torch.zeros(1, *SHAPE), [10, 10, 0])
     with pytest.raises(UserError, match="0..49"):
         ddim_sample(model, diffusion, torch.zeros(1, *SHAPE), [50, 0])
-    mean_model = GaussianDiffusion(betas, prediction="mean")
-    with pytest.raises(UserError, match="--steps 50"):
-        sample(model, mean_model, SHAPE, [0], sampler="ddpm", steps=10)
 
 
 # ------------------------------------------------------- timestep spacings
@@ -328,7 +327,10 @@ def test_sampling_timesteps_are_distinct_descending_and_in_range(spacing, num_st
         steps = sampling_timesteps(num_steps, count, spacing, abar)
         assert len(steps) == count and len(set(steps)) == count
         assert steps == sorted(steps, reverse=True)
-        assert 0 <= steps[-1] and steps[0] == num_steps - 1
+        assert 0 <= steps[-1] and steps[0] <= num_steps - 1
+        # Every spacing starts at T−1 except karras, which starts at EDM's σ_max = 80 where the
+        # process goes beyond it (the nearest step, or higher when K leaves no room).
+        assert steps[0] == num_steps - 1 or (spacing == "karras" and np.sqrt((1 - abar[steps[0]]) / abar[steps[0]]) > 40)
         assert all(isinstance(t, int) for t in steps)
 
 
@@ -354,7 +356,7 @@ def test_spacing_definitions():
     assert logsnr[-1] == 0 and np.all(gaps > 0)
     assert gaps.max() / gaps.min() < 1.5  # uniform in λ up to rounding to discrete steps
     with pytest.raises(UserError, match="--spacing"):
-        sampling_timesteps(T, 4, "karras")  # type: ignore[arg-type]
+        sampling_timesteps(T, 4, "edm")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------- classifier-free guidance

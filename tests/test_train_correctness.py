@@ -81,7 +81,6 @@ def test_a_run_shorter_than_sample_every_ends_with_its_checkpoint(tmp_path, monk
 
 
 @pytest.mark.parametrize("argv,needles", [
-    (["--prediction", "mean", "--diffusion-steps", "4"], ["--prediction mean", "--preview-steps 4", "--preview-count 0"]),
     (["--diffusion-steps", "2"], ["--diffusion-steps 2", "--preview-steps 1..2", "--preview-count 0"]),
 ])
 def test_preview_settings_the_process_cannot_sample_are_refused_up_front(tmp_path, capsys, argv, needles):
@@ -95,14 +94,14 @@ def test_preview_settings_the_process_cannot_sample_are_refused_up_front(tmp_pat
 
 
 def test_up_front_preview_check_is_the_samplers_own(tmp_path):
-    """validate() and sample() refuse with the same check: a mean-predicting process sampled in 3 of 4 steps."""
+    """validate() and sample() refuse with the same check: a 2-step process sampled in 3 steps."""
     from landiff.samplers import sample
 
-    config = small_config(diffusion=dataclasses.replace(recipe("tiny").diffusion, num_steps=4, prediction="mean"))
-    with pytest.raises(UserError, match=r"all 4 steps, not 3 \(--diffusion-steps 4, --prediction mean\); use --preview-steps 4"):
+    config = small_config(diffusion=dataclasses.replace(recipe("tiny").diffusion, num_steps=2), preview_steps=3)
+    with pytest.raises(UserError, match=r"3 steps from a 2-step process \(--diffusion-steps 2\); use --preview-steps 1..2"):
         validate(config)
-    with pytest.raises(UserError, match=r"all 4 steps, not 3; use --steps 4"):
-        sample(lambda x, t: x, GaussianDiffusion(beta_schedule("cosine", 4), prediction="mean"), (3, 4, 4), [0], steps=3)
+    with pytest.raises(UserError, match=r"3 steps from a 2-step process; use --steps 1..2"):
+        sample(lambda x, t: x, GaussianDiffusion(beta_schedule("cosine", 2)), (3, 4, 4), [0], steps=3)
 
 
 # ------------------------------------------------------------------ 2. combinations that would not train what they say

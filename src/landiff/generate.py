@@ -9,6 +9,7 @@ carries the :class:`~landiff.metrics.provenance.Provenance` of the images.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,17 @@ from landiff.grid import to_uint8
 from landiff.metrics.provenance import Provenance, provenance_for, sampling_precision
 from landiff.nets.dcgan import latents
 from landiff.runs.load import LoadedRun
-from landiff.samplers import DEFAULT_SPACING, classifier_free_guidance, sample
+from landiff.samplers import (
+    DEFAULT_ETA,
+    DEFAULT_SAMPLER,
+    DEFAULT_SPACING,
+    DEFAULT_STEPS,
+    KARRAS_RHO,
+    Churn,
+    classifier_free_guidance,
+    network_evaluations,
+    sample,
+)
 
 Labels = torch.Tensor | Literal["balanced"] | None
 
@@ -56,14 +67,16 @@ def _resolve_labels(loaded: LoadedRun, labels: Labels, n: int) -> torch.Tensor |
     return labels
 
 
-def generation_provenance(loaded: LoadedRun, seeds: Sequence[int], *, sampler: str = "dpm++", steps: int = 20,
+def generation_provenance(loaded: LoadedRun, seeds: Sequence[int], *, sampler: str = DEFAULT_SAMPLER, steps: int = DEFAULT_STEPS,
                           labels: Labels = "balanced", use_ema: bool = True, guidance: float = 1.0) -> Provenance:
     """The provenance :func:`generate` records for these arguments, without drawing anything (cache keys)."""
     resolved = _resolve_labels(loaded, labels, len(seeds))
     model = loaded.ema_model if use_ema else loaded.model
     contiguous = list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))) if len(seeds) else False
-    params = {} if loaded.diffusion is None else {"spacing": DEFAULT_SPACING[sampler], "eta": 0.0,
-                                                  "clip_denoised": True}
+    params: dict = {} if loaded.diffusion is None else {"spacing": DEFAULT_SPACING[sampler],
+                                                        "eta": DEFAULT_ETA.get(sampler, 0.0), "clip_denoised": True}
+    if sampler == "heun":  # generate() draws with EDM's deterministic Heun on the karras levels
+        params.update(rho=KARRAS_RHO, churn=dataclasses.asdict(Churn()))
     return provenance_for(loaded, use_ema=use_ema, sampler=sampler, steps=steps, params=params,
                           precision=sampling_precision(model), guidance_scale=guidance,
                           labels=None if resolved is None else resolved.tolist(),
@@ -75,8 +88,8 @@ def generate(
     loaded: LoadedRun,
     seeds: Sequence[int],
     *,
-    sampler: str = "dpm++",
-    steps: int = 20,
+    sampler: str = DEFAULT_SAMPLER,
+    steps: int = DEFAULT_STEPS,
     batch: int = 64,
     labels: Labels = "balanced",
     use_ema: bool = True,
@@ -114,5 +127,5 @@ def generate(
         chunks.append(to_uint8(x))
     seconds = (time.perf_counter() - start_time) / max(1, len(seeds))
     return Generated(images=np.concatenate(chunks), seconds_per_image=seconds,
-                     nfe=1 if loaded.diffusion is None else steps * (2 if guidance != 1.0 else 1),
+                     nfe=1 if loaded.diffusion is None else network_evaluations(sampler, steps) * (2 if guidance != 1.0 else 1),
                      provenance=provenance)

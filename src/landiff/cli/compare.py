@@ -12,6 +12,7 @@ from pathlib import Path
 
 from landiff.errors import UserError
 from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir, check_seed
+from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, compare_runs, parse_sweep
 from landiff.workflows.pairing import train_pair
 
@@ -23,9 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     SEED.add_to(p, help="seeds of the samples (seed..seed+n-1) and of the metrics")
     Spec("--ref", "str", "reference images (default: the first run's data, held-out split for synthetic)").add_to(p)
     Spec("--heldout", "str", "held-out images for the memorisation ratio (needed for folders)").add_to(p)
-    Spec("--sampler", "choice", "diffusion sampler for the main samples", default="dpm++",
-         choices=("ddpm", "ddim", "dpm++")).add_to(p)
-    STEPS.add_to(p, default=20, help="its number of steps")
+    Spec("--sampler", "choice", "diffusion sampler for the main samples (default: landiff sample's)",
+         default=DEFAULT_SAMPLER, choices=SAMPLERS).add_to(p)
+    STEPS.add_to(p, default=DEFAULT_STEPS, help="its network evaluations")
     Spec("--sweep", "str", "samplers x steps for diffusion runs, e.g. 'ddim:10,50;dpm++:5,10,20' ('' for none)",
          metavar="SPEC", allow_empty=True).add_to(p)
     N_IMAGES.add_to(p, name="--sweep-n", help="images per sweep point (default --n)")

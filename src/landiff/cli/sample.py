@@ -3,8 +3,8 @@
     landiff sample --run runs/tiny --n 64 --sampler dpm++ --steps 20 --out samples/tiny
     landiff sample --run runs/gan --n 64            # a DCGAN run: one generator pass, z of image i from seed S+i
 
-For GAN runs the sampler options (--sampler, --steps, --spacing, --eta, --no-clip, --denoise-strip)
-do not apply and are reported as ignored; a class-conditional GAN cycles through its classes unless
+For GAN runs the sampler options (--sampler, --steps, --spacing, --eta, --churn…, --rho, --precision,
+--no-clip, --denoise-strip) do not apply and are reported as ignored; a class-conditional GAN cycles through its classes unless
 --class names one.
 
 Under torchrun the images are shared out between the processes (``--batch`` per process per
@@ -17,6 +17,7 @@ output is the same on any number of processes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -46,7 +47,20 @@ from landiff.options import (
     unet_bytes,
 )
 from landiff.runs.files import atomic_write, atomic_write_bytes
-from landiff.samplers import DEFAULT_SPACING, SAMPLERS, SPACINGS, classifier_free_guidance, sample
+from landiff.samplers import (
+    DEFAULT_ETA,
+    DEFAULT_SAMPLER,
+    DEFAULT_SPACING,
+    DEFAULT_STEPS,
+    KARRAS_RHO,
+    PRECISIONS,
+    SAMPLERS,
+    SPACINGS,
+    Churn,
+    classifier_free_guidance,
+    heun_levels,
+    sample,
+)
 from landiff.train import load_run
 from landiff.train.distributed import Dist, gather_cat, process_group
 
@@ -63,13 +77,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     OUT_DIR.add_to(p, help="output directory (default RUN/samples/<sampler>-<steps>)")
     N_IMAGES.add_to(p, default=16)
     BATCH.add_to(p, default=16)
-    Spec("--sampler", "choice", "ddpm (ancestral), ddim or dpm++ (default); not used by GAN runs",
-         choices=tuple(SAMPLERS)).add_to(p)
-    STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm)")
-    Spec("--spacing", "choice", "timestep spacing (default: per sampler)", choices=tuple(SPACINGS)).add_to(p)
+    Spec("--sampler", "choice", "ddpm (ancestral), ddim, dpm++ (DPM-Solver++(2M), the default: the best measured at "
+         "<= 20 evaluations, benchmarks/RESULTS.md), dpm++sde (its SDE form) or heun (EDM, with --churn); "
+         "not used by GAN runs", choices=tuple(SAMPLERS)).add_to(p)
+    STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm); heun uses (STEPS+1)//2 noise levels")
+    Spec("--spacing", "choice", "timestep spacing (default: per sampler; karras for heun)", choices=tuple(SPACINGS)).add_to(p)
+    Spec("--rho", "float", "rho of the karras spacing (EDM eq. 5; default 7)", low=0.0, low_open=True).add_to(p)
     # DDIM (Song et al. 2021, eq. 16): eta in [0, 1] goes from deterministic DDIM to DDPM's variance.
-    Spec("--eta", "float", "DDIM eta (0 = deterministic, 1 = DDPM's variance)", default=0.0, low=0.0,
-         high=1.0).add_to(p)
+    Spec("--eta", "float", "ddim: eta (default 0 = deterministic, 1 = DDPM's variance); dpm++sde: the share of the "
+         "SDE's noise (default 1)", low=0.0, high=1.0).add_to(p)
+    # EDM (Karras et al. 2022) Alg. 2: noise re-injected at levels S_tmin <= sigma <= S_tmax.
+    Spec("--churn", "float", "heun: EDM's S_churn (0 = deterministic)", default=0.0, low=0.0).add_to(p)
+    Spec("--churn-tmin", "float", "heun: lowest sigma that is churned (EDM's S_tmin)", default=Churn.s_tmin,
+         low=0.0).add_to(p)
+    Spec("--churn-tmax", "float", "heun: highest sigma that is churned (EDM's S_tmax)", default=Churn.s_tmax,
+         low=0.0).add_to(p)
+    Spec("--churn-noise", "float", "heun: scale of the churn noise (EDM's S_noise)", default=Churn.s_noise, low=0.0,
+         low_open=True).add_to(p)
+    Spec("--precision", "choice", "fp32 (default), or bf16 for the network (autocast; the sampler's maths stays "
+         "float32)", default="fp32", choices=PRECISIONS).add_to(p)
     SEED.add_to(p, help="image i uses seed SEED+i")
     Spec("--class", "str", "class name, or 'all' to cycle through classes", dest="class_name").add_to(p)
     Spec("--guidance", "float", "classifier-free guidance scale w (1 = conditional)", default=1.0, low=0.0).add_to(p)
@@ -102,8 +128,38 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be an integer >= 1, got {args.steps}")
     check_seed(args.seed, "--seed", count=args.n)  # image i uses seed + i
-    if not (math.isfinite(args.eta) and 0 <= args.eta <= 1):
+    if args.eta is not None and not (math.isfinite(args.eta) and 0 <= args.eta <= 1):
         raise UserError(f"--eta must be a number in [0, 1] (0 = deterministic DDIM), got {args.eta}")
+    _churn(args).check()
+    if args.rho is not None and not (math.isfinite(args.rho) and args.rho > 0):
+        raise UserError(f"--rho must be a finite number > 0 (EDM uses 7), got {args.rho}")
+
+
+def _churn(args: argparse.Namespace) -> Churn:
+    return Churn(s_churn=args.churn, s_tmin=args.churn_tmin, s_tmax=args.churn_tmax, s_noise=args.churn_noise)
+
+
+# flag -> (attribute of the parsed args, field of Churn)
+CHURN_FLAGS = {"--churn": ("churn", "s_churn"), "--churn-tmin": ("churn_tmin", "s_tmin"),
+               "--churn-tmax": ("churn_tmax", "s_tmax"), "--churn-noise": ("churn_noise", "s_noise")}
+
+
+def _churn_flags_given(args: argparse.Namespace) -> list[str]:
+    """The --churn… flags set to something other than their defaults."""
+    defaults = Churn()
+    return [flag for flag, (name, field) in CHURN_FLAGS.items() if getattr(args, name) != getattr(defaults, field)]
+
+
+def _refuse_inapplicable(args: argparse.Namespace, sampler: str, spacing: str) -> None:
+    """Refuses an option the chosen sampler would ignore (one line naming it and the fix)."""
+    if args.eta is not None and sampler not in DEFAULT_ETA:
+        raise UserError(f"--eta applies to --sampler {' or '.join(DEFAULT_ETA)}, not {sampler}; drop --eta")
+    changed = _churn_flags_given(args)
+    if changed and sampler != "heun":
+        verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")
+        raise UserError(f"{', '.join(changed)} {verb} to --sampler heun only, not {sampler}; drop {them} or use --sampler heun")
+    if args.rho is not None and spacing != "karras":
+        raise UserError(f"--rho applies to the karras spacing only, not {spacing}; drop --rho or use --spacing karras")
     if not math.isfinite(args.guidance) or args.guidance < 0:
         raise UserError(f"--guidance must be a finite number >= 0 (1 = plain conditional), got {args.guidance}")
 
@@ -118,11 +174,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
-    sampler: SamplerName = args.sampler or "dpm++"
+    sampler: SamplerName = args.sampler or DEFAULT_SAMPLER
     diffusion = loaded.diffusion
     if diffusion is None:  # not reached: run() sends GAN runs to _run_gan
         raise UserError(f"{args.run} is a GAN run; it has no diffusion sampler")
-    steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else 20)
+    steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else DEFAULT_STEPS)
+    spacing = args.spacing or DEFAULT_SPACING[sampler]
+    _refuse_inapplicable(args, sampler, spacing)
+    params = _sampler_params(args, sampler, spacing)
     net = loaded.model if args.no_ema else loaded.ema_model
     model: Callable[..., torch.Tensor] = net
     device = next(net.parameters()).device
@@ -139,23 +198,23 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
     def draw(first: int, count: int) -> torch.Tensor:
         seeds = list(range(args.seed + first, args.seed + first + count))
         kwargs = {"y": labels[first : first + count]} if labels is not None else None
-        callback = _strip_callback(strip, steps) if args.denoise_strip and first == 0 else None
+        calls = heun_levels(steps) if sampler == "heun" else steps  # the callback runs once per level
+        callback = _strip_callback(strip, calls) if args.denoise_strip and first == 0 else None
         with torch.no_grad():
-            return sample(model, diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=args.spacing,
-                          eta=args.eta, clip_denoised=not args.no_clip, model_kwargs=kwargs, device=device,
-                          callback=callback, progress=dist.is_main)
+            return sample(model, diffusion, shape, seeds, sampler=sampler, steps=steps, spacing=spacing,
+                          eta=args.eta, churn=_churn(args) if sampler == "heun" else None,
+                          rho=args.rho if args.rho is not None else KARRAS_RHO, clip_denoised=not args.no_clip,
+                          model_kwargs=kwargs, device=device, precision=args.precision, callback=callback,
+                          progress=dist.is_main)
 
     images = _sample_sharded(args, dist, out, draw, shape)
     if dist.is_main:
         meta = {
             "checkpoint": str(loaded.checkpoint), "checkpoint_sha256": loaded.checkpoint_sha256,
-            "step": loaded.state.step, "sampler": sampler, "steps": steps,
-            "spacing": args.spacing or DEFAULT_SPACING[sampler], "eta": args.eta, "seed": args.seed,
+            "step": loaded.state.step, "sampler": sampler, "steps": steps, **params, "seed": args.seed,
             "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
             "config": loaded.config.to_dict(),
-            "provenance": _provenance(args, loaded, labels, sampler=sampler, steps=steps,
-                                      params={"spacing": args.spacing or DEFAULT_SPACING[sampler], "eta": args.eta,
-                                              "clip_denoised": not args.no_clip}),
+            "provenance": _provenance(args, loaded, labels, sampler=sampler, steps=steps, params=params),
         }
         _finish(out, images, meta)
         if strip:
@@ -163,13 +222,26 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
     return 0
 
 
+def _sampler_params(args: argparse.Namespace, sampler: str, spacing: str) -> dict:
+    """Every setting that changes the images, for the samples' metadata and provenance key."""
+    params: dict = {"spacing": spacing, "clip_denoised": not args.no_clip}
+    if sampler in DEFAULT_ETA:
+        params["eta"] = DEFAULT_ETA[sampler] if args.eta is None else args.eta
+    if spacing == "karras":
+        params["rho"] = KARRAS_RHO if args.rho is None else args.rho
+    if sampler == "heun":
+        params["churn"] = dataclasses.asdict(_churn(args))
+    return params
+
+
 def _run_gan(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
     """Samples a GAN run: image i is G(z_i, y_i) with z_i drawn from seed ``--seed`` + i alone."""
     if args.guidance != 1.0:
         raise UserError("--guidance applies to diffusion runs only; drop it for a GAN run")
     given = {"--sampler": args.sampler is not None, "--steps": args.steps is not None,
-             "--spacing": args.spacing is not None, "--eta": args.eta != 0.0, "--no-clip": args.no_clip,
-             "--denoise-strip": args.denoise_strip}
+             "--spacing": args.spacing is not None, "--eta": args.eta is not None, "--rho": args.rho is not None,
+             **{flag: True for flag in _churn_flags_given(args)},
+             "--precision": args.precision != "fp32", "--no-clip": args.no_clip, "--denoise-strip": args.denoise_strip}
     ignored = [flag for flag, on in given.items() if on]
     if ignored and dist.is_main:
         print(f"note: {', '.join(ignored)} ignored: a GAN draws each image in one generator pass")
@@ -268,6 +340,7 @@ def _provenance(args: argparse.Namespace, loaded: LoadedRun, labels: torch.Tenso
                 params: dict) -> dict:
     """The JSON :class:`~landiff.metrics.provenance.Provenance` of these samples (``eval --samples`` reads it)."""
     raw = loaded.model if args.no_ema else loaded.ema_model
+    precision = "bf16" if getattr(args, "precision", "fp32") == "bf16" and sampler != "gan" else sampling_precision(raw)
     return provenance_for(loaded, use_ema=not args.no_ema, sampler=sampler, steps=steps, params=params,
-                          precision=sampling_precision(raw), guidance_scale=args.guidance,
+                          precision=precision, guidance_scale=args.guidance,
                           labels=None if labels is None else labels.tolist(), seed=args.seed).to_dict()

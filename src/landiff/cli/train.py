@@ -38,6 +38,7 @@ from landiff.runs.config import (
     refuse_ignored_flags,
     validate,
 )
+from landiff.samplers import SAMPLERS
 from landiff.train import train
 from landiff.train.distributed import env_dist
 
@@ -81,7 +82,7 @@ def _train_specs() -> dict[str, Spec]:
             if "--" + flag.replace("_", "-") in INT_BOUNDS and flag != "seed"}
     numbers = {flag: NUMBER_BOUNDS["--" + flag.replace("_", "-")] for flag in OVERRIDES
                if "--" + flag.replace("_", "-") in NUMBER_BOUNDS}
-    choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": ("ddpm", "ddim", "dpm++"),
+    choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": SAMPLERS,
                "schedule": SCHEDULES, "prediction": PREDICTIONS, "variance": VARIANCES, "loss": LOSSES,
                "timestep_sampler": ("uniform", "loss-aware"), "decay": ("none", "cosine", "linear")}
     units = {"resolution": "px", "steps": "optimiser steps", "minutes": "minutes", "batch": "images per process",

@@ -25,7 +25,7 @@ from landiff.nets import PRESETS as NET_PRESETS
 from landiff.nets import UNetConfig
 from landiff.nets.dcgan import dcgan_layout
 from landiff.runs.files import atomic_write_text
-from landiff.samplers import check_sampler_settings
+from landiff.samplers import SAMPLERS, check_sampler_settings
 
 FORMAT_VERSION = 1
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -285,7 +285,7 @@ def _validate_fields(config: TrainConfig) -> None:
     _choice("--precision", config.precision, ("auto", "fp32", "bf16", "fp16"))
     _choice("--decay", o.decay, ("none", "cosine", "linear"))
     _choice("--model", config.model, ("diffusion", "gan"))
-    _choice("--preview-sampler", config.preview_sampler, ("ddpm", "ddim", "dpm++"))
+    _choice("--preview-sampler", config.preview_sampler, SAMPLERS)
     values = {
         "--diffusion-steps": d.num_steps, "--batch": o.batch, "--accum": o.accum, "--warmup": o.warmup,
         "--steps": config.train_steps, "--resolution": config.resolution, "--log-every": config.log_every,
@@ -350,8 +350,6 @@ REFUSED_COMBINATIONS: tuple[str, ...] = (
     "use --loss hybrid (L_simple + λ·L_vlb, Improved DDPM §3.1) or --loss kl",
     "--loss hybrid with a fixed --variance: the bound sees a stop-gradient mean, so it trains exactly like mse; "
     "use --loss mse, or --variance learned_range",
-    "--prediction mean with --preview-steps below --diffusion-steps: such a model samples only with all T steps; "
-    "use --preview-steps T or --preview-count 0",
     "--preview-steps above --diffusion-steps (or an unknown --preview-sampler): the preview cannot be drawn; "
     "use --preview-steps 1..T or --preview-count 0",
     "--label-dropout without --class-cond: there are no labels to drop; add --class-cond or drop --label-dropout",
@@ -376,9 +374,9 @@ def _validate_combinations(config: TrainConfig) -> None:
                             "sees a stop-gradient mean and a fixed variance); use --loss mse, or --variance learned_range")
         if config.preview_count:
             check_sampler_settings(
-                config.preview_sampler, config.preview_steps, d.num_steps, d.prediction,
+                config.preview_sampler, config.preview_steps, d.num_steps,
                 sampler_flag="--preview-sampler", steps_flag="--preview-steps",
-                process=f" (--diffusion-steps {d.num_steps}, --prediction {d.prediction})", otherwise=" or --preview-count 0",
+                process=f" (--diffusion-steps {d.num_steps})", otherwise=" or --preview-count 0",
             )
         if not config.class_cond and config.label_dropout != TrainConfig.label_dropout:
             raise UserError(f"--label-dropout {config.label_dropout:g} has no effect without --class-cond (it drops "

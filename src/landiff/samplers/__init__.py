@@ -7,7 +7,12 @@ per-sample streams (:class:`SampleNoise`), so image k depends only on seed k.
 - :func:`ddpm_sample`: ancestral sampling (DDPM Alg. 2, respaced as in Improved DDPM §4).
 - :func:`ddim_sample`: DDIM (eq. 12, σ(η) of eq. 16).
 - :func:`dpm_solver_pp_sample`: DPM-Solver++(2M) (Lu et al. 2022, Alg. 2).
+- :func:`dpm_solver_pp_sde_sample`: DPM-Solver++(2M) SDE (Lu et al. 2022, §4), stochastic.
+- :func:`heun_sample`: EDM's Heun sampler with churn (Karras et al. 2022, Alg. 2).
 - :func:`classifier_free_guidance`: wraps a class-conditional network.
+
+Every sampler reads the network through :class:`Denoiser` (x̂0 at any trained timestep, for
+every prediction the process knows), so every sampler runs on every model.
 
 Example::
 
@@ -29,16 +34,33 @@ from landiff.errors import UserError
 from landiff.noise import SampleNoise, initial_noise
 from landiff.samplers.ddim import ddim_sample, ddim_sigma, ddim_step
 from landiff.samplers.ddpm import ddpm_sample
+from landiff.samplers.denoiser import PRECISIONS, Denoiser, Prediction, SamplingPrecision
 from landiff.samplers.dpm_solver import dpm_solver_pp_sample
+from landiff.samplers.dpm_solver_sde import dpm_solver_pp_sde_sample
 from landiff.samplers.guidance import classifier_free_guidance
-from landiff.samplers.timesteps import SPACINGS, Spacing, StepCallback, check_timesteps, sampling_timesteps
+from landiff.samplers.heun import Churn, heun_levels, heun_sample
+from landiff.samplers.timesteps import KARRAS_RHO, SPACINGS, Spacing, StepCallback, check_timesteps, sampling_timesteps
 
-SamplerName = Literal["ddpm", "ddim", "dpm++"]
-SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++")
+SamplerName = Literal["ddpm", "ddim", "dpm++", "dpm++sde", "heun"]
+SAMPLERS: tuple[str, ...] = ("ddpm", "ddim", "dpm++", "dpm++sde", "heun")
 
 # ddpm: Improved DDPM's even respacing; ddim: the same even grid (it starts at T−1, unlike DDIM's
 # original "leading" stride); dpm++: logSNR-uniform, the authors' choice for low resolution.
-DEFAULT_SPACING: dict[str, Spacing] = {"ddpm": "uniform", "ddim": "uniform", "dpm++": "logsnr"}
+# dpm++sde: as dpm++; heun: EDM's own levels (eq. 5, ρ = 7).
+DEFAULT_SPACING: dict[str, Spacing] = {"ddpm": "uniform", "ddim": "uniform", "dpm++": "logsnr", "dpm++sde": "logsnr",
+                                       "heun": "karras"}
+# The default of `landiff sample`, `compare`, the demo and the study (benchmarks/RESULTS.md, sampler sweeps).
+DEFAULT_SAMPLER: SamplerName = "dpm++"
+DEFAULT_STEPS = 20
+
+
+def network_evaluations(sampler: str, steps: int) -> int:
+    """Network calls a sampler makes for ``steps`` (heun: 2·levels − 1 on (steps+1)//2 levels)."""
+    return 2 * heun_levels(steps) - 1 if sampler == "heun" else steps
+
+
+# η where a sampler has one: DDIM's eq. 16 (0: deterministic) and the SDE solver's noise share (1: the SDE).
+DEFAULT_ETA: dict[str, float] = {"ddim": 0.0, "dpm++sde": 1.0}
 
 
 def sample(
@@ -47,13 +69,16 @@ def sample(
     shape: Sequence[int],
     seeds: Sequence[int],
     *,
-    sampler: SamplerName = "dpm++",
-    steps: int = 20,
+    sampler: SamplerName = DEFAULT_SAMPLER,
+    steps: int = DEFAULT_STEPS,
     spacing: Spacing | None = None,
-    eta: float = 0.0,
+    eta: float | None = None,
+    churn: Churn | None = None,
+    rho: float = KARRAS_RHO,
     clip_denoised: bool = True,
     model_kwargs: dict[str, Any] | None = None,
     device: torch.device | str = "cpu",
+    precision: SamplingPrecision = "fp32",
     callback: StepCallback | None = None,
     progress: bool = False,
 ) -> Tensor:
@@ -64,41 +89,56 @@ def sample(
         diffusion: the full trained process.
         shape: per-sample shape ``(C, H, W)``.
         seeds: one seed per image; image k is the same whatever the batch it is drawn in.
-        sampler: ``ddpm`` (ancestral), ``ddim`` or ``dpm++`` (DPM-Solver++(2M)).
-        steps: number of network evaluations K.
+        sampler: ``ddpm`` (ancestral), ``ddim``, ``dpm++`` (DPM-Solver++(2M)), ``dpm++sde``
+            (its SDE form) or ``heun`` (EDM's Heun with churn).
+        steps: the budget of network evaluations K; ``heun`` takes ⌈K/2⌉ levels (2·levels − 1
+            evaluations), every other sampler K timesteps.
         spacing: timestep spacing; None picks :data:`DEFAULT_SPACING` for the sampler.
-        eta: DDIM's η (ignored by the other samplers).
+        eta: DDIM's η, or the SDE solver's noise share; None: :data:`DEFAULT_ETA` (refused elsewhere).
+        churn: EDM's stochasticity for ``heun`` (None: deterministic); refused by the others.
+        rho: ρ of the ``karras`` spacing.
         clip_denoised: clamp pred_x0 to [−1, 1] at every step.
         model_kwargs: extra network inputs, e.g. ``{"y": labels}`` with labels (B,) on ``device``.
-        device: where sampling runs.
+        device, precision: where sampling runs; ``fp32``, or ``bf16`` autocast for the network only.
         callback: ``callback(i, x_t, pred_x0)`` per step.
         progress: show a step counter on an interactive stderr.
 
-    Returns:
-        (len(seeds), *shape) float32 samples on ``device``.
+    Returns: (len(seeds), *shape) float32 samples on ``device``.
     """
-    check_sampler_settings(sampler, steps, diffusion.num_steps, diffusion.prediction)
-    timesteps = sampling_timesteps(
-        diffusion.num_steps, steps, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod
-    )
+    check_sampler_settings(sampler, steps, diffusion.num_steps)
+    _refuse_inapplicable(sampler, eta, churn)
+    count = heun_levels(steps) if sampler == "heun" else steps
+    timesteps = sampling_timesteps(diffusion.num_steps, count, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod, rho)
     x_T, noise = initial_noise(seeds, shape, device)
-    common: dict[str, Any] = dict(
-        clip_denoised=clip_denoised, model_kwargs=model_kwargs, callback=callback, progress=progress
-    )
+    common: dict[str, Any] = dict(clip_denoised=clip_denoised, model_kwargs=model_kwargs, callback=callback,
+                                  progress=progress, precision=precision)
+    eta = DEFAULT_ETA.get(sampler, 0.0) if eta is None else eta
     if sampler == "ddpm":
         return ddpm_sample(model, diffusion, x_T, timesteps, noise=noise, **common)
     if sampler == "ddim":
         return ddim_sample(model, diffusion, x_T, timesteps, eta=eta, noise=noise, **common)
+    if sampler == "dpm++sde":
+        return dpm_solver_pp_sde_sample(model, diffusion, x_T, timesteps, noise=noise, eta=eta, **common)
+    if sampler == "heun":
+        return heun_sample(model, diffusion, x_T, timesteps, churn=churn, noise=noise, **common)
     return dpm_solver_pp_sample(model, diffusion, x_T, timesteps, **common)
 
 
+def _refuse_inapplicable(sampler: str, eta: float | None, churn: Churn | None) -> None:
+    """Refuses a setting the chosen sampler would ignore."""
+    if eta is not None and sampler not in DEFAULT_ETA:
+        raise UserError(f"--eta applies to {' and '.join(DEFAULT_ETA)} only, not to --sampler {sampler}; drop --eta")
+    if churn is not None and churn.s_churn > 0 and sampler != "heun":
+        raise UserError(f"--churn applies to --sampler heun only, not to --sampler {sampler}; drop --churn")
+
+
 def check_sampler_settings(
-    sampler: str, steps: int, num_steps: int, prediction: str, *,
+    sampler: str, steps: int, num_steps: int, *,
     sampler_flag: str = "--sampler", steps_flag: str = "--steps", process: str = "", otherwise: str = "",
 ) -> None:
-    """Refuses a sampler / step count that a ``num_steps``-step process predicting ``prediction`` cannot
-    be sampled with: what :func:`sample` checks first, and what ``landiff train`` checks in advance
-    for its preview settings, so the two can never disagree.
+    """Refuses a sampler / step count that a ``num_steps``-step process cannot be sampled with: what
+    :func:`sample` checks first, and what ``landiff train`` checks in advance for its preview
+    settings, so the two can never disagree.
 
     Args:
         sampler_flag, steps_flag: the options the message names (the trainer's are ``--preview-…``).
@@ -106,24 +146,30 @@ def check_sampler_settings(
         otherwise: another way out appended to the fix, e.g. ``" or --preview-count 0"``.
 
     Raises:
-        UserError: an unknown sampler, K outside 1..T, or a mean-predicting model with K < T (its
-            output is the full process's one-step mean, which no respaced process can reuse).
+        UserError: an unknown sampler, or K outside 1..T. (Every sampler runs on every prediction,
+            the mean included, through :class:`~landiff.samplers.denoiser.Denoiser`.)
     """
     if sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)} ({sampler_flag})")
     if not 1 <= steps <= num_steps:
         raise UserError(f"cannot sample with {steps} steps from a {num_steps}-step process{process}; "
                         f"use {steps_flag} 1..{num_steps}{otherwise}")
-    if prediction == "mean" and steps != num_steps:
-        raise UserError(f"a model that predicts the mean can only be sampled with all {num_steps} steps, "
-                        f"not {steps}{process}; use {steps_flag} {num_steps}{otherwise}")
 
 
 __all__ = [
+    "DEFAULT_ETA",
+    "DEFAULT_SAMPLER",
+    "DEFAULT_STEPS",
     "DEFAULT_SPACING",
+    "KARRAS_RHO",
+    "PRECISIONS",
     "SAMPLERS",
     "SPACINGS",
+    "Churn",
+    "Denoiser",
+    "Prediction",
     "SampleNoise",
+    "SamplingPrecision",
     "SamplerName",
     "Spacing",
     "StepCallback",
@@ -135,7 +181,11 @@ __all__ = [
     "ddim_step",
     "ddpm_sample",
     "dpm_solver_pp_sample",
+    "dpm_solver_pp_sde_sample",
+    "heun_levels",
+    "heun_sample",
     "initial_noise",
+    "network_evaluations",
     "sample",
     "sampling_timesteps",
 ]

@@ -13,7 +13,8 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.noise import SampleNoise
-from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
+from landiff.samplers.denoiser import Denoiser, SamplingPrecision
+from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
 
 
 def ddim_sigma(alpha_bar: float, alpha_bar_prev: float, eta: float) -> float:
@@ -44,12 +45,13 @@ def ddim_sample(
     model_kwargs: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
+    precision: SamplingPrecision = "fp32",
 ) -> Tensor:
     """Draws x_0 with the DDIM update; η = 0 is the deterministic probability-flow-like sampler.
 
-    The network's pred_x0 and the ε implied by it come from the respaced process's
-    ``p_mean_variance`` (so clipping, x0- and v-prediction and learned-variance outputs all
-    work); the last step has ᾱ_prev = 1 and returns pred_x0.
+    The network's pred_x0 and the ε implied by it come from the :class:`~landiff.samplers.denoiser.Denoiser`
+    (so clipping and every prediction, the mean included, work at any subset of timesteps); ᾱ_prev
+    is ᾱ of the next visited timestep, and the last step has ᾱ_prev = 1 and returns pred_x0.
 
     Args:
         model: ``model(x_t, t, **model_kwargs)`` with original-scale t (B,).
@@ -62,6 +64,7 @@ def ddim_sample(
         model_kwargs: extra network inputs, e.g. ``{"y": labels}``.
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
+        precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
 
     Returns:
         (B, C, H, W) samples.
@@ -72,17 +75,17 @@ def ddim_sample(
         if noise is None:
             raise ValueError("ddim_sample with eta > 0 needs a SampleNoise (noise=...)")
         noise.check_batch(x_T)
-    process = respaced(diffusion, timesteps)
-    alphas_cumprod, alphas_cumprod_prev = process.alphas_cumprod, process.tables["alphas_cumprod_prev"]
-    count = process.num_steps
+    steps = check_timesteps(timesteps, diffusion.num_steps)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    abar = denoiser.alphas_cumprod
     x = x_T
-    for step in walk_steps(count, progress, "ddim"):
-        i = count - 1 - step
-        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        p = process.p_mean_variance(model, x, t, clip_denoised, model_kwargs)
+    for step in walk_steps(len(steps), progress, "ddim"):
+        t = steps[step]
+        alpha_bar_prev = float(abar[steps[step + 1]]) if step + 1 < len(steps) else 1.0
+        p = denoiser.predict(x, t)
         if callback is not None:
-            callback(step, x, p.pred_x0)
-        sigma = ddim_sigma(float(alphas_cumprod[i]), float(alphas_cumprod_prev[i]), eta)
+            callback(step, x, p.x0)
+        sigma = ddim_sigma(float(abar[t]), alpha_bar_prev, eta)
         z = noise.randn(*x.shape[1:]).to(x.dtype) if sigma > 0 and noise is not None else None
-        x = ddim_step(p.pred_x0, p.pred_eps, float(alphas_cumprod_prev[i]), sigma, z)
+        x = ddim_step(p.x0, p.eps, alpha_bar_prev, sigma, z)
     return x

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from landiff.diffusion import GaussianDiffusion
-from landiff.diffusion.gaussian import ModelFn
+from landiff.diffusion.gaussian import MeanVariance, ModelFn
 from landiff.noise import SampleNoise
+from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
 
 
@@ -26,11 +27,15 @@ def ddpm_sample(
     model_kwargs: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
+    precision: SamplingPrecision = "fp32",
 ) -> Tensor:
     """Draws x_0 by ancestral sampling x_{t_{i−1}} ~ p(x_{t_{i−1}} | x_{t_i}) (DDPM Alg. 2, IDDPM §4).
 
     Each step uses the respaced process's mean and variance (fixed β̃, fixed β or the learned
     IDDPM eq. 15 interpolation); no noise is added after the last step, whose mean is pred_x0.
+    A mean-predicting network outputs the one-step mean of the *full* process; over fewer steps
+    its x̂0 (from the :class:`~landiff.samplers.denoiser.Denoiser`) goes into the respaced
+    posterior q(x_{t_{i−1}} | x_{t_i}, x̂0) instead, with the respaced fixed variance.
 
     Args:
         model: ``model(x_t, t, **model_kwargs)`` with original-scale t (B,); C or 2C output channels.
@@ -42,18 +47,23 @@ def ddpm_sample(
         model_kwargs: extra network inputs, e.g. ``{"y": labels}``.
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
+        precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
 
     Returns:
         (B, C, H, W) samples, in the data range [−1, 1] when ``clip_denoised``.
     """
     noise.check_batch(x_T)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
     process = respaced(diffusion, timesteps)
+    if diffusion.prediction == "mean" and process.num_steps != diffusion.num_steps:
+        # The respaced process read as an x0-predicting one, fed the denoiser's x̂0.
+        process = GaussianDiffusion(process.betas, "x0", process.variance, timestep_map=process.timestep_map)
     count = process.num_steps
     x = x_T
     for step in walk_steps(count, progress, "ddpm"):
         i = count - 1 - step  # index in the respaced process, from the noisiest down to 0
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        p = process.p_mean_variance(model, x, t, clip_denoised, model_kwargs)
+        p = _step_law(process, denoiser, x, t, reads_x0=process.prediction != diffusion.prediction)
         if callback is not None:
             callback(step, x, p.pred_x0)
         if i > 0:
@@ -61,3 +71,13 @@ def ddpm_sample(
         else:
             x = p.mean
     return x
+
+
+def _step_law(process: GaussianDiffusion, denoiser: Denoiser, x: Tensor, t: Tensor, *, reads_x0: bool) -> MeanVariance:
+    """p(x_{t_{i−1}} | x_{t_i}) of respaced step ``t``: from the raw output, or from the denoiser's x̂0."""
+    original = int(process.timestep_map[int(t[0])])
+    if not reads_x0:
+        return process.mean_variance_from_output(denoiser.output(x, original), x, t, denoiser.clip_denoised)
+    pred = denoiser.predict(x, original)
+    output = torch.cat([pred.x0, pred.output[:, x.shape[1]:]], dim=1)  # x̂0 and any learned-variance channels
+    return process.mean_variance_from_output(output, x, t, denoiser.clip_denoised)

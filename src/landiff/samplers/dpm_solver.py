@@ -27,7 +27,8 @@ from torch import Tensor
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
-from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
+from landiff.samplers.denoiser import Denoiser, SamplingPrecision
+from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
 
 LOWER_ORDER_FINAL_BELOW = 15  # as dpm-solver and diffusers: only few-step runs need the stabiliser
 
@@ -45,6 +46,7 @@ def dpm_solver_pp_sample(
     model_kwargs: dict[str, Any] | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
+    precision: SamplingPrecision = "fp32",
 ) -> Tensor:
     """Solves the diffusion ODE from x_T with DPM-Solver++(2M), one network call per timestep.
 
@@ -61,34 +63,36 @@ def dpm_solver_pp_sample(
         model_kwargs: extra network inputs, e.g. ``{"y": labels}``.
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
+        precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
 
     Returns:
         (B, C, H, W) samples: x̂0 at the last timestep.
     """
     if order not in (1, 2):
         raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
-    process = respaced(diffusion, timesteps)
-    count = process.num_steps
-    abar = process.alphas_cumprod
+    steps = check_timesteps(timesteps, diffusion.num_steps)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    abar = denoiser.alphas_cumprod[steps]  # descending timesteps: index k is the k-th step taken
     alpha, sigma = np.sqrt(abar), np.sqrt(1.0 - abar)
     lam = np.log(alpha) - np.log(sigma)
+    count = len(steps)
     x = x_T
     prev_x0, prev_h = None, 0.0
-    for step in walk_steps(count, progress, "dpm++"):
-        i = count - 1 - step  # current index in the respaced process; the next one is i − 1
-        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        x0 = process.p_mean_variance(model, x, t, clip_denoised, model_kwargs).pred_x0
+    for k in walk_steps(count, progress, "dpm++"):
+        x0 = denoiser.predict(x, steps[k]).x0
         if callback is not None:
-            callback(step, x, x0)
-        if i == 0:
+            callback(k, x, x0)
+        if k == count - 1:
             return x0  # denoise to zero: σ_next = 0, α_next = 1, so the update is x̂0 itself
-        h = float(lam[i - 1] - lam[i])
-        first_order = order == 1 or prev_x0 is None or (lower_order_final and i == 1 and count < LOWER_ORDER_FINAL_BELOW)
-        if first_order or prev_x0 is None:  # (first_order covers prev_x0 None; repeated for mypy)
-            data = x0
-        else:
-            half_inv_r = 0.5 * h / prev_h  # 1/(2r), r = (previous λ step) / (this λ step)
-            data = (1.0 + half_inv_r) * x0 - half_inv_r * prev_x0
-        x = float(sigma[i - 1] / sigma[i]) * x + float(alpha[i - 1] * -np.expm1(-h)) * data
+        h = float(lam[k + 1] - lam[k])
+        first_order = order == 1 or prev_x0 is None or (lower_order_final and k == count - 2 and count < LOWER_ORDER_FINAL_BELOW)
+        data = x0 if first_order or prev_x0 is None else multistep_data(x0, prev_x0, h, prev_h)
+        x = float(sigma[k + 1] / sigma[k]) * x + float(alpha[k + 1] * -np.expm1(-h)) * data
         prev_x0, prev_h = x0, h
-    raise AssertionError("unreachable: the loop returns at i == 0")
+    raise AssertionError("unreachable: the loop returns at the last timestep")
+
+
+def multistep_data(x0: Tensor, prev_x0: Tensor, h: float, prev_h: float) -> Tensor:
+    """D = (1 + 1/(2r)) x̂0_i − 1/(2r) x̂0_{i−1} with r = (previous λ step) / (this λ step) (Alg. 2)."""
+    half_inv_r = 0.5 * h / prev_h
+    return (1.0 + half_inv_r) * x0 - half_inv_r * prev_x0

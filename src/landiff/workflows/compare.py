@@ -29,6 +29,7 @@ from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, load_run
+from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from landiff.workflows.cost import flops_per_image
 
 DEFAULT_SWEEP: tuple[tuple[str, int], ...] = (
@@ -44,8 +45,8 @@ class CompareOptions:
     seed: int = 0
     reference: str | None = None  # None: the first run's data (synthetic: its held-out split)
     heldout: str | None = None  # held-out images for the memorisation ratio (folders need it)
-    sampler: str = "dpm++"
-    steps: int = 20
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS
     sweep: Sequence[tuple[str, int]] = field(default_factory=lambda: DEFAULT_SWEEP)
     sweep_n: int | None = None  # images per sweep point (default n)
     repeats: int = 3
@@ -59,8 +60,8 @@ def parse_sweep(text: str) -> list[tuple[str, int]]:
     points = []
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, _, counts = part.partition(":")
-        if name not in ("ddpm", "ddim", "dpm++") or not counts:
-            raise UserError(f"--sweep entry {part!r} must look like 'ddim:10,20' (samplers ddpm, ddim, dpm++)")
+        if name not in SAMPLERS or not counts:
+            raise UserError(f"--sweep entry {part!r} must look like 'ddim:10,20' (samplers {', '.join(SAMPLERS)})")
         try:
             points += [(name, int(c)) for c in counts.split(",")]
         except ValueError:

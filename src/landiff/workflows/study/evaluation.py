@@ -34,6 +34,7 @@ from landiff.metrics.records import nan_to_null
 from landiff.runs.checkpoint import latest_checkpoint
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, load_run
+from landiff.samplers import DEFAULT_SAMPLER
 from landiff.workflows.cost import flops_per_image
 from landiff.workflows.study.datasets import DataLayout
 from landiff.workflows.study.options import Family, StudyOptions
@@ -125,11 +126,11 @@ def evaluate_run(name: str, family: Family, run_dir: Path, out: Path, layout: Da
         cached = None  # another checkpoint: no need to load this one to know
     run = load_run(checkpoint=checkpoint)
     seeds = list(range(layout.reference_n))
-    key = generation_provenance(run, seeds, sampler="dpm++", steps=options.sample_steps).digest()
+    key = generation_provenance(run, seeds, sampler=DEFAULT_SAMPLER, steps=options.sample_steps).digest()
     if cached is not None and cached.provenance == key:
         return cached, False
     reference = layout.reference_images()
-    generated = generate(run, list(range(len(reference))), sampler="dpm++", steps=options.sample_steps)
+    generated = generate(run, list(range(len(reference))), sampler=DEFAULT_SAMPLER, steps=options.sample_steps)
     save_samples(out, name, generated.images)
     swd = _swd(generated.images, reference, f"{name} step {run.state.step}")
     floor = floor_swd(out, layout)
@@ -245,7 +246,7 @@ def add_curve_point(out: Path, family: Family, run_dir: Path, stage: int, layout
     """Measures the run's latest checkpoint with ``curve_n`` samples and records it as point ``stage``."""
     run = load_run(run_dir)
     n = min(options.curve_n, layout.reference_n)
-    generated = generate(run, list(range(n)), sampler="dpm++", steps=options.sample_steps)
+    generated = generate(run, list(range(n)), sampler=DEFAULT_SAMPLER, steps=options.sample_steps)
     swd, std = _swd(generated.images, layout.reference_images()[:n], f"stage {stage}")
     per_image = cached_flops(out, run)[0]
     point = CurvePoint(stage, run.state.step, run.state.images_seen, run.state.seconds,
