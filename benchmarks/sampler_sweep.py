@@ -138,11 +138,12 @@ def measure(images: np.ndarray, reference, extractor) -> dict[str, float]:
     return out
 
 
-def reference_samples(loaded, run_dir: Path, seeds: list[int], steps: int) -> np.ndarray:
-    cache = run_dir / "sweep" / f"ddpm-{steps}-n{len(seeds)}-{loaded.checkpoint_sha256[:12]}.npz"
+def reference_samples(loaded, run_dir: Path, seeds: list[int], steps: int, precision: str = "fp32") -> np.ndarray:
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    cache = run_dir / "sweep" / f"ddpm-{steps}-n{len(seeds)}-{loaded.checkpoint_sha256[:12]}{suffix}.npz"
     if cache.is_file():
         return np.load(cache)["images"]
-    images = draw(loaded, Point("ddpm", "uniform", steps), seeds)
+    images = draw(loaded, Point("ddpm", "uniform", steps, precision=precision), seeds)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, images=images)
@@ -172,6 +173,8 @@ def main() -> None:
                         help="only these points, e.g. dpm++:logsnr:50,ddim:uniform:100 (default: the full grid)")
     parser.add_argument("--grid", choices=("ode", "edm"), default="ode",
                         help="ode: the deterministic samplers' spacings (the first sweep); edm: the stochastic samplers")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="precision of the reference and of every point (bf16: 2.5x faster on an AVX512-BF16 CPU)")
     parser.add_argument("--ref", default=None, help="held-out images for the SWD (default: the run's data)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -203,11 +206,13 @@ def sweep(args: argparse.Namespace) -> str:
     extractor, why = _extractor(args.inception)
     seeds = list(range(args.n))
     start = time.perf_counter()
-    base = measure(reference_samples(loaded, args.run, seeds, args.reference_steps), reference, extractor)
+    base = measure(reference_samples(loaded, args.run, seeds, args.reference_steps, args.precision), reference, extractor)
     rows = [["ddpm uniform (reference)", str(args.reference_steps), f"{base['swd']:.1f} ± {base['swd_std']:.1f}", "1.00",
              f"{base['fid']:.1f}" if "fid" in base else "–"]]
     results = {"reference": base, "points": []}
     points = parse_points(args.points) if args.points else grid(args.quick, args.grid)
+    if args.precision != "fp32":
+        points = [dataclasses.replace(point, precision=args.precision) for point in points]
     for point in points:
         began = time.perf_counter()
         m = measure(draw(loaded, point, seeds), reference, extractor)

@@ -17,6 +17,7 @@ from landiff.report.collect import load_runs
 from landiff.report.render import render_markdown
 from landiff.runs import run_dir as run_dir_module
 from landiff.runs.checkpoint import latest_checkpoint
+from landiff.runs.load import load_run
 from landiff.train import train
 from tiny_runs import tiny_diffusion, tiny_gan
 
@@ -170,6 +171,27 @@ def test_samples_carry_provenance_into_eval(tmp_path, capsys):
     assert record["provenance"]["source"] == "external"
     assert record["provenance"]["checkpoint_sha256"] == _sha(external)
     assert "1 metric record computed on sample files landiff did not draw" in _report_md(run)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_sampling_precision_auto_follows_the_hardware_and_is_in_the_key(tmp_path, capsys, monkeypatch, native):
+    """`sample` and `compare` default to bf16 autocast exactly where the device has native bf16, and say so."""
+    import landiff.samplers.denoiser as denoiser_module
+    from landiff.generate import generate
+
+    monkeypatch.setattr(denoiser_module, "native_bf16", lambda device: native)
+    run = tmp_path / "run"
+    train(_tiny_diffusion(train_steps=2), run, **QUIET)
+    assert main(["sample", "--run", str(run), "--n", "2", "--steps", "3", "--device", "cpu", "--out", str(tmp_path / "a")]) == 0
+    with np.load(tmp_path / "a" / "samples.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert meta["precision"] == ("bf16" if native else "fp32")
+    assert meta["provenance"]["precision"] == ("bf16-autocast" if native else "fp32")
+    loaded = load_run(run)
+    auto, fp32 = generate(loaded, [0, 1], steps=3), generate(loaded, [0, 1], steps=3, precision="fp32")
+    assert (auto.provenance.digest() == fp32.provenance.digest()) == (not native)
+    assert np.array_equal(auto.images, fp32.images) or native  # fp32 either way when the hardware has no bf16
+    capsys.readouterr()
 
 
 def test_compare_class_conditional_runs_with_balanced_labels(tmp_path, capsys):

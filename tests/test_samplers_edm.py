@@ -722,3 +722,16 @@ def test_settings_that_do_not_apply_are_refused():
         dpm_solver_pp_sde_sample(model, diffusion, x_T, [49, 0], noise=noise, s_noise=0.0)
     with pytest.raises(UserError, match="--precision"):
         sample(model, diffusion, SHAPE, [0], precision="fp16")  # type: ignore[arg-type]
+
+
+def test_auto_precision_resolves_by_the_devices_native_bf16(monkeypatch):
+    import landiff.samplers.denoiser as denoiser_module
+    from landiff.samplers import resolve_sampling_precision
+
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(denoiser_module, "native_bf16", lambda device, native=native: native)
+        assert resolve_sampling_precision("auto", "cpu") == expected
+        assert Denoiser(lambda x, t: x, GaussianDiffusion(beta_schedule("cosine", 10)), precision="auto").precision == "auto"
+    assert resolve_sampling_precision("fp32", "cpu") == "fp32" and resolve_sampling_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(UserError, match="--precision"):
+        resolve_sampling_precision("fp16", "cpu")

@@ -32,6 +32,7 @@ from landiff.samplers import (
     Churn,
     classifier_free_guidance,
     network_evaluations,
+    resolve_sampling_precision,
     sample,
 )
 
@@ -68,7 +69,8 @@ def _resolve_labels(loaded: LoadedRun, labels: Labels, n: int) -> torch.Tensor |
 
 
 def generation_provenance(loaded: LoadedRun, seeds: Sequence[int], *, sampler: str = DEFAULT_SAMPLER, steps: int = DEFAULT_STEPS,
-                          labels: Labels = "balanced", use_ema: bool = True, guidance: float = 1.0) -> Provenance:
+                          labels: Labels = "balanced", use_ema: bool = True, guidance: float = 1.0,
+                          precision: str = "auto") -> Provenance:
     """The provenance :func:`generate` records for these arguments, without drawing anything (cache keys)."""
     resolved = _resolve_labels(loaded, labels, len(seeds))
     model = loaded.ema_model if use_ema else loaded.model
@@ -78,7 +80,7 @@ def generation_provenance(loaded: LoadedRun, seeds: Sequence[int], *, sampler: s
     if sampler == "heun":  # generate() draws with EDM's deterministic Heun on the karras levels
         params.update(rho=KARRAS_RHO, churn=dataclasses.asdict(Churn()))
     return provenance_for(loaded, use_ema=use_ema, sampler=sampler, steps=steps, params=params,
-                          precision=sampling_precision(model), guidance_scale=guidance,
+                          precision=sampling_precision(model, _autocast(loaded, model, precision)), guidance_scale=guidance,
                           labels=None if resolved is None else resolved.tolist(),
                           seed=seeds[0] if contiguous else None)
 
@@ -94,6 +96,7 @@ def generate(
     labels: Labels = "balanced",
     use_ema: bool = True,
     guidance: float = 1.0,
+    precision: str = "auto",
 ) -> Generated:
     """Samples one image per seed: the diffusion sampler of choice, or G(z(seed), y) for a GAN run.
 
@@ -102,10 +105,12 @@ def generate(
             unconditional run) or None (a conditional diffusion model then samples its null label).
         guidance: classifier-free guidance scale w for conditional diffusion runs (1 = plain
             conditional, what the model was trained for).
+        precision: ``auto`` (bf16 autocast where the device has native bf16), ``fp32`` or ``bf16``;
+            diffusion runs only (a GAN draws in one fp32 pass).
     """
     resolved = _resolve_labels(loaded, labels, len(seeds))
     provenance = generation_provenance(loaded, seeds, sampler=sampler, steps=steps, labels=resolved,
-                                       use_ema=use_ema, guidance=guidance)
+                                       use_ema=use_ema, guidance=guidance, precision=precision)
     net = loaded.ema_model if use_ema else loaded.model
     model: Callable[..., torch.Tensor] = net
     if guidance != 1.0:
@@ -123,9 +128,16 @@ def generate(
         else:
             shape = (loaded.config.net.in_channels, loaded.config.resolution, loaded.config.resolution)
             x = sample(model, loaded.diffusion, shape, chunk, sampler=sampler, steps=steps,  # type: ignore[arg-type]
-                       model_kwargs=None if y is None else {"y": y}, device=device)
+                       model_kwargs=None if y is None else {"y": y}, device=device, precision=precision)  # type: ignore[arg-type]
         chunks.append(to_uint8(x))
     seconds = (time.perf_counter() - start_time) / max(1, len(seeds))
     return Generated(images=np.concatenate(chunks), seconds_per_image=seconds,
                      nfe=1 if loaded.diffusion is None else network_evaluations(sampler, steps) * (2 if guidance != 1.0 else 1),
                      provenance=provenance)
+
+
+def _autocast(loaded: LoadedRun, model: torch.nn.Module, precision: str) -> str:
+    """The resolved autocast precision a diffusion run samples with (a GAN: always fp32)."""
+    if loaded.diffusion is None:
+        return "fp32"
+    return resolve_sampling_precision(precision, next(model.parameters()).device)

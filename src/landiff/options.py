@@ -407,6 +407,23 @@ def pick_device(requested: str | None = None, local_rank: int = 0) -> torch.devi
     return device
 
 
+def native_bf16(device: torch.device | str) -> bool:
+    """True when ``device`` computes in bf16 natively, so autocast to bf16 is a speed-up there.
+
+    CUDA: what torch reports (Ampere and newer). CPU: oneDNN's check for AVX512-BF16 or AMX.
+    Elsewhere (mps), False.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def available_memory(device: Any = None) -> tuple[int | None, str]:
     """(bytes free for new tensors, where the number comes from) on ``device`` (None when unknown)."""
     device = torch.device(device) if device is not None else torch.device("cpu")

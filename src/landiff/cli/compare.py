@@ -12,7 +12,7 @@ from pathlib import Path
 
 from landiff.errors import UserError
 from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir, check_seed
-from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, PRECISIONS, SAMPLERS
 from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, compare_runs, parse_sweep
 from landiff.workflows.pairing import train_pair
 
@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--sampler", "choice", "diffusion sampler for the main samples (default: landiff sample's)",
          default=DEFAULT_SAMPLER, choices=SAMPLERS).add_to(p)
     STEPS.add_to(p, default=DEFAULT_STEPS, help="its network evaluations")
+    Spec("--precision", "choice", "sampling precision of diffusion runs: auto (bf16 autocast where the device has "
+         "native bf16), fp32 or bf16", default="auto", choices=PRECISIONS).add_to(p)
     Spec("--sweep", "str", "samplers x steps for diffusion runs, e.g. 'ddim:10,50;dpm++:5,10,20' ('' for none)",
          metavar="SPEC", allow_empty=True).add_to(p)
     N_IMAGES.add_to(p, name="--sweep-n", help="images per sweep point (default --n)")
@@ -53,7 +55,7 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
     return CompareOptions(
         n=args.n, seed=args.seed, reference=args.ref, heldout=args.heldout, sampler=args.sampler, steps=args.steps,
         sweep=DEFAULT_SWEEP if args.sweep is None else parse_sweep(args.sweep), sweep_n=args.sweep_n,
-        repeats=args.repeats, inception=args.inception, guidance=_guidance(args.guidance),
+        repeats=args.repeats, inception=args.inception, guidance=_guidance(args.guidance), precision=args.precision,
     )
 
 

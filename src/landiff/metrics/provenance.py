@@ -185,9 +185,12 @@ def class_protocol(labels: Sequence[int] | None, num_classes: int, names: Sequen
     return "given", tuple(names[v] for v in values)
 
 
-def sampling_precision(model: Any) -> str:
+def sampling_precision(model: Any, autocast: str = "fp32") -> str:
     """The arithmetic a network samples in: its parameter dtype, plus ``+tf32`` where CUDA convolutions
-    or matmuls may round to TF32 (cuDNN allows it by default)."""
+    or matmuls may round to TF32 (cuDNN allows it by default); ``bf16-autocast`` when the sampler ran
+    it under bf16 autocast (``autocast="bf16"``, a resolved sampling precision)."""
+    if autocast == "bf16":
+        return "bf16-autocast"
     parameter = next(iter(model.parameters()), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
     name = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}.get(

@@ -34,7 +34,7 @@ from landiff.errors import UserError
 from landiff.noise import SampleNoise, initial_noise
 from landiff.samplers.ddim import ddim_sample, ddim_sigma, ddim_step
 from landiff.samplers.ddpm import ddpm_sample
-from landiff.samplers.denoiser import PRECISIONS, Denoiser, Prediction, SamplingPrecision
+from landiff.samplers.denoiser import PRECISIONS, Denoiser, Prediction, SamplingPrecision, resolve_sampling_precision
 from landiff.samplers.dpm_solver import dpm_solver_pp_sample
 from landiff.samplers.dpm_solver_sde import dpm_solver_pp_sde_sample
 from landiff.samplers.guidance import classifier_free_guidance
@@ -99,7 +99,8 @@ def sample(
         rho: ρ of the ``karras`` spacing.
         clip_denoised: clamp pred_x0 to [−1, 1] at every step.
         model_kwargs: extra network inputs, e.g. ``{"y": labels}`` with labels (B,) on ``device``.
-        device, precision: where sampling runs; ``fp32``, or ``bf16`` autocast for the network only.
+        device, precision: where sampling runs; ``fp32``, ``bf16`` autocast for the network only, or
+            ``auto`` (bf16 where ``device`` has native bf16; what the commands use).
         callback: ``callback(i, x_t, pred_x0)`` per step.
         progress: show a step counter on an interactive stderr.
 
@@ -111,7 +112,7 @@ def sample(
     timesteps = sampling_timesteps(diffusion.num_steps, count, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod, rho)
     x_T, noise = initial_noise(seeds, shape, device)
     common: dict[str, Any] = dict(clip_denoised=clip_denoised, model_kwargs=model_kwargs, callback=callback,
-                                  progress=progress, precision=precision)
+                                  progress=progress, precision=resolve_sampling_precision(precision, device))
     eta = DEFAULT_ETA.get(sampler, 0.0) if eta is None else eta
     if sampler == "ddpm":
         return ddpm_sample(model, diffusion, x_T, timesteps, noise=noise, **common)
@@ -186,6 +187,7 @@ __all__ = [
     "heun_sample",
     "initial_noise",
     "network_evaluations",
+    "resolve_sampling_precision",
     "sample",
     "sampling_timesteps",
 ]

@@ -12,24 +12,17 @@ from typing import Any
 import torch
 
 from landiff.errors import UserError
+from landiff.options import native_bf16
 
 MIN_LOSS_SCALE = 1.0  # floor for the fp16 loss scale: below it a scale only hides a real divergence
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 (AVX512-BF16 or AMX) so autocast is a speed-up."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
     """Maps ``auto`` to bf16 / fp16 / fp32 for ``device`` and checks explicit requests."""
     if requested == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_has_bf16() else "fp32"
+            return "bf16" if native_bf16(device) else "fp16"
+        return "bf16" if native_bf16(device) else "fp32"
     if requested == "fp16" and device.type != "cuda":
         raise UserError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     return requested

@@ -53,6 +53,7 @@ class CompareOptions:
     inception: str | None = None
     memorization_train: int = 5000
     guidance: float = 1.0  # classifier-free guidance scale for class-conditional diffusion runs
+    precision: str = "auto"  # sampling precision of diffusion runs (auto: bf16 where the device has it natively)
 
 
 def parse_sweep(text: str) -> list[tuple[str, int]]:
@@ -141,7 +142,8 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor: Metr
     log(f"{run_dir}: sampling {options.n} images ({family}" +
         (f", classes balanced over {', '.join(classes['names'])}" if classes["names"] else "") +
         (f", guidance {guidance:g}" if guidance != 1.0 else "") + ")")
-    generated = generate(run, seeds, sampler=options.sampler, steps=options.steps, guidance=guidance)
+    generated = generate(run, seeds, sampler=options.sampler, steps=options.steps, guidance=guidance,
+                         precision=options.precision)
     provenance = generated.provenance
     samples = ImageSet(generated.images, f"{run_dir} step {run.state.step}, seeds {seeds[0]}..{seeds[-1]}")
     meta = {"seeds": [seeds[0], seeds[-1]], "classes": classes, "provenance": provenance.to_dict()}
@@ -229,7 +231,7 @@ def _sweep(run: LoadedRun, reference: ImageSet, options: CompareOptions, log: Ca
     points = []
     for sampler, steps in options.sweep:
         generated = generate(run, list(range(options.seed, options.seed + n)), sampler=sampler, steps=steps,
-                             guidance=guidance)
+                             guidance=guidance, precision=options.precision)
         record = evaluate.evaluate_swd(ImageSet(generated.images, f"{sampler}-{steps}"), ref, seed=options.seed,
                                        repeats=options.repeats, provenance=generated.provenance)
         swd = record.estimates["swd"]
