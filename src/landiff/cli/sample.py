@@ -78,9 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     OUT_DIR.add_to(p, help="output directory (default RUN/samples/<sampler>-<steps>)")
     N_IMAGES.add_to(p, default=16)
     BATCH.add_to(p, default=16)
-    Spec("--sampler", "choice", "dpm++ (the default, DPM-Solver++(2M): best or near it at <= 20 evaluations on both "
-         "measured data sets, benchmarks/RESULTS.md), dpm++sde (its SDE form), heun (EDM, with --churn), ddim or ddpm "
-         "(ancestral); not used by GAN runs", choices=tuple(SAMPLERS)).add_to(p)
+    Spec("--sampler", "choice", "dpm++ (the default, DPM-Solver++(2M): at <= 20 evaluations no sampler won on both "
+         "measured data sets and dpm++sde, its SDE form, lost 1.47x on one; benchmarks/RESULTS.md), dpm++sde, "
+         "heun (EDM, with --churn), ddim or ddpm (ancestral); not used by GAN runs", choices=tuple(SAMPLERS)).add_to(p)
     STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm); heun uses (STEPS+1)//2 noise levels")
     Spec("--spacing", "choice", "timestep spacing (default: per sampler; karras for heun)", choices=tuple(SPACINGS)).add_to(p)
     Spec("--rho", "float", "rho of the karras spacing (EDM eq. 5; default 7)", low=0.0, low_open=True).add_to(p)
