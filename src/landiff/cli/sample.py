@@ -59,6 +59,7 @@ from landiff.samplers import (
     Churn,
     classifier_free_guidance,
     heun_levels,
+    refuse_inapplicable,
     resolve_sampling_precision,
     sample,
 )
@@ -154,8 +155,7 @@ def _churn_flags_given(args: argparse.Namespace) -> list[str]:
 
 def _refuse_inapplicable(args: argparse.Namespace, sampler: str, spacing: str) -> None:
     """Refuses an option the chosen sampler would ignore (one line naming it and the fix)."""
-    if args.eta is not None and sampler not in DEFAULT_ETA:
-        raise UserError(f"--eta applies to --sampler {' or '.join(DEFAULT_ETA)}, not {sampler}; drop --eta")
+    refuse_inapplicable(sampler, args.eta, None)  # the library's own check of --eta
     changed = _churn_flags_given(args)
     if changed and sampler != "heun":
         verb, them = ("applies", "it") if len(changed) == 1 else ("apply", "them")

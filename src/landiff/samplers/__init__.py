@@ -107,7 +107,7 @@ def sample(
     Returns: (len(seeds), *shape) float32 samples on ``device``.
     """
     check_sampler_settings(sampler, steps, diffusion.num_steps)
-    _refuse_inapplicable(sampler, eta, churn)
+    refuse_inapplicable(sampler, eta, churn)
     count = heun_levels(steps) if sampler == "heun" else steps
     timesteps = sampling_timesteps(diffusion.num_steps, count, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod, rho)
     x_T, noise = initial_noise(seeds, shape, device)
@@ -125,8 +125,8 @@ def sample(
     return dpm_solver_pp_sample(model, diffusion, x_T, timesteps, **common)
 
 
-def _refuse_inapplicable(sampler: str, eta: float | None, churn: Churn | None) -> None:
-    """Refuses a setting the chosen sampler would ignore."""
+def refuse_inapplicable(sampler: str, eta: float | None, churn: Churn | None) -> None:
+    """Refuses a setting the chosen sampler would ignore (what :func:`sample` checks; the CLI too)."""
     if eta is not None and sampler not in DEFAULT_ETA:
         raise UserError(f"--eta applies to {' and '.join(DEFAULT_ETA)} only, not to --sampler {sampler}; drop --eta")
     if churn is not None and churn.s_churn > 0 and sampler != "heun":
@@ -187,6 +187,7 @@ __all__ = [
     "heun_sample",
     "initial_noise",
     "network_evaluations",
+    "refuse_inapplicable",
     "resolve_sampling_precision",
     "sample",
     "sampling_timesteps",

@@ -98,7 +98,20 @@ class Denoiser:
 
     def output(self, x_t: Tensor, t: int) -> Tensor:
         """The network's raw output (float32) at VP ``x_t`` and original timestep ``t``."""
-        steps = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
+        return self._output(x_t, self._steps(x_t, t))
+
+    def predict(self, x_t: Tensor, t: int) -> Prediction:
+        """x̂0, ε̂ and the raw output at VP ``x_t`` and original timestep ``t`` (one network call)."""
+        steps = self._steps(x_t, t)
+        out = self._output(x_t, steps)
+        p = self.diffusion.mean_variance_from_output(out, x_t, steps, self.clip_denoised)
+        return Prediction(x0=p.pred_x0, eps=p.pred_eps, output=out)
+
+    @staticmethod
+    def _steps(x_t: Tensor, t: int) -> Tensor:
+        return torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
+
+    def _output(self, x_t: Tensor, steps: Tensor) -> Tensor:
         self.evaluations += 1
         if self.precision == "auto":
             self.precision = resolve_sampling_precision("auto", x_t.device)
@@ -107,13 +120,6 @@ class Denoiser:
                 out = self.model(x_t, steps, **self.model_kwargs)
             return out.float()
         return self.model(x_t, steps, **self.model_kwargs)
-
-    def predict(self, x_t: Tensor, t: int) -> Prediction:
-        """x̂0, ε̂ and the raw output at VP ``x_t`` and original timestep ``t`` (one network call)."""
-        out = self.output(x_t, t)
-        steps = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
-        p = self.diffusion.mean_variance_from_output(out, x_t, steps, self.clip_denoised)
-        return Prediction(x0=p.pred_x0, eps=p.pred_eps, output=out)
 
     def __call__(self, x: Tensor, t: int) -> Tensor:
         """D(x; σ_t): x̂0 from the VE ``x`` = x0 + σ_t n, i.e. the network at x_t = x / √(1 + σ_t²)."""
