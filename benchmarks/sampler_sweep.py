@@ -6,7 +6,8 @@
         --grid edm --reference-steps 250                                      # the stochastic samplers
 
 Points are ``sampler:spacing:steps[:option…]`` with options ``2nd`` (DPM-Solver++ without its
-lower-order final step), ``churn=S`` (heun's S_churn), ``eta=E`` (ddim / dpm++sde) and ``bf16``;
+lower-order final step), ``churn=S`` (heun's S_churn), ``tmin=`` / ``tmax=`` / ``snoise=`` (its
+S_tmin, S_tmax, S_noise), ``rho=R`` (the karras spacing), ``eta=E`` (ddim / dpm++sde) and ``bf16``;
 steps is the budget of network evaluations (heun: (steps+1)//2 levels, 2·levels − 1 evaluations;
 the NFE column gives what was spent).
 
@@ -45,12 +46,22 @@ class Point:
     churn: float = 0.0
     eta: float | None = None
     precision: str = "fp32"
+    tmin: float = 0.05
+    tmax: float = 50.0
+    snoise: float = 1.003
+    rho: float = 7.0
 
     @property
     def label(self) -> str:
         extra = "" if self.lower_order_final or self.sampler != "dpm++" else ", 2nd-order final step"
         if self.sampler == "heun":
             extra += f", churn {self.churn:g}"
+            if self.churn and (self.tmin, self.tmax) != (0.05, 50.0):
+                extra += f" on σ ∈ [{self.tmin:g}, {self.tmax:g}]"
+            if self.churn and self.snoise != 1.003:
+                extra += f", S_noise {self.snoise:g}"
+        if self.spacing == "karras" and self.rho != 7.0:
+            extra += f", ρ {self.rho:g}"
         if self.eta is not None:
             extra += f", eta {self.eta:g}"
         if self.precision != "fp32":
@@ -95,10 +106,11 @@ def parse_points(text: str) -> list[Point]:
                 options["lower_order_final"] = False
             elif option == "bf16":
                 options["precision"] = "bf16"
-            elif key in ("churn", "eta") and value:
+            elif key in ("churn", "eta", "tmin", "tmax", "snoise", "rho") and value:
                 options[key] = float(value)
             else:
-                raise SystemExit(f"--points: unknown option {option!r} in {item!r} (2nd, bf16, churn=S, eta=E)")
+                raise SystemExit(f"--points: unknown option {option!r} in {item!r} "
+                                 "(2nd, bf16, churn=S, tmin=, tmax=, snoise=, rho=R, eta=E)")
         points.append(Point(fields[0], fields[1], int(fields[2]), **options))
     return points
 
@@ -119,9 +131,10 @@ def draw(loaded, point: Point, seeds: list[int], batch: int = 128) -> np.ndarray
             x_T, _ = initial_noise(chunk, shape)
             x = dpm_solver_pp_sample(model, diffusion, x_T, steps, lower_order_final=False, precision=point.precision)
         else:
-            churn = Churn(s_churn=point.churn) if point.sampler == "heun" else None
+            churn = (Churn(s_churn=point.churn, s_tmin=point.tmin, s_tmax=point.tmax, s_noise=point.snoise)
+                     if point.sampler == "heun" else None)
             x = sample(model, diffusion, shape, chunk, sampler=point.sampler, steps=point.steps, spacing=point.spacing,
-                       eta=point.eta, churn=churn, precision=point.precision)
+                       eta=point.eta, churn=churn, rho=point.rho, precision=point.precision)
         chunks.append(to_uint8(x))
     return np.concatenate(chunks)
 

@@ -72,7 +72,9 @@ def test_sampler_sweep_quick_reports_ratio_to_reference(tmp_path):
     assert all(_number(r[2].strip()) > 0 for r in rows)
     assert [r[1].strip() for r in rows if r[0].strip().startswith("heun")] == ["3"]  # 2 levels: 2·2 − 1 evaluations
     again = _run("sampler_sweep.py", "--quick", "--run", str(tmp_path / "run"), "--points",
-                 "ddim:uniform:3,dpm++:logsnr:3:2nd,heun:karras:4:churn=2,dpm++sde:logsnr:3:eta=0.5:bf16", cwd=tmp_path)
+                 "ddim:uniform:3,dpm++:logsnr:3:2nd,heun:karras:4:churn=2,dpm++sde:logsnr:3:eta=0.5:bf16,"
+                 "heun:karras:4:churn=40:tmin=5:snoise=1,dpm++sde:karras:3:rho=5", cwd=tmp_path)
     labels = [line.split("|")[1].strip() for line in again.splitlines() if line.startswith(("| dpm++", "| ddim", "| heun"))]
     assert labels == ["ddim uniform", "dpm++ logsnr, 2nd-order final step", "heun karras, churn 2",
-                      "dpm++sde logsnr, eta 0.5, bf16"]
+                      "dpm++sde logsnr, eta 0.5, bf16", "heun karras, churn 40 on σ ∈ [5, 50], S_noise 1",
+                      "dpm++sde karras, ρ 5"]

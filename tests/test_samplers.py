@@ -24,6 +24,7 @@ import torch
 from landiff.diffusion import GaussianDiffusion, beta_schedule, space_timesteps
 from landiff.errors import UserError
 from landiff.samplers import (
+    DEFAULT_SAMPLER,
     SPACINGS,
     Churn,
     SampleNoise,
@@ -300,7 +301,7 @@ def test_progress_prints_only_to_a_terminal(capsys, monkeypatch):
     assert capsys.readouterr().err == ""  # pytest's captured stderr is not a TTY
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     sample(model, diffusion, SHAPE, [0], steps=5, progress=True)
-    assert "dpm++ 5/5" in capsys.readouterr().err
+    assert f"{DEFAULT_SAMPLER} 5/5" in capsys.readouterr().err
 
 
 def test_user_mistakes_raise_user_errors():

@@ -79,15 +79,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     OUT_DIR.add_to(p, help="output directory (default RUN/samples/<sampler>-<steps>)")
     N_IMAGES.add_to(p, default=16)
     BATCH.add_to(p, default=16)
-    Spec("--sampler", "choice", "dpm++ (the default, DPM-Solver++(2M): at <= 20 evaluations no sampler won on both "
-         "measured data sets and dpm++sde, its SDE form, lost 1.47x on one; benchmarks/RESULTS.md), dpm++sde, "
-         "heun (EDM, with --churn), ddim or ddpm (ancestral); not used by GAN runs", choices=tuple(SAMPLERS)).add_to(p)
+    Spec("--sampler", "choice", "dpm++sde (the default: DPM-Solver++(2M) SDE on karras levels, the one setting within "
+         "1.15x of the best SWD at up to 1000 evaluations on all three measured models; benchmarks/RESULTS.md), "
+         "dpm++, heun (EDM, with --churn), ddim or ddpm (ancestral); not used by GAN runs",
+         choices=tuple(SAMPLERS)).add_to(p)
     STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm); heun uses (STEPS+1)//2 noise levels")
-    Spec("--spacing", "choice", "timestep spacing (default: per sampler; karras for heun)", choices=tuple(SPACINGS)).add_to(p)
+    Spec("--spacing", "choice", "timestep spacing (default: per sampler; karras for dpm++sde and heun, logsnr for dpm++)",
+         choices=tuple(SPACINGS)).add_to(p)
     Spec("--rho", "float", "rho of the karras spacing (EDM eq. 5; default 7)", low=0.0, low_open=True).add_to(p)
     # DDIM (Song et al. 2021, eq. 16): eta in [0, 1] goes from deterministic DDIM to DDPM's variance.
     Spec("--eta", "float", "ddim: eta (default 0 = deterministic, 1 = DDPM's variance); dpm++sde: the share of the "
-         "SDE's noise (default 1)", low=0.0, high=1.0).add_to(p)
+         "SDE's noise (default 1 = the SDE)", low=0.0, high=1.0).add_to(p)
     # EDM (Karras et al. 2022) Alg. 2: noise re-injected at levels S_tmin <= sigma <= S_tmax.
     Spec("--churn", "float", "heun: EDM's S_churn (0 = deterministic)", default=0.0, low=0.0).add_to(p)
     Spec("--churn-tmin", "float", "heun: lowest sigma that is churned (EDM's S_tmin)", default=Churn.s_tmin,
