@@ -78,3 +78,29 @@ def test_sampler_sweep_quick_reports_ratio_to_reference(tmp_path):
     assert labels == ["ddim uniform", "dpm++ logsnr, 2nd-order final step", "heun karras, churn 2",
                       "dpm++sde logsnr, eta 0.5, bf16", "heun karras, churn 40 on σ ∈ [5, 50], S_noise 1",
                       "dpm++sde karras, ρ 5"]
+
+
+def test_ema_length_sweep_quick_measures_each_length(tmp_path):
+    out = _run("ema_length_sweep.py", "--quick", "--lengths", "0.05,0.2", cwd=tmp_path)
+    rows = _rows(out, "post-hoc") + _rows(out, "run's EMA")
+    assert sorted(r[0].replace(" (best)", "") for r in rows) == ["post-hoc σ_rel 0.05", "post-hoc σ_rel 0.2",
+                                                                 "run's EMA (decay 0.999)"]
+    assert all(_number(r[1]) > 0 for r in rows)
+    assert sum("(best)" in r[0] for r in rows) == 1
+
+
+def test_augment_small_quick_measures_with_and_without(tmp_path):
+    out = _run("augment_small.py", "--quick", "--out", str(tmp_path / "aug"), cwd=tmp_path)
+    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines() if line.startswith("| 0"))]
+    assert [r[0].strip() for r in rows] == ["0", "0.5"]
+    assert rows[0][2].strip() == "1.00" and all(_number(r[1].strip()) > 0 for r in rows)
+
+
+def test_recipe_screen_quick_measures_each_variant(tmp_path):
+    out = _run("recipe_screen.py", "--quick", "--variants", "tiny,edm,min-snr+log-normal", "--out", str(tmp_path / "r"),
+               cwd=tmp_path)
+    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines()) if r[0].strip() in
+            ("tiny", "edm", "min-snr+log-normal")]
+    assert [r[0].strip() for r in rows] == ["tiny", "edm", "min-snr+log-normal"]
+    assert all(_number(r[2].strip()) > 0 and r[3].strip() in ("0.05", "0.1", "0.2") for r in rows)
+    assert "(3 configurations)" in out

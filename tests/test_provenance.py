@@ -71,7 +71,7 @@ def test_key_changes_with_every_component_and_is_stable():
     def run(*, gan=False, ema=True, classes=0):
         config = SimpleNamespace(gan=SimpleNamespace(ema=ema))
         return SimpleNamespace(diffusion=None if gan else object(), config=config, checkpoint_sha256="d" * 64,
-                               num_classes=classes, classes=["day", "sunset", "night"][:classes])
+                               num_classes=classes, classes=["day", "sunset", "night"][:classes], ema_length=None)
 
     drawn = dict(sampler="dpm++", steps=20, seed=0)
     conditional = provenance_for(run(classes=3), labels=[0, 1, 2, 0], **drawn)

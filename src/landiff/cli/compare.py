@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--guidance", "float", default=1.0, low=0.0, help="classifier-free guidance scale w for class-conditional "
                    "diffusion runs (1 = plain conditional; recorded in summary.json)").add_to(p)
     Spec("--inception", "path", "FID Inception weights (.safetensors); see landiff weights").add_to(p)
+    Spec("--ema-length", "float", "diffusion runs trained with --posthoc-ema: evaluate the post-hoc EMA of this "
+         "relative length sigma_rel (EDM2), recorded in every record's provenance", low=0.01, high=0.25).add_to(p)
     p.add_argument("--train", action="store_true", help="first train a diffusion model and a DCGAN on --data")
     Spec("--data", "str", "data for --train", default="synthetic").add_to(p)
     Spec("--minutes", "float", "training budget for --train, split between the two", default=20.0, low=0.0,
@@ -56,6 +58,7 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
         n=args.n, seed=args.seed, reference=args.ref, heldout=args.heldout, sampler=args.sampler, steps=args.steps,
         sweep=DEFAULT_SWEEP if args.sweep is None else parse_sweep(args.sweep), sweep_n=args.sweep_n,
         repeats=args.repeats, inception=args.inception, guidance=_guidance(args.guidance), precision=args.precision,
+        ema_length=args.ema_length,
     )
 
 

@@ -97,6 +97,9 @@ def run_nll(args: argparse.Namespace) -> int:
         loaded = load_run(args.run, device=str(device))
         if loaded.diffusion is None:
             raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
+        if loaded.config.diffusion.formulation != "discrete":
+            raise UserError(f"{args.run} is an --formulation {loaded.config.diffusion.formulation} run, which has no "
+                            "likelihood bound (eval nll is for the discrete process); use eval swd, fid, kid or pr")
         config = loaded.config
         check_memory(unet_bytes(config.net, args.batch, training=False), ["--batch"], device)
         check_memory({"per-image bounds": 8.0 * args.n * (2 + loaded.diffusion.num_steps)}, ["--n"], "cpu")

@@ -105,6 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--class", "str", "class name, or 'all' to cycle through classes", dest="class_name").add_to(p)
     Spec("--guidance", "float", "classifier-free guidance scale w (1 = conditional)", default=1.0, low=0.0).add_to(p)
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    Spec("--ema-length", "float", "a run trained with --posthoc-ema: sample the post-hoc EMA of this relative length "
+         "sigma_rel (EDM2; e.g. 0.05 to 0.2), reconstructed from its snapshots", low=0.01, high=0.25).add_to(p)
     p.add_argument("--no-clip", action="store_true", help="do not clip predicted x0 to [-1, 1]")
     p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
     DEVICE.add_to(p)
@@ -171,7 +173,12 @@ def _refuse_inapplicable(args: argparse.Namespace, sampler: str, spacing: str) -
 def run(args: argparse.Namespace) -> int:
     validate_args(args)
     with process_group(args.device) as (dist, device):
-        loaded = load_run(args.run, checkpoint=args.ckpt, device=str(device))
+        if args.ema_length is not None and args.no_ema:
+            raise UserError("--ema-length chooses an EMA and --no-ema asks for the raw weights; pass one")
+        loaded = load_run(args.run, checkpoint=args.ckpt, device=str(device), ema_length=args.ema_length)
+        if loaded.ema_error is not None and dist.is_main:
+            print(f"post-hoc EMA sigma_rel {loaded.ema_length:g}: profile reconstructed within "
+                  f"{100 * loaded.ema_error:.1f} % (L2)")
         if loaded.is_gan:
             return _run_gan(args, loaded, dist)
         return _run_diffusion(args, loaded, dist)

@@ -25,14 +25,16 @@ from typing import Any
 
 import torch
 
-from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
+from landiff.diffusion import FORMULATIONS, LOSSES, PREDICTIONS, SCHEDULES, TIMESTEP_SAMPLERS, VARIANCES, WEIGHTINGS
 from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
 from landiff.runs.config import (
+    DISCRETE_ONLY,
     INT_BOUNDS,
     NUMBER_BOUNDS,
     RECIPES,
     REFUSED_COMBINATIONS,
+    DiffusionConfig,
     TrainConfig,
     recipe,
     refuse_ignored_flags,
@@ -57,20 +59,25 @@ OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
     "dropout": ("net", "dropout", float), "diffusion_steps": ("diffusion", "num_steps", int),
     "schedule": ("diffusion", "schedule", str), "prediction": ("diffusion", "prediction", str),
     "variance": ("diffusion", "variance", str), "loss": ("diffusion", "loss", str),
-    "timestep_sampler": ("diffusion", "timestep_sampler", str), "lr": ("optim", "lr", float),
+    "timestep_sampler": ("diffusion", "timestep_sampler", str), "formulation": ("diffusion", "formulation", str),
+    "weighting": ("diffusion", "weighting", str), "snr_gamma": ("diffusion", "snr_gamma", float),
+    "sigma_data": ("diffusion", "sigma_data", float), "p_mean": ("diffusion", "p_mean", float),
+    "p_std": ("diffusion", "p_std", float), "lr": ("optim", "lr", float),
     "batch": ("optim", "batch", int), "accum": ("optim", "accum", int), "warmup": ("optim", "warmup", int),
     "decay": ("optim", "decay", str), "grad_clip": ("optim", "grad_clip", float),
     "weight_decay": ("optim", "weight_decay", float), "beta1": ("optim", "beta1", float),
     "beta2": ("optim", "beta2", float), "z_dim": ("gan", "z_dim", int), "ngf": ("gan", "ngf", int),
     "ndf": ("gan", "ndf", int), "d_steps": ("gan", "d_steps", int),
-    "max_skips": (None, "max_consecutive_skips", int),
+    "max_skips": (None, "max_consecutive_skips", int), "ema_snapshot_every": (None, "ema_snapshot_every", int),
+    "augment": (None, "augment", float),
 }
 # UNet fields as the UNet's own validation names them → the flag that sets them.
 NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "num_res_blocks": "--res-blocks",
              "attention_resolutions": "--attention", "num_heads": "--heads", "head_channels": "--head-channels",
              "dropout": "--dropout", "resolution": "--resolution"}
 # Flags that only one family reads (besides whole sections: net/diffusion → diffusion, gan → GAN).
-DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum"}
+DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum", "ema_snapshot_every", "posthoc_ema",
+                  "augment"}
 GAN_ONLY = {"gan_ema"}
 
 
@@ -84,7 +91,8 @@ def _train_specs() -> dict[str, Spec]:
                if "--" + flag.replace("_", "-") in NUMBER_BOUNDS}
     choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": SAMPLERS,
                "schedule": SCHEDULES, "prediction": PREDICTIONS, "variance": VARIANCES, "loss": LOSSES,
-               "timestep_sampler": ("uniform", "loss-aware"), "decay": ("none", "cosine", "linear")}
+               "timestep_sampler": TIMESTEP_SAMPLERS, "decay": ("none", "cosine", "linear"),
+               "formulation": FORMULATIONS, "weighting": WEIGHTINGS}
     units = {"resolution": "px", "steps": "optimiser steps", "minutes": "minutes", "batch": "images per process",
              "synthetic_n": "images", "diffusion_steps": "timesteps T", "channels": "channels",
              "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps"}
@@ -134,6 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (the default)")
     p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
     p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")
+    p.add_argument("--posthoc-ema", action="store_true", default=None,
+                   help="also keep EDM2's power-function EMAs (sigma_rel 0.05, 0.10) and save snapshots, so "
+                        "`sample --ema-length` can choose the EMA length after training")
     DEVICE.add_to(p)
     p.add_argument("--restart", action="store_true", help="move the existing run aside and start over")
     p.add_argument("--yes", action="store_true", help="do not ask before --restart")
@@ -149,12 +160,32 @@ def refused_epilog() -> str:
     return "\n".join(lines)
 
 
+PROCESS_HELP = {
+    "formulation": "discrete: the T-step DDPM/Improved-DDPM process (default); edm: EDM's preconditioned denoiser "
+                   "with log-normal noise levels (Karras et al. 2022), sampled by every sampler",
+    "weighting": "discrete MSE weighting: none (L_simple) or min-snr (min-SNR-gamma, Hang et al. 2023)",
+    "snr_gamma": "gamma of --weighting min-snr (default 5, the paper's)",
+    "sigma_data": "--formulation edm: the data's standard deviation in its preconditioning (default 0.5)",
+    "p_mean": "mean of ln(sigma) during training (--formulation edm, or --timestep-sampler log-normal; default -1.2)",
+    "p_std": "standard deviation of ln(sigma) during training (default 1.2)",
+    "timestep_sampler": "uniform, loss-aware (Improved DDPM's importance sampling) or log-normal "
+                        "(ln sigma_t ~ N(--p-mean, --p-std), EDM's distribution on the discrete levels)",
+}
+
+
 def _help(flag: str) -> str:
     section, field, _ = OVERRIDES[flag]
     if flag == "batch":
         return "override optim.batch: examples per process (global batch = batch x processes x --accum)"
     if flag == "max_skips":
         return "stop after this many non-finite (NaN/Inf) steps in a row (default 20)"
+    if flag == "augment":
+        return ("non-leaking augmentation for small folders (EDM): probability of each of six geometric transforms, "
+                "the net conditioned on them; 0 = off (default), EDM uses 0.12 on CIFAR-10")
+    if flag == "ema_snapshot_every":
+        return "with --posthoc-ema: save the power EMAs every N steps to RUN/ema-snapshots (default 200)"
+    if flag in PROCESS_HELP:
+        return PROCESS_HELP[flag]
     return f"override {section + '.' if section else ''}{field}"
 
 
@@ -182,8 +213,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.gan_ema:
         _check_family("gan_ema", None, config.model)
         sections["gan"]["ema"] = True
-    for flag in ("class_cond", "flip", "compile"):
+    for flag in ("class_cond", "flip", "compile", "posthoc_ema"):
         if getattr(args, flag):
+            if flag == "posthoc_ema":
+                _check_family(flag, None, config.model)
             sections[None][flag] = True
     if args.channels_last and args.no_channels_last:
         raise UserError("--channels-last and --no-channels-last contradict each other; pass one")
@@ -203,7 +236,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     config = dataclasses.replace(
         config,
         net=net,
-        diffusion=dataclasses.replace(config.diffusion, **sections["diffusion"]),
+        diffusion=_process(config.diffusion, sections["diffusion"]),
         optim=dataclasses.replace(config.optim, **sections["optim"]),
         gan=dataclasses.replace(config.gan, **sections["gan"]),
         **sections[None],
@@ -211,6 +244,17 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     validate(config)
     refuse_ignored_flags(config, {f"{k}.{f}" if k else f for k, fields in sections.items() for f in fields})
     return config
+
+
+def _process(recipe_process: DiffusionConfig, given: dict[str, Any]) -> DiffusionConfig:
+    """The recipe's process with the given flags; ``--formulation edm`` on a discrete recipe resets the
+    recipe's discrete-only fields (e.g. the tiny preset's v-prediction) that were not given, so the
+    flags a user typed are the only ones validate() can refuse."""
+    if given.get("formulation") == "edm" and recipe_process.formulation != "edm":
+        default = DiffusionConfig()
+        reset = {name: getattr(default, name) for name in DISCRETE_ONLY if name not in given}
+        recipe_process = dataclasses.replace(recipe_process, **reset)
+    return dataclasses.replace(recipe_process, **given)
 
 
 def _recipe_for(preset: str | None, model: str | None) -> TrainConfig:

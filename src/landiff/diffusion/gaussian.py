@@ -24,11 +24,13 @@ from landiff.errors import UserError
 Prediction = Literal["eps", "x0", "v", "mean"]
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 LossType = Literal["mse", "kl", "hybrid"]
+Weighting = Literal["none", "min-snr"]
 ModelFn = Callable[..., Tensor]
 
 PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v", "mean")
 VARIANCES: tuple[str, ...] = ("fixed_small", "fixed_large", "learned_range")
 LOSSES: tuple[str, ...] = ("mse", "kl", "hybrid")
+WEIGHTINGS: tuple[str, ...] = ("none", "min-snr")
 HYBRID_LAMBDA = 0.001  # IDDPM §3.1: L_hybrid = L_simple + λ L_vlb with λ = 0.001 on the full T-term bound.
 
 
@@ -50,12 +52,13 @@ class TrainingLosses:
     Attributes:
         loss: the objective chosen by ``loss`` (importance weights are applied by the caller).
         mse: mean squared error of the predicted target over pixels (None for ``loss="kl"``).
-        vb: L_t in bits/dim (unscaled; t = 0 is the decoder NLL).
+        vb: L_t in bits/dim (unscaled; t = 0 is the decoder NLL); None for a process without a
+            likelihood bound (the EDM formulation, :mod:`landiff.diffusion.edm`).
     """
 
     loss: Tensor
     mse: Tensor | None
-    vb: Tensor
+    vb: Tensor | None
 
 
 @dataclass
@@ -84,6 +87,11 @@ class GaussianDiffusion:
         variance: ``fixed_small`` (β̃_t), ``fixed_large`` (β_t) or ``learned_range`` (IDDPM eq. 15).
         loss: ``mse`` (L_simple), ``kl`` (T·L_t) or ``hybrid`` (L_simple + λ·T·L_t, stop-grad mean).
         timestep_map: (T,) original timestep of each step; None means the identity.
+        weighting: ``none`` (L_simple) or ``min-snr``: the MSE term at t weighted by min-SNR-γ
+            (Hang et al. 2023, arXiv 2303.09556), which is min(SNR_t, γ) on the x0 error; for an
+            ε target that is min(SNR_t, γ)/SNR_t and for a v target min(SNR_t, γ)/(SNR_t + 1),
+            with SNR_t = ᾱ_t / (1 − ᾱ_t). The bound term of ``hybrid`` is not weighted.
+        snr_gamma: γ of ``min-snr`` (5 in the paper).
     """
 
     def __init__(
@@ -93,10 +101,17 @@ class GaussianDiffusion:
         variance: VarianceType = "fixed_small",
         loss: LossType = "mse",
         timestep_map: np.ndarray | Sequence[int] | None = None,
+        weighting: Weighting = "none",
+        snr_gamma: float = 5.0,
     ) -> None:
         _check_choice("prediction", prediction, PREDICTIONS)
         _check_choice("variance", variance, VARIANCES)
         _check_choice("loss", loss, LOSSES)
+        _check_choice("weighting", weighting, WEIGHTINGS)
+        if weighting == "min-snr" and (prediction == "mean" or loss == "kl" or not snr_gamma > 0):
+            raise UserError("min-SNR weighting needs an eps, x0 or v target, an MSE term (--loss mse or hybrid) "
+                            f"and gamma > 0; got prediction {prediction}, loss {loss}, gamma {snr_gamma}")
+        self.weighting, self.snr_gamma = weighting, float(snr_gamma)
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or len(betas) == 0 or not np.all((betas > 0) & (betas < 1)):
             raise UserError("betas must be a non-empty 1-D array of values in (0, 1)")
@@ -253,14 +268,25 @@ class GaussianDiffusion:
             vb = self.vb_terms_bpd(output, x0, x_t, t)
             return TrainingLosses(loss=vb * self.num_steps, mse=None, vb=vb)
         mse = mean_flat((self._mse_target(x0, x_t, t, noise) - pred).square())
+        weighted = mse if self.weighting == "none" else self.mse_weights(t).to(mse) * mse
         # The VLB term sees the mean through stop-gradient so it trains only the variance (IDDPM §3.1).
         frozen = pred.detach() if var_values is None else torch.cat([pred.detach(), var_values], dim=1)
         if self.loss_type == "hybrid":
             vb = self.vb_terms_bpd(frozen, x0, x_t, t)
-            return TrainingLosses(loss=mse + HYBRID_LAMBDA * self.num_steps * vb, mse=mse, vb=vb)
+            return TrainingLosses(loss=weighted + HYBRID_LAMBDA * self.num_steps * vb, mse=mse, vb=vb)
         with torch.no_grad():  # diagnostic only for L_simple
             vb = self.vb_terms_bpd(frozen.detach(), x0, x_t, t)
-        return TrainingLosses(loss=mse, mse=mse, vb=vb)
+        return TrainingLosses(loss=weighted, mse=mse, vb=vb)
+
+    def mse_weights(self, t: Tensor) -> Tensor:
+        """The weight of the MSE term at timesteps ``t`` (B,), float64: 1, or min-SNR-γ for this target."""
+        alpha_bar = torch.as_tensor(self.alphas_cumprod, dtype=torch.float64)[t.cpu()]
+        snr = alpha_bar / (1.0 - alpha_bar)
+        if self.weighting == "none":
+            return torch.ones_like(snr).to(t.device)
+        clipped = snr.clamp(max=self.snr_gamma)
+        weight = {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[self.prediction]
+        return weight.to(t.device)
 
     def _mse_target(self, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         if self.prediction == "eps":
@@ -320,7 +346,8 @@ class GaussianDiffusion:
         between the respaced β and β̃ (IDDPM §4).
         """
         betas, steps = respace_betas(self.alphas_cumprod, use_timesteps)
-        return GaussianDiffusion(betas, self.prediction, self.variance, self.loss_type, timestep_map=self.timestep_map[steps])
+        return GaussianDiffusion(betas, self.prediction, self.variance, self.loss_type, timestep_map=self.timestep_map[steps],
+                                 weighting=self.weighting, snr_gamma=self.snr_gamma)
 
 
 def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,11 +1,16 @@
-"""Which timesteps to train on: uniform, or Improved DDPM's loss-aware importance sampling (§3.3).
+"""Which timesteps to train on: uniform, Improved DDPM's loss-aware importance sampling (§3.3), or
+EDM's log-normal noise-level distribution on the discrete levels.
 
-Both return ``(t, weights)`` where the weights 1/(T·p_t) make the weighted loss an unbiased estimate
-of the uniform-t objective. Their state is plain JSON so a resumed run continues exactly.
+Each returns ``(t, weights)``. For ``uniform`` and ``loss-aware`` the weights 1/(T·p_t) make the
+weighted loss an unbiased estimate of the uniform-t objective. ``log-normal`` changes the objective
+on purpose (weights 1): like EDM (arXiv 2206.00364 §5) it spends the training on the middle noise
+levels, where the loss can still be reduced. Their state is plain JSON so a resumed run continues
+exactly.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -14,7 +19,8 @@ from torch import Tensor
 
 from landiff.errors import UserError
 
-TimestepSamplerName = Literal["uniform", "loss-aware"]
+TimestepSamplerName = Literal["uniform", "loss-aware", "log-normal"]
+TIMESTEP_SAMPLERS: tuple[str, ...] = ("uniform", "loss-aware", "log-normal")
 
 
 class UniformSampler:
@@ -106,13 +112,68 @@ class LossAwareSampler:
         self.counts = np.asarray(state["counts"], dtype=np.int64).reshape(self.num_steps)
 
 
-def make_timestep_sampler(name: TimestepSamplerName, num_steps: int) -> UniformSampler | LossAwareSampler:
-    """Builds a timestep sampler by name (``--timestep-sampler``)."""
+class LogNormalSampler:
+    """p_t = the N(p_mean, p_std²) mass of ln σ over level t's share of the log-σ axis (weights 1).
+
+    σ_t = √((1 − ᾱ_t)/ᾱ_t); level t owns the interval of ln σ between the midpoints to its
+    neighbours (the first and last reach to ∓∞), so the probabilities sum to one and follow EDM's
+    training distribution ln σ ~ N(P_mean, P_std²) as closely as the discrete levels allow.
+    """
+
+    def __init__(self, alphas_cumprod: np.ndarray, p_mean: float = -1.2, p_std: float = 1.2) -> None:
+        alphas_cumprod = np.asarray(alphas_cumprod, dtype=np.float64)
+        self.num_steps, self.p_mean, self.p_std = len(alphas_cumprod), float(p_mean), float(p_std)
+        log_sigma = 0.5 * np.log((1.0 - alphas_cumprod) / alphas_cumprod)
+        if self.num_steps > 1 and not np.all(np.diff(log_sigma) > 0):
+            raise UserError("--timestep-sampler log-normal needs noise levels that increase with t")
+        edges = np.concatenate([[-np.inf], (log_sigma[1:] + log_sigma[:-1]) / 2, [np.inf]])
+        cdf = np.array([_normal_cdf((e - self.p_mean) / self.p_std) for e in edges])
+        self._probs = np.diff(cdf)
+
+    def probabilities(self) -> np.ndarray:
+        return self._probs.copy()
+
+    def sample(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor]:
+        """Draws ``batch`` timesteps; returns (t (B,), weights 1 (B,))."""
+        t = torch.multinomial(torch.from_numpy(self._probs), batch, replacement=True, generator=generator)
+        return t.to(device), torch.ones(batch, device=device)
+
+    def update(self, t: Tensor, losses: Tensor) -> None:
+        """The distribution is fixed; losses are ignored."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "log-normal", "num_steps": self.num_steps, "p_mean": self.p_mean, "p_std": self.p_std}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        _check_state(state, "log-normal", self.num_steps)
+        if (float(state.get("p_mean", math.nan)), float(state.get("p_std", math.nan))) != (self.p_mean, self.p_std):
+            raise UserError(f"timestep-sampler state has p_mean {state.get('p_mean')}, p_std {state.get('p_std')}; "
+                            f"this run has {self.p_mean}, {self.p_std}")
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+TimestepSampler = UniformSampler | LossAwareSampler | LogNormalSampler
+
+
+def make_timestep_sampler(
+    name: TimestepSamplerName, num_steps: int, alphas_cumprod: np.ndarray | None = None,
+    p_mean: float = -1.2, p_std: float = 1.2,
+) -> TimestepSampler:
+    """Builds a timestep sampler by name (``--timestep-sampler``); ``log-normal`` needs the process's ᾱ."""
     if name == "uniform":
         return UniformSampler(num_steps)
     if name == "loss-aware":
         return LossAwareSampler(num_steps)
-    raise UserError(f"unknown timestep sampler {name!r}; choose uniform or loss-aware (--timestep-sampler)")
+    if name == "log-normal":
+        if alphas_cumprod is None or len(alphas_cumprod) != num_steps:
+            raise ValueError("the log-normal timestep sampler needs the process's alphas_cumprod (T values)")
+        return LogNormalSampler(alphas_cumprod, p_mean, p_std)
+    raise UserError(f"unknown timestep sampler {name!r}; choose one of: {', '.join(TIMESTEP_SAMPLERS)} (--timestep-sampler)")
 
 
 def _check_state(state: dict[str, Any], kind: str, num_steps: int) -> None:

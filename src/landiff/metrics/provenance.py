@@ -47,8 +47,8 @@ class Provenance:
         checkpoint_sha256: SHA-256 of the checkpoint file; for ``source="external"`` the SHA-256 of
             the samples file (or of the PNG folder's files) that landiff did not write.
         source: ``"checkpoint"`` or ``"external"`` (no landiff meta: the model is unknown).
-        weights: ``"ema"`` or ``"raw"`` (a GAN run without EMA always samples its raw generator);
-            None for external files.
+        weights: ``"ema"``, ``"ema-<σ_rel>"`` (a post-hoc EMA of that length, EDM2) or ``"raw"`` (a
+            GAN run without EMA always samples its raw generator); None for external files.
         sampler: ``"ddpm"``, ``"ddim"``, ``"dpm++"`` or ``"gan"``; None when no images were drawn
             (the NLL bound) or the procedure is unknown.
         steps: network evaluations per image (1 for a GAN); None without sampling.
@@ -162,12 +162,19 @@ def provenance_for(
     guided = float(guidance_scale) != 1.0 and protocol != "none"
     return Provenance(
         checkpoint_sha256=loaded.checkpoint_sha256, source="checkpoint",
-        weights="ema" if use_ema and has_ema else "raw", sampler=sampler, steps=steps, params=dict(params or {}),
+        weights=_weights(loaded, use_ema and has_ema), sampler=sampler, steps=steps, params=dict(params or {}),
         precision=precision if sampler is not None else None,
         guidance="cfg" if guided else "none", guidance_scale=guidance_scale if guided else 1.0,
         guidance_model_sha256=guidance_model_sha256 if guided else None,
         class_protocol=protocol, classes=classes, seed=seed if sampler is not None else None,
     )
+
+
+def _weights(loaded: LoadedRun, ema: bool) -> str:
+    """``raw``, ``ema`` (the run's EMA) or ``ema-<σ_rel>`` (an EMA length chosen after training, post-hoc)."""
+    if not ema:
+        return "raw"
+    return "ema" if loaded.ema_length is None else f"ema-{loaded.ema_length:g}"
 
 
 def class_protocol(labels: Sequence[int] | None, num_classes: int, names: Sequence[str]) -> tuple[str, tuple[str, ...]]:

@@ -40,6 +40,9 @@ class UNetConfig:
             ``num_classes`` is the null label used for classifier-free guidance.
         learn_sigma: output 2·in_channels channels, the second half for the Improved DDPM
             variance interpolation v (Improved DDPM eq. 15).
+        augment_dim: width of the augmentation label (EDM's non-leaking augmentation, App. C.4):
+            a bias-free linear map of it is added to the time embedding, so a zero (or absent)
+            label is exactly the un-augmented network; 0 for a net trained without augmentation.
     """
 
     resolution: int = 32
@@ -55,6 +58,7 @@ class UNetConfig:
     use_scale_shift_norm: bool = True
     num_classes: int = 0
     learn_sigma: bool = False
+    augment_dim: int = 0
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; accept them so config.json loads back.
@@ -134,6 +138,7 @@ def _validate(cfg: UNetConfig) -> None:
     for name in ("resolution", "in_channels", "base_channels", "num_res_blocks", "num_heads"):
         _check_int(name, getattr(cfg, name), minimum=1)
     _check_int("num_classes", cfg.num_classes, minimum=0)
+    _check_int("augment_dim", cfg.augment_dim, minimum=0)
     if cfg.head_channels is not None:
         _check_int("head_channels", cfg.head_channels, minimum=1)
     for name in ("resblock_updown", "use_scale_shift_norm", "learn_sigma"):

@@ -57,6 +57,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
         # One extra row: index num_classes is the null label for classifier-free guidance.
         self.class_emb = nn.Embedding(config.num_classes + 1, emb_ch) if config.num_classes > 0 else None
+        # Augmentation label → embedding without a bias: a zero label adds nothing (EDM App. C.4).
+        self.augment_emb = nn.Linear(config.augment_dim, emb_ch, bias=False) if config.augment_dim > 0 else None
         self.in_conv = nn.Conv2d(config.in_channels, base, 3, padding=1)
         self.encoder, skip_channels = self._build_encoder()
         ch = skip_channels[-1]
@@ -111,7 +113,8 @@ class UNet(nn.Module):
                 stages.append(Stage(blocks))
         return nn.ModuleList(stages)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                augment_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Predicts the network output for noisy images.
 
         Args:
@@ -119,6 +122,8 @@ class UNet(nn.Module):
             t: (B,) timesteps, integer or float (0-d is broadcast to the batch).
             y: (B,) int64 class labels in [0, num_classes]; None means the null label
                 ``num_classes``. Only for class-conditional nets.
+            augment_labels: (B, augment_dim) what augmentation each training image had; None (and
+                zeros) mean none, which is how a net trained with augmentation is sampled.
 
         Returns:
             (B, out_channels, H, W): out_channels = 2·in_channels when ``learn_sigma``.
@@ -131,6 +136,10 @@ class UNet(nn.Module):
             if y is None:
                 y = torch.full((x.shape[0],), self.config.num_classes, dtype=torch.long, device=x.device)
             emb = emb + self.class_emb(y)
+        if augment_labels is not None:
+            if self.augment_emb is None:
+                raise UserError("augmentation labels were given to a UNet trained without augmentation (augment_dim=0)")
+            emb = emb + self.augment_emb(augment_labels.to(emb.dtype))
         h = self.in_conv(x)
         skips = [h]
         for stage in self.encoder:

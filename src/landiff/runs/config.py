@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from landiff.diffusion import LOSSES, PREDICTIONS, SCHEDULES, VARIANCES
+from landiff.diffusion import FORMULATIONS, LOSSES, PREDICTIONS, SCHEDULES, TIMESTEP_SAMPLERS, VARIANCES, WEIGHTINGS
 from landiff.errors import UserError
 from landiff.nets import PRESETS as NET_PRESETS
 from landiff.nets import UNetConfig
@@ -28,13 +28,22 @@ from landiff.runs.files import atomic_write_text
 from landiff.samplers import SAMPLERS, check_sampler_settings
 
 FORMAT_VERSION = 1
+AUGMENT_DIM = 9  # the width of the augmentation label (landiff.train.augment draws it)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Decay = Literal["none", "cosine", "linear"]
 
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionConfig:
-    """The process: T, schedule, parametrisation, variance, objective and timestep sampling."""
+    """The process: T, schedule, parametrisation, variance, objective and timestep sampling.
+
+    ``formulation`` is ``discrete`` (the T-step process of DDPM / Improved DDPM, every field below
+    applies) or ``edm`` (EDM's preconditioned denoiser, :mod:`landiff.diffusion.edm`: σ_data,
+    P_mean and P_std apply, ``num_steps`` is its sampling table's size, and the discrete-only
+    fields stay at their defaults). ``weighting="min-snr"`` weights the discrete MSE by min-SNR-γ
+    (Hang et al. 2023, arXiv 2303.09556) with γ = ``snr_gamma``; ``timestep_sampler="log-normal"``
+    draws t with ln σ_t ~ N(P_mean, P_std²), EDM's noise-level distribution on the discrete levels.
+    """
 
     num_steps: int = 1000
     schedule: str = "cosine"
@@ -42,6 +51,12 @@ class DiffusionConfig:
     variance: str = "fixed_small"
     loss: str = "mse"
     timestep_sampler: str = "uniform"
+    formulation: str = "discrete"
+    weighting: str = "none"
+    snr_gamma: float = 5.0
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +130,13 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) once training time reaches this; 0 = no limit
     ema_decay: float = 0.9999
     ema_warmup: bool = True
+    # Post-hoc EMA (EDM2): also keep power-function EMAs of σ_rel 0.05 and 0.10 and save them every
+    # ema_snapshot_every steps to RUN/ema-snapshots/, so sampling can pick any EMA length later.
+    posthoc_ema: bool = False
+    ema_snapshot_every: int = 200
+    # Non-leaking augmentation (EDM App. C.4): each of six geometric transforms applies with this
+    # probability, and the net is conditioned on what was done (landiff.train.augment); 0 = off.
+    augment: float = 0.0
     precision: str = "auto"
     # NCHW by default: on CPU, GroupNorm's channels-last kernels cost more than the convolutions gain
     # (tiny, batch 32, bf16: 332 ms NCHW vs 561 ms channels_last); on CUDA pass --channels-last.
@@ -242,6 +264,7 @@ def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
         config.net,
         learn_sigma=config.diffusion.variance == "learned_range",
         num_classes=num_classes if config.class_cond else 0,
+        augment_dim=AUGMENT_DIM if config.augment > 0 else 0,
     )
     config = dataclasses.replace(config, net=net)
     validate(config)
@@ -265,12 +288,19 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "--sample-every": (1, 10**12), "--keep": (1, 10_000), "--synthetic-n": (1, 10**12), "--workers": (0, 256),
     "--preview-count": (0, 1024), "--preview-steps": (1, 100_000), "--z-dim": (1, 10**9), "--ngf": (1, 10**9),
     "--ndf": (1, 10**9), "--d-steps": (1, 1000), "--max-skips": (1, 10**9), "--seed": (0, 2**63 - 1),
-    "num_classes": (0, 1 << 20), "optim.decay_steps": (0, 10**12),
+    "num_classes": (0, 1 << 20), "optim.decay_steps": (0, 10**12), "--ema-snapshot-every": (1, 10**12),
 }
 NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
     "--lr": (0.0, 1.0), "--ema-decay": (0.0, 1.0), "--label-dropout": (0.0, 1.0), "--weight-decay": (0.0, 1.0),
     "--min-lr-ratio": (0.0, 1.0001), "--minutes": (0.0, 1e7), "--grad-clip": (0.0, float("inf")),
     "--beta1": (0.0, 1.0), "--beta2": (0.0, 1.0), "optim.decay_minutes": (0.0, 1e7),
+    "--snr-gamma": (1e-3, 1e6), "--sigma-data": (1e-3, 100.0), "--p-mean": (-10.0, 10.0), "--p-std": (1e-3, 10.0),
+    "--augment": (0.0, 1.0001),
+}
+# DiffusionConfig fields of the discrete process only (refused away from their defaults under --formulation edm).
+DISCRETE_ONLY: dict[str, str] = {
+    "schedule": "--schedule", "prediction": "--prediction", "variance": "--variance", "loss": "--loss",
+    "timestep_sampler": "--timestep-sampler", "weighting": "--weighting",
 }
 
 
@@ -281,7 +311,9 @@ def _validate_fields(config: TrainConfig) -> None:
     _choice("--prediction", d.prediction, PREDICTIONS)
     _choice("--variance", d.variance, VARIANCES)
     _choice("--loss", d.loss, LOSSES)
-    _choice("--timestep-sampler", d.timestep_sampler, ("uniform", "loss-aware"))
+    _choice("--timestep-sampler", d.timestep_sampler, TIMESTEP_SAMPLERS)
+    _choice("--formulation", d.formulation, FORMULATIONS)
+    _choice("--weighting", d.weighting, WEIGHTINGS)
     _choice("--precision", config.precision, ("auto", "fp32", "bf16", "fp16"))
     _choice("--decay", o.decay, ("none", "cosine", "linear"))
     _choice("--model", config.model, ("diffusion", "gan"))
@@ -294,7 +326,7 @@ def _validate_fields(config: TrainConfig) -> None:
         "--preview-count": config.preview_count, "--preview-steps": config.preview_steps, "--z-dim": config.gan.z_dim,
         "--ngf": config.gan.ngf, "--ndf": config.gan.ndf, "--d-steps": config.gan.d_steps,
         "--max-skips": config.max_consecutive_skips, "--seed": config.seed, "num_classes": config.gan.num_classes,
-        "optim.decay_steps": o.decay_steps,
+        "optim.decay_steps": o.decay_steps, "--ema-snapshot-every": config.ema_snapshot_every,
     }
     for flag, value in values.items():
         low, high = INT_BOUNDS[flag]
@@ -305,6 +337,8 @@ def _validate_fields(config: TrainConfig) -> None:
         "--lr": o.lr, "--ema-decay": config.ema_decay, "--label-dropout": config.label_dropout,
         "--weight-decay": o.weight_decay, "--min-lr-ratio": o.min_lr_ratio, "--minutes": config.max_minutes,
         "--grad-clip": o.grad_clip, "--beta1": o.beta1, "--beta2": o.beta2, "optim.decay_minutes": o.decay_minutes,
+        "--snr-gamma": d.snr_gamma, "--sigma-data": d.sigma_data, "--p-mean": d.p_mean, "--p-std": d.p_std,
+        "--augment": config.augment,
     }
     for flag, number in numbers.items():
         bottom, top = NUMBER_BOUNDS[flag]
@@ -331,7 +365,7 @@ def _validate_kinds(config: TrainConfig) -> None:
             raise UserError(f"{flag} must be a non-empty string, got {value!r:.60}")
     for flag, switch in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
                         ("--no-ema-warmup", config.ema_warmup), ("--channels-last", config.channels_last),
-                        ("--gan-ema", config.gan.ema)):
+                        ("--gan-ema", config.gan.ema), ("--posthoc-ema", config.posthoc_ema)):
         if not isinstance(switch, bool):
             raise UserError(f"{flag}: the config value must be true or false, got {switch!r:.60}")
     if not isinstance(config.net, UNetConfig):
@@ -359,6 +393,17 @@ REFUSED_COMBINATIONS: tuple[str, ...] = (
     "a min-LR floor or decay horizon with --decay none: nothing decays; use --decay cosine or linear",
     "a resume that changes --steps or --minutes of a --decay cosine/linear run: the LR would jump; "
     "resume with the run's --steps / --minutes or pass --restart",
+    "--formulation edm with a discrete-process option (--schedule, --prediction, --variance, --loss, "
+    "--timestep-sampler, --weighting): EDM's preconditioned denoiser has none of them; drop them",
+    "--sigma-data with --formulation discrete, or --p-mean/--p-std without --formulation edm or "
+    "--timestep-sampler log-normal: nothing reads them; drop them",
+    "--weighting min-snr with --loss kl or --prediction mean: min-SNR-γ weights the MSE of an eps, x0 or v "
+    "target; use --loss mse/hybrid with one of those",
+    "--snr-gamma without --weighting min-snr: nothing reads it; add --weighting min-snr or drop it",
+    "--ema-snapshot-every without --posthoc-ema, or --posthoc-ema on a GAN: there are no power EMAs to save; "
+    "add --posthoc-ema (diffusion) or drop it",
+    "--timestep-sampler log-normal with --loss kl: the bound needs uniform or importance weighted "
+    "timesteps; use --loss mse/hybrid, or --timestep-sampler uniform/loss-aware",
 )
 
 
@@ -366,6 +411,7 @@ def _validate_combinations(config: TrainConfig) -> None:
     """Refuses settings that are accepted one by one but would silently not do what they say."""
     d, o = config.diffusion, config.optim
     if config.model == "diffusion":
+        _validate_process(d)
         if d.variance == "learned_range" and d.loss == "mse":
             raise UserError("--variance learned_range with --loss mse would never train the variance (L_simple gives "
                             "it no gradient); use --loss hybrid (Improved DDPM's L_simple + λ·L_vlb) or --loss kl")
@@ -381,6 +427,9 @@ def _validate_combinations(config: TrainConfig) -> None:
         if not config.class_cond and config.label_dropout != TrainConfig.label_dropout:
             raise UserError(f"--label-dropout {config.label_dropout:g} has no effect without --class-cond (it drops "
                             "class labels for classifier-free guidance); add --class-cond or drop --label-dropout")
+        if not config.posthoc_ema and config.ema_snapshot_every != TrainConfig.ema_snapshot_every:
+            raise UserError("--ema-snapshot-every only applies with --posthoc-ema (it saves the power EMAs); add "
+                            "--posthoc-ema or drop --ema-snapshot-every")
         if config.gan != GANConfig():
             raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema) have no effect on a diffusion "
                             "run; drop them, or train --model gan")
@@ -390,7 +439,10 @@ def _validate_combinations(config: TrainConfig) -> None:
             ("--channels and the other UNet options", config.net != UNetConfig()),
             ("--preview-sampler/--preview-steps", (config.preview_sampler, config.preview_steps)
              != (TrainConfig.preview_sampler, TrainConfig.preview_steps)),
-            ("--label-dropout", config.label_dropout != TrainConfig.label_dropout)) if changed]
+            ("--label-dropout", config.label_dropout != TrainConfig.label_dropout),
+            ("--posthoc-ema/--ema-snapshot-every", (config.posthoc_ema, config.ema_snapshot_every)
+             != (TrainConfig.posthoc_ema, TrainConfig.ema_snapshot_every)),
+            ("--augment", config.augment != TrainConfig.augment)) if changed]
         if ignored:
             raise UserError(f"{ignored[0]} only apply to diffusion and have no effect on a GAN run (--model gan); drop them")
     if o.decay == "none":
@@ -401,6 +453,30 @@ def _validate_combinations(config: TrainConfig) -> None:
         raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the "
                         f"{o.decay_steps or config.train_steps} "
                         "steps of the run (--steps), so every step is warm-up; lower --warmup or use --decay none")
+
+
+def _validate_process(d: DiffusionConfig) -> None:
+    """The formulation, weighting and noise-level distribution refusals of :data:`REFUSED_COMBINATIONS`."""
+    default = DiffusionConfig()
+    if d.formulation == "edm":
+        changed = [flag for name, flag in DISCRETE_ONLY.items() if getattr(d, name) != getattr(default, name)]
+        if changed:
+            raise UserError(f"{', '.join(changed)} only apply to --formulation discrete; EDM's preconditioned "
+                            "denoiser (--formulation edm) has no schedule, parametrisation, variance or timestep "
+                            "choice, so drop them")
+    elif d.sigma_data != default.sigma_data:
+        raise UserError("--sigma-data only applies to --formulation edm (its preconditioning); drop it")
+    if d.formulation != "edm" and d.timestep_sampler != "log-normal" and (d.p_mean, d.p_std) != (default.p_mean, default.p_std):
+        raise UserError("--p-mean/--p-std set the noise-level distribution of --formulation edm or of "
+                        "--timestep-sampler log-normal; add one of those or drop them")
+    if d.weighting == "min-snr" and (d.loss == "kl" or d.prediction == "mean"):
+        raise UserError(f"--weighting min-snr weights the MSE of an eps, x0 or v target; --loss {d.loss} with "
+                        f"--prediction {d.prediction} has none. Use --loss mse or hybrid with --prediction eps, x0 or v")
+    if d.weighting != "min-snr" and d.snr_gamma != default.snr_gamma:
+        raise UserError("--snr-gamma only applies with --weighting min-snr; add it or drop --snr-gamma")
+    if d.timestep_sampler == "log-normal" and d.loss == "kl":
+        raise UserError("--timestep-sampler log-normal with --loss kl would not estimate the bound (it needs uniform "
+                        "or importance-weighted timesteps); use --loss mse or hybrid, or --timestep-sampler uniform")
 
 
 def refuse_ignored_flags(config: TrainConfig, given: set[str]) -> None:

@@ -24,14 +24,17 @@ from landiff.options import check_memory, pick_device
 from landiff.runs.checkpoint import TrainState, check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
 from landiff.runs.config import TrainConfig, read_config
 from landiff.runs.files import read_json
-from landiff.runs.models import build_diffusion, build_generator, build_unet, gan_net_config
+from landiff.runs.models import build_diffusion, build_generator, build_unet, gan_net_config, sampling_network
+from landiff.runs.posthoc_ema import POSTHOC_SIGMA_RELS, list_snapshots, reconstruct, sigma_rel_to_gamma, snapshot_sources
 
 
 @dataclass
 class LoadedRun:
     """A trained run ready for sampling or evaluation (both models in eval mode).
 
-    For a GAN run ``model``/``ema_model`` are generators and ``diffusion`` is None.
+    For a GAN run ``model``/``ema_model`` are generators and ``diffusion`` is None. For an EDM run
+    (``config.diffusion.formulation == "edm"``) they are :class:`~landiff.diffusion.edm.EDMNetwork`
+    denoisers on ``diffusion``, the sampling table; ``.net`` is the UNet.
     """
 
     model: nn.Module
@@ -42,6 +45,8 @@ class LoadedRun:
     checkpoint: Path
     checkpoint_sha256: str
     classes: list[str]
+    ema_length: float | None = None  # σ_rel of a post-hoc EMA reconstructed into ema_model (None: the run's EMA)
+    ema_error: float | None = None  # its profile's relative L2 distance from the asked one
 
     @property
     def is_gan(self) -> bool:
@@ -53,29 +58,18 @@ class LoadedRun:
         return self.config.gan.num_classes if self.is_gan else self.config.net.num_classes
 
 
-def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None = None, device: str | None = None) -> LoadedRun:
+def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None = None, device: str | None = None,
+             ema_length: float | None = None) -> LoadedRun:
     """Loads the latest checkpoint of ``run_dir`` (or the given ``checkpoint`` file).
 
     The config comes from the checkpoint itself, so flags can never disagree with the weights.
+    ``ema_length`` (σ_rel, e.g. 0.1) makes ``ema_model`` the post-hoc EMA of that length at the
+    checkpoint's step, reconstructed from the run's power-EMA snapshots (a run trained with
+    ``--posthoc-ema``; :mod:`landiff.runs.posthoc_ema`).
     """
-    if checkpoint is None:
-        if run_dir is None:
-            raise UserError("give a run directory (--run) or a checkpoint file (--ckpt)")
-        checkpoint = latest_checkpoint(Path(run_dir) / "checkpoints")
-        if checkpoint is None:
-            raise UserError(f"{run_dir} has no checkpoint yet (expected {Path(run_dir) / 'checkpoints'}/step-*.safetensors)")
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} does not exist")
+    checkpoint = _checkpoint_file(run_dir, checkpoint)
     tensors, meta = load_checkpoint(checkpoint)
-    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("state"), dict):
-        raise UserError(f"{checkpoint} lacks the landiff config or state; it was not written by landiff train")
-    try:
-        config = TrainConfig.from_dict(meta["config"])
-    except UserError as err:
-        raise UserError(f"{checkpoint}: {err}") from None
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
-        raise UserError(f"{checkpoint} holds an unreadable run config ({type(err).__name__}: {err})") from None
+    config = _stored_config(meta, checkpoint)
     state = _state(meta["state"], checkpoint)
     dev = pick_device(device)
     gan = config.model == "gan"
@@ -99,16 +93,68 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
             model, ema_model = build_unet(config, dev), build_unet(config, dev)
             diffusion = build_diffusion(config)
         model.load_state_dict(unprefixed(prefixes[0], tensors), strict=True)
-        ema_model.load_state_dict(unprefixed(prefixes[1], tensors), strict=True)
+        ema_weights, ema_error = unprefixed(prefixes[1], tensors), None
+        if ema_length is not None:
+            ema_weights, ema_error = _posthoc_weights(checkpoint, config, tensors, meta, state, ema_length)
+        ema_model.load_state_dict(ema_weights, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # as Checkpointable.load_checkpoint does
         raise UserError(f"{checkpoint} does not match its stored config ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
     classes = _classes(checkpoint.parent.parent / "classes.json", config) if config.class_cond else []
+    if not gan:  # what the samplers call: the network itself, or EDM's preconditioned denoiser around it
+        model, ema_model = sampling_network(config, model), sampling_network(config, ema_model)
     return LoadedRun(
         model=model.eval(), ema_model=ema_model.eval(), diffusion=diffusion, config=config,
         state=state, checkpoint=checkpoint,
         checkpoint_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(), classes=classes,
+        ema_length=ema_length, ema_error=ema_error,
     )
+
+
+def _checkpoint_file(run_dir: str | Path | None, checkpoint: str | Path | None) -> Path:
+    """``checkpoint``, or the latest checkpoint of ``run_dir``; refuses what does not exist."""
+    if checkpoint is None:
+        if run_dir is None:
+            raise UserError("give a run directory (--run) or a checkpoint file (--ckpt)")
+        checkpoint = latest_checkpoint(Path(run_dir) / "checkpoints")
+        if checkpoint is None:
+            raise UserError(f"{run_dir} has no checkpoint yet (expected {Path(run_dir) / 'checkpoints'}/step-*.safetensors)")
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint {checkpoint} does not exist")
+    return checkpoint
+
+
+def _stored_config(meta: dict, checkpoint: Path) -> TrainConfig:
+    """The run config a checkpoint carries (and a check that its state is there too)."""
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("state"), dict):
+        raise UserError(f"{checkpoint} lacks the landiff config or state; it was not written by landiff train")
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except UserError as err:
+        raise UserError(f"{checkpoint}: {err}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+        raise UserError(f"{checkpoint} holds an unreadable run config ({type(err).__name__}: {err})") from None
+
+
+def _posthoc_weights(checkpoint: Path, config: TrainConfig, tensors: dict[str, torch.Tensor], meta: dict,
+                     state: TrainState, ema_length: float) -> tuple[dict[str, torch.Tensor], float]:
+    """The EMA of length ``ema_length`` at this checkpoint: the snapshots before its step plus its own power EMAs."""
+    if config.model == "gan" or not config.posthoc_ema:
+        raise UserError(f"--ema-length needs a diffusion run trained with --posthoc-ema; {checkpoint} keeps one EMA "
+                        f"(decay {config.ema_decay:g}). Drop --ema-length, or train a run with --posthoc-ema")
+    sigma_rel_to_gamma(ema_length)  # refuses a length outside the range, naming it
+    try:
+        live = [(int(meta["emas"][f"posthoc{i}"]["num_updates"]), rel, unprefixed(f"ema.posthoc{i}", tensors))
+                for i, rel in enumerate(POSTHOC_SIGMA_RELS)]
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{checkpoint} lacks the power EMAs of a --posthoc-ema run; it was not written by this landiff") from None
+    updates = live[0][0]
+    if updates < 1:
+        raise UserError(f"{checkpoint} was saved before the first EMA update; train at least one step")
+    earlier = [source for snap in list_snapshots(checkpoint.parent.parent, up_to_step=state.step - 1)
+               for source in snapshot_sources(snap) if 1 <= source[0] <= updates]
+    return reconstruct(earlier + live, updates, ema_length)
 
 
 def _meta_shapes(make: Callable[[], nn.Module], checkpoint: Path) -> dict[str, tuple[int, ...]]:

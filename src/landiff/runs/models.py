@@ -10,22 +10,42 @@ from typing import TypeVar
 
 import torch
 
-from landiff.diffusion import GaussianDiffusion, beta_schedule
+from landiff.diffusion import EDMNetwork, EDMProcess, GaussianDiffusion, beta_schedule
 from landiff.nets import UNet
 from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator
 from landiff.runs.config import TrainConfig
 
-__all__ = ["build_diffusion", "build_discriminator", "build_generator", "build_unet", "gan_net_config"]
+__all__ = ["build_diffusion", "build_discriminator", "build_edm_process", "build_generator", "build_unet", "gan_net_config",
+           "sampling_network"]
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 
 
 def build_diffusion(config: TrainConfig) -> GaussianDiffusion:
-    """The Gaussian diffusion process (schedule, prediction, variance, loss) of a diffusion run."""
+    """The discrete process every sampler walks: for ``--formulation discrete`` the run's own
+    (schedule, prediction, variance, loss, weighting); for ``edm`` its sampling table
+    (:meth:`~landiff.diffusion.edm.EDMProcess.sampling_process`), whose model is :func:`sampling_network`."""
     d = config.diffusion
+    if d.formulation == "edm":
+        return build_edm_process(config).sampling_process()
     return GaussianDiffusion(
-        beta_schedule(d.schedule, d.num_steps), prediction=d.prediction, variance=d.variance, loss=d.loss  # type: ignore[arg-type]
+        beta_schedule(d.schedule, d.num_steps), prediction=d.prediction, variance=d.variance, loss=d.loss,  # type: ignore[arg-type]
+        weighting=d.weighting, snr_gamma=d.snr_gamma,  # type: ignore[arg-type]
     )
+
+
+def build_edm_process(config: TrainConfig) -> EDMProcess:
+    """EDM's preconditioning and noise-level distribution of an ``--formulation edm`` run."""
+    d = config.diffusion
+    return EDMProcess(sigma_data=d.sigma_data, p_mean=d.p_mean, p_std=d.p_std, num_levels=d.num_steps)
+
+
+def sampling_network(config: TrainConfig, net: torch.nn.Module) -> torch.nn.Module:
+    """The model the samplers call for ``net``: ``net`` itself, or for an EDM run the preconditioned
+    denoiser on :func:`build_diffusion`'s table (:class:`~landiff.diffusion.edm.EDMNetwork`)."""
+    if config.diffusion.formulation == "edm":
+        return EDMNetwork(net, build_edm_process(config)).to(next(net.parameters()).device)
+    return net
 
 
 def build_unet(config: TrainConfig, device: torch.device) -> UNet:

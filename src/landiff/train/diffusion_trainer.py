@@ -23,18 +23,19 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from landiff.diffusion import GaussianDiffusion, TrainingLosses, make_timestep_sampler
-from landiff.diffusion.timestep_sampler import LossAwareSampler, UniformSampler
+from landiff.diffusion import EDMProcess, GaussianDiffusion, SigmaSampler, TimestepSampler, TrainingLosses, make_timestep_sampler
 from landiff.grid import from_uint8
 from landiff.runs.checkpoint import TrainState
 from landiff.runs.config import TrainConfig
-from landiff.runs.models import build_diffusion, build_unet
+from landiff.runs.models import build_diffusion, build_edm_process, build_unet, sampling_network
+from landiff.runs.posthoc_ema import POSTHOC_SIGMA_RELS, write_snapshot
 from landiff.runs.run_dir import RunDir
 from landiff.samplers import sample
+from landiff.train.augment import apply_augmentations, draw_augmentations
 from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
 from landiff.train.distributed import Dist, gather_cat
-from landiff.train.ema import EMA
+from landiff.train.ema import EMA, PowerEMA
 from landiff.train.loop_common import (
     Bookkeeping,
     Session,
@@ -70,7 +71,8 @@ def diffusion_loop(session: Session, stop_after: int | None) -> TrainState:
         session, run.parts, progress, session.last_step(state, stop_after),
         status=lambda: f"loss {stats.last_loss():.4f}", flush=stats.flush,
         summary=lambda record: f"loss {record['loss']:.4f} {record['img_per_s']:.1f} img/s",
-        preview=lambda step: write_preview(run.ema.model, run.diffusion, config, session.run, step, dev),  # EMA: no collectives
+        preview=lambda step: write_preview(sampling_network(config, run.ema.model), run.diffusion, config, session.run,
+                                           step, dev),  # EMA: no collectives
     )
     run.model.train()
     session.start_clock()
@@ -80,9 +82,10 @@ def diffusion_loop(session: Session, stop_after: int | None) -> TrainState:
         grad_norm, applied = clipped_step(run.optimizer, run.model.parameters(), run.precision, config.optim.grad_clip, objective)
         _record_losses(run, stats, seen, applied)
         if applied:
-            run.ema.update(run.model)
+            run.update_emas()
         state.step += 1
         state.images_seen += global_batch
+        run.snapshot(session, state)
         stats.add_step(grad_norm, lr)
         if book.finish_step(state, skipped=not applied):
             break
@@ -99,10 +102,12 @@ class _DiffusionRun:
     model: torch.nn.Module
     ema: EMA
     optimizer: torch.optim.Optimizer
-    diffusion: GaussianDiffusion
-    timestep_sampler: UniformSampler | LossAwareSampler
+    diffusion: GaussianDiffusion  # what the samplers walk (for EDM: its sampling table)
+    process: GaussianDiffusion | EDMProcess  # what the loss comes from (the same object for the discrete process)
+    timestep_sampler: TimestepSampler | SigmaSampler
     precision: Precision
     parts: Checkpointable
+    posthoc: list[PowerEMA] = field(default_factory=list)  # EDM2's power EMAs (--posthoc-ema)
     ddp: DistributedDataParallel | None = None  # set by wrap() under torchrun
     forward: Callable[..., torch.Tensor] = field(init=False)  # the model; after wrap(), DDP-wrapped and maybe compiled
 
@@ -120,6 +125,17 @@ class _DiffusionRun:
         module = self.ddp if self.ddp is not None else self.model
         self.forward = torch.compile(module) if self.config.compile else module
 
+    def update_emas(self) -> None:
+        self.ema.update(self.model)
+        for power in self.posthoc:
+            power.update(self.model)
+
+    def snapshot(self, session: Session, state: TrainState) -> None:
+        """Every ``--ema-snapshot-every`` steps, the power EMAs to ``RUN/ema-snapshots/`` (main rank; never rotated)."""
+        if self.posthoc and state.step % self.config.ema_snapshot_every == 0 and session.dist.is_main:
+            write_snapshot(session.run.root, state.step, self.posthoc[0].num_updates,
+                           {power.sigma_rel: power.model.state_dict() for power in self.posthoc})
+
     def net(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
         """The network's output in float32, under the run's autocast."""
         with self.precision.autocast():
@@ -134,15 +150,23 @@ def _build(config: TrainConfig, dev: torch.device) -> _DiffusionRun:
     """The network, its EMA and optimiser, the diffusion and its timestep sampler (in this order: the RNG)."""
     model = build_unet(config, dev)
     ema = EMA(model, config.ema_decay, warmup=config.ema_warmup)
+    posthoc = [PowerEMA(model, rel) for rel in POSTHOC_SIGMA_RELS] if config.posthoc_ema else []
     optimizer = make_adamw(model.parameters(), config.optim, dev)
     diffusion = build_diffusion(config)
-    timestep_sampler = make_timestep_sampler(config.diffusion.timestep_sampler, diffusion.num_steps)  # type: ignore[arg-type]
+    d = config.diffusion
+    process: GaussianDiffusion | EDMProcess = build_edm_process(config) if d.formulation == "edm" else diffusion
+    timestep_sampler: TimestepSampler | SigmaSampler = (
+        SigmaSampler(process) if isinstance(process, EDMProcess) else
+        make_timestep_sampler(d.timestep_sampler, diffusion.num_steps, diffusion.alphas_cumprod, d.p_mean, d.p_std)  # type: ignore[arg-type]
+    )
     precision = Precision.create(config.precision, dev)
     parts = Checkpointable(
-        modules={"net": model}, optimizers={"net": optimizer}, emas={"net": ema},
+        modules={"net": model}, optimizers={"net": optimizer},
+        emas={"net": ema, **{f"posthoc{i}": power for i, power in enumerate(posthoc)}},
         generators={}, precision=precision, extra={"timestep_sampler": timestep_sampler},
     )
-    return _DiffusionRun(config, dev, model, ema, optimizer, diffusion, timestep_sampler, precision, parts)
+    return _DiffusionRun(config, dev, model, ema, optimizer, diffusion, process, timestep_sampler, precision, parts,
+                         posthoc)
 
 
 def _describe(run: _DiffusionRun, session: Session, global_batch: int) -> str:
@@ -164,7 +188,7 @@ def _micro_batches(
     for micro in range(accum):
         chunk = next(batches)
         with run.sync(micro == accum - 1):
-            t, losses, loss = _micro_batch(chunk, run.net, run.diffusion, run.timestep_sampler, run.config, run.device,
+            t, losses, loss = _micro_batch(chunk, run.net, run.process, run.timestep_sampler, run.config, run.device,
                                            run.memory_format)
             run.precision.scale(loss).backward()
         objective = objective + loss.detach()
@@ -183,11 +207,13 @@ def _record_losses(
 
 
 def _micro_batch(
-    chunk: StreamBatch, net: Callable[..., torch.Tensor], diffusion: GaussianDiffusion,
-    timestep_sampler: UniformSampler | LossAwareSampler, config: TrainConfig, dev: torch.device,
+    chunk: StreamBatch, net: Callable[..., torch.Tensor], process: GaussianDiffusion | EDMProcess,
+    timestep_sampler: TimestepSampler | SigmaSampler, config: TrainConfig, dev: torch.device,
     memory_format: torch.memory_format,
 ) -> tuple[torch.Tensor, TrainingLosses, torch.Tensor]:
     """Losses of this rank's share of one chunk; returns (t (B,), per-example terms, the scalar to backprop).
+    For an EDM run the sampler draws noise levels σ and t is the nearest level of the sampling table
+    (for the per-level statistics).
 
     Timesteps and label dropout are drawn once per chunk (identically on every rank) and shared
     out by position; the noise of each example comes from its own position-keyed generator.
@@ -201,7 +227,16 @@ def _micro_batch(
     kwargs = {}
     if config.class_cond:  # drop labels to the null class for classifier-free guidance
         kwargs["y"] = torch.where(drop, config.net.num_classes, chunk.labels).to(dev)
-    losses = diffusion.training_losses(net, x0, t.to(dev), noise.to(dev, memory_format=memory_format), kwargs)
+    if config.augment > 0:  # drawn for the whole chunk like t, so every rank and a resume agree
+        labels, matrices = draw_augmentations(chunk.chunk_size, config.augment, generator)
+        x0 = apply_augmentations(x0, chunk.share(matrices))
+        kwargs["augment_labels"] = chunk.share(labels).to(dev)
+    noise = noise.to(dev, memory_format=memory_format)
+    if isinstance(process, EDMProcess):
+        losses = process.training_losses(net, x0, t, noise, kwargs)
+        t = process.level(t)
+    else:
+        losses = process.training_losses(net, x0, t.to(dev), noise, kwargs)
     loss = (losses.loss * weights.to(dev)).mean() / config.optim.accum
     return t, losses, loss
 
@@ -210,12 +245,13 @@ def _gather(t: torch.Tensor, losses: TrainingLosses, world: int) -> tuple[torch.
     """(t, losses) of the whole chunk in stream order, from every rank (identity on one process)."""
     if world == 1:
         return t, losses
-    columns = [t.to(losses.loss.device), losses.loss.detach(), losses.vb.detach()]
-    if losses.mse is not None:
-        columns.append(losses.mse.detach())
+    missing = torch.full_like(losses.loss, float("nan"))  # a term this process does not have (same on every rank)
+    columns = [t.to(losses.loss.device), losses.loss.detach(),
+               missing if losses.vb is None else losses.vb.detach(), missing if losses.mse is None else losses.mse.detach()]
     packed = stream_order(gather_cat(torch.stack([c.double() for c in columns], dim=1)), world).cpu()
     mse = packed[:, 3].float() if losses.mse is not None else None
-    return packed[:, 0].long(), TrainingLosses(loss=packed[:, 1].float(), mse=mse, vb=packed[:, 2].float())
+    vb = packed[:, 2].float() if losses.vb is not None else None
+    return packed[:, 0].long(), TrainingLosses(loss=packed[:, 1].float(), mse=mse, vb=vb)
 
 
 @torch.no_grad()

@@ -31,7 +31,8 @@ class StatsAccumulator:
     def add(self, t: torch.Tensor, losses: TrainingLosses) -> None:
         self.t.append(t.detach().cpu())
         self.loss.append(losses.loss.detach())
-        self.vb.append(losses.vb.detach())
+        if losses.vb is not None:
+            self.vb.append(losses.vb.detach())
         if losses.mse is not None:
             self.mse.append(losses.mse.detach())
         self.images += len(t)
@@ -54,7 +55,7 @@ class StatsAccumulator:
             "images_seen": images_seen,
             "loss": float(loss.mean()),
             "mse": float(torch.cat(self.mse).float().mean()) if self.mse else None,
-            "vb": float(torch.cat(self.vb).float().mean()),
+            "vb": float(torch.cat(self.vb).float().mean()) if self.vb else None,
             "loss_q": [float(loss[quartile == q].mean()) if (quartile == q).any() else None for q in range(4)],
             "lr": self.lr,
             "grad_norm": float(torch.stack(self.grad_norms).float().mean()),

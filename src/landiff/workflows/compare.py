@@ -28,7 +28,7 @@ from landiff.metrics.io import ImageSet, load_reference
 from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
 from landiff.runs.files import atomic_write, atomic_write_text
-from landiff.runs.load import LoadedRun, load_run
+from landiff.runs.load import LoadedRun, existing_run_config, load_run
 from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from landiff.workflows.cost import flops_per_image
 
@@ -54,6 +54,7 @@ class CompareOptions:
     memorization_train: int = 5000
     guidance: float = 1.0  # classifier-free guidance scale for class-conditional diffusion runs
     precision: str = "auto"  # sampling precision of diffusion runs (auto: bf16 where the device has it natively)
+    ema_length: float | None = None  # post-hoc EMA σ_rel for diffusion runs trained with --posthoc-ema
 
 
 def parse_sweep(text: str) -> list[tuple[str, int]]:
@@ -76,7 +77,7 @@ def compare_runs(
     """Evaluates every run with ``options``; returns and writes one summary per run."""
     if not run_dirs:
         raise UserError("give at least one run directory to compare")
-    loaded = [load_run(r, device="cpu") for r in run_dirs]
+    loaded = [_load(r, options.ema_length, log) for r in run_dirs]
     sizes = {(x.config.resolution, x.config.resolution) for x in loaded}
     if len(sizes) != 1:
         raise UserError(f"runs have different resolutions {sorted(sizes)}; compare runs of one resolution")
@@ -96,6 +97,15 @@ def compare_runs(
     for run_dir, run in zip(run_dirs, loaded, strict=True):
         summaries.append(_compare_one(Path(run_dir), run, reference, floor, extractor, options, log))
     return summaries
+
+
+def _load(run_dir: str | Path, ema_length: float | None, log: Callable[[str], None]) -> LoadedRun:
+    """The run, with the post-hoc EMA of ``ema_length`` for a diffusion run (a GAN keeps its own EMA, said so)."""
+    config = existing_run_config(Path(run_dir)) if ema_length is not None else None
+    if ema_length is not None and config is not None and config.model == "gan":
+        log(f"{run_dir}: --ema-length {ema_length:g} does not apply (a GAN run; its own EMA is used)")
+        ema_length = None
+    return load_run(run_dir, device="cpu", ema_length=ema_length)
 
 
 def _guidance(run: LoadedRun, scale: float) -> float:

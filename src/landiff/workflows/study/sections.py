@@ -42,8 +42,9 @@ def recipe_text(results: StudyResults) -> str:
     """The two default configs in words (from the same functions that built the runs)."""
     o = results.options
     d, g = base_config("diffusion", o, "D", 0), base_config("gan", o, "D", 0)
-    return (f"Default configs (landiff's own recipes, the grid's centre): diffusion = {d.preset} UNet, "
-            f"{d.diffusion.prediction}-prediction, {d.diffusion.schedule} schedule, {d.diffusion.loss} loss, "
+    process = ("EDM formulation (preconditioned denoiser, log-normal noise levels)" if d.diffusion.formulation == "edm"
+               else f"{d.diffusion.prediction}-prediction, {d.diffusion.schedule} schedule, {d.diffusion.loss} loss")
+    return (f"Default configs (landiff's own recipes, the grid's centre): diffusion = {d.preset} UNet, {process}, "
             f"AdamW lr {d.optim.lr:g}, batch {d.optim.batch}; GAN = DCGAN, Adam lr {g.optim.lr:g}, β1 {g.optim.beta1:g}, "
             f"batch {g.optim.batch}, {g.gan.d_steps} D step per G step (DCGAN §4).")
 
