@@ -33,7 +33,8 @@ from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from landiff.workflows.cost import flops_per_image
 
 DEFAULT_SWEEP: tuple[tuple[str, int], ...] = (
-    ("ddpm", 50), ("ddpm", 250), ("ddim", 10), ("ddim", 20), ("ddim", 50), ("dpm++", 5), ("dpm++", 10), ("dpm++", 20),
+    ("ddpm", 50), ("ddpm", 250), ("ddim", 20), ("dpm++", 10), ("dpm++", 20), ("dpm++sde", 10), ("dpm++sde", 20),
+    ("dpm++sde", 50),
 )
 
 

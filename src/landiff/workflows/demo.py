@@ -41,7 +41,7 @@ def plan(minutes: float) -> DemoPlan:
         diffusion_minutes=train_minutes * DIFFUSION_SHARE,
         gan_minutes=train_minutes * (1 - DIFFUSION_SHARE),
         n=256 if full else 64,
-        sweep=(("ddim", 10), ("dpm++", 5), ("dpm++", 10), ("dpm++", 20)) if full else (("dpm++", 5),),
+        sweep=(("ddim", 10), ("dpm++", 10), ("dpm++sde", 10), ("dpm++sde", 20)) if full else (("dpm++sde", 5),),
     )
 
 
