@@ -197,6 +197,19 @@ def test_grid_cells_change_one_factor_and_match_images_seen():
     assert matched_config(apply_cell(gan, GRID["gan"][5]), 128 * 100).train_steps == 50  # two D steps per G step
 
 
+def test_an_ema_length_makes_the_diffusion_runs_posthoc(tmp_path):
+    options = make_options(ema_length=0.08)
+    assert base_config("diffusion", options, "D", 0).posthoc_ema
+    assert not base_config("gan", options, "D", 0).posthoc_ema
+    assert not base_config("diffusion", make_options(), "D", 0).posthoc_ema
+    with pytest.raises(UserError, match="EMA length"):
+        make_options(ema_length=0.5)
+    state = open_state(tmp_path, TINY)  # a study started without it is another study
+    save_state(tmp_path, state)
+    with pytest.raises(UserError, match="other options.*ema_length"):
+        open_state(tmp_path, dataclasses.replace(TINY, ema_length=0.1))
+
+
 def test_changed_options_are_refused(tmp_path):
     state = open_state(tmp_path, TINY)
     save_state(tmp_path, state)

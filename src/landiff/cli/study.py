@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     N_IMAGES.add_to(p, low=4, help="samples per run and held-out reference images (default 256)")
     N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point (default 128)")
     Spec("--curve-points", "int", "points on that curve (default 4)", low=1).add_to(p)
-    STEPS.add_to(p, name="--sample-steps", low=2, help="DPM-Solver++ steps for diffusion samples (default 20)")
+    STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples (default 20)")
+    Spec("--ema-length", "float", "train the diffusion runs with --posthoc-ema and sample them with the post-hoc "
+         "EMA of this relative length sigma_rel (EDM2)", low=0.01, high=0.25).add_to(p)
     SEED.add_to(p, name="--data-seed", help="seed of the data selection and perturbations")
     DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
@@ -56,7 +58,8 @@ def options_from(args: argparse.Namespace) -> StudyOptions:
     """The StudyOptions of the parsed flags (mode defaults for flags left out)."""
     return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
                         fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
-                        curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed)
+                        curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed,
+                        ema_length=args.ema_length)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -124,7 +124,7 @@ def evaluate_run(name: str, family: Family, run_dir: Path, out: Path, layout: Da
     cached = _cached(cache)
     if cached is None or cached.checkpoint_sha256 != sha or cached.n != layout.reference_n:
         cached = None  # another checkpoint: no need to load this one to know
-    run = load_run(checkpoint=checkpoint)
+    run = load_run(checkpoint=checkpoint, ema_length=options.ema_length if family == "diffusion" else None)
     seeds = list(range(layout.reference_n))
     key = generation_provenance(run, seeds, sampler=DEFAULT_SAMPLER, steps=options.sample_steps).digest()
     if cached is not None and cached.provenance == key:
@@ -244,7 +244,7 @@ def read_curve(out: Path, family: Family) -> list[CurvePoint]:
 def add_curve_point(out: Path, family: Family, run_dir: Path, stage: int, layout: DataLayout,
                     options: StudyOptions) -> CurvePoint:
     """Measures the run's latest checkpoint with ``curve_n`` samples and records it as point ``stage``."""
-    run = load_run(run_dir)
+    run = load_run(run_dir, ema_length=options.ema_length if family == "diffusion" else None)
     n = min(options.curve_n, layout.reference_n)
     generated = generate(run, list(range(n)), sampler=DEFAULT_SAMPLER, steps=options.sample_steps)
     swd, std = _swd(generated.images, layout.reference_images()[:n], f"stage {stage}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from landiff.errors import UserError
+from landiff.runs.posthoc_ema import sigma_rel_to_gamma
 
 Experiment = Literal["quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability"]
 EXPERIMENTS: tuple[Experiment, ...] = ("quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
@@ -57,8 +58,10 @@ class StudyOptions:
         n: generated images per run for the final metrics (and as many held-out real ones).
         curve_n: generated images per point of the quality-vs-compute curve.
         curve_points: points on that curve (the reference runs train in this many stages).
-        sample_steps: DPM-Solver++ steps for every diffusion sample.
+        sample_steps: steps of landiff's default sampler for every diffusion sample.
         data_seed: seed of the data selection and of every perturbation.
+        ema_length: None, or the post-hoc EMA length σ_rel every diffusion run is sampled with (its
+            runs then train with ``--posthoc-ema``; EDM2, landiff.runs.posthoc_ema).
     """
 
     data: str = "synthetic"
@@ -72,6 +75,7 @@ class StudyOptions:
     curve_points: int = 4
     sample_steps: int = 20
     data_seed: int = 0
+    ema_length: float | None = None
 
     @property
     def tiny(self) -> bool:
@@ -113,7 +117,7 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
     minutes = parse_budget(budget)
     names = ("images", "seeds", "n", "curve_n", "curve_points", "sample_steps")
     defaults = dict(zip(names, _DEFAULTS[minutes is None], strict=True))
-    unknown = set(given) - set(names) - {"fraction", "data_seed"}
+    unknown = set(given) - set(names) - {"fraction", "data_seed", "ema_length"}
     if unknown:
         raise TypeError(f"unknown study options: {sorted(unknown)}")
     values = {k: v for k, v in given.items() if v is not None}
@@ -136,6 +140,8 @@ def validate(options: StudyOptions) -> None:
         raise UserError(f"--curve-n ({options.curve_n}) cannot exceed --n ({options.n})")
     if not options.data:
         raise UserError("--data must name 'synthetic', an image folder or a prepared dataset")
+    if options.ema_length is not None:
+        sigma_rel_to_gamma(options.ema_length)  # refuses a length outside [0.01, 0.25], naming it
 
 
 def runs_per_family(options: StudyOptions) -> int:

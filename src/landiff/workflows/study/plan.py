@@ -129,6 +129,8 @@ def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> 
     config = make(data, options.resolution, 0.0)
     config = dataclasses.replace(config, seed=seed, preview_count=0, keep_checkpoints=1, log_every=25,
                                  checkpoint_every=CHECKPOINT_EVERY)
+    if family == "diffusion" and options.ema_length is not None:  # sampled with a post-hoc EMA length
+        config = dataclasses.replace(config, posthoc_ema=True)
     return _shrink(config) if options.tiny else config
 
 
