@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from landiff.errors import TrainingDiverged, UserError
+from landiff.generate import generation_provenance
 from landiff.metrics.io import load_reference, read_npz
 from landiff.runs.checkpoint import list_checkpoints, load_checkpoint
-from landiff.runs.config import config_differences
+from landiff.runs.config import config_differences, read_config
+from landiff.runs.load import load_run
+from landiff.samplers import DEFAULT_SAMPLER
 from landiff.train import train
 from landiff.workflows.study import EXPERIMENTS, allocate, build_plan, make_options, run_study
 from landiff.workflows.study.evaluation import CurvePoint
@@ -208,6 +211,24 @@ def test_an_ema_length_makes_the_diffusion_runs_posthoc(tmp_path):
     save_state(tmp_path, state)
     with pytest.raises(UserError, match="other options.*ema_length"):
         open_state(tmp_path, dataclasses.replace(TINY, ema_length=0.1))
+
+
+def test_a_study_with_an_ema_length_samples_its_diffusion_runs_with_it(tmp_path):
+    """The quality experiment alone, tiny: the diffusion runs keep power EMAs and each measured record's
+    provenance is that of the post-hoc EMA of the asked length, not of the run's own EMA."""
+    options = make_options(budget="tiny", ema_length=0.1)
+    run_study(tmp_path, options, experiments=("quality",), log=lambda _: None)
+    runs = tmp_path / "runs"
+    assert read_config(runs / "diffusion-D-seed0" / "config.json").posthoc_ema
+    assert not read_config(runs / "gan-D-seed0" / "config.json").posthoc_ema
+    stored = json.loads((tmp_path / "results" / "runs" / "diffusion-D-seed0.json").read_text())["provenance"]
+    seeds = list(range(options.n))  # the tiny study's reference size
+
+    def key(run):
+        return generation_provenance(run, seeds, sampler=DEFAULT_SAMPLER, steps=options.sample_steps).digest()
+
+    assert stored == key(load_run(runs / "diffusion-D-seed0", ema_length=0.1))
+    assert stored != key(load_run(runs / "diffusion-D-seed0"))
 
 
 def test_changed_options_are_refused(tmp_path):
