@@ -38,6 +38,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "edm-high": ("EDM, noise levels shifted up (P_mean −0.4, P_std 1.0)",
                  {"formulation": "edm", "p_mean": -0.4, "p_std": 1.0}, {}),
     "edm-lr2e-3": ("EDM at twice the LR (2e-3)", {"formulation": "edm"}, {"lr": 2e-3}),
+    # second round, after the first screen (RESULTS.md): the LR was the lever
+    "tiny-lr2e-3": ("today's default at twice the LR (2e-3)", {}, {"lr": 2e-3}),
+    "edm-lr3e-3": ("EDM at 3e-3", {"formulation": "edm"}, {"lr": 3e-3}),
 }
 DISCRETE_DEFAULTS = {"prediction": "eps", "schedule": "cosine", "variance": "fixed_small", "loss": "mse",
                      "timestep_sampler": "uniform", "weighting": "none"}
