@@ -9,6 +9,10 @@ trained for ``--steps`` optimiser steps (the budget race's 10 minutes by default
 seen about 47 times at batch 32) on the first ``--subset`` images, with ``--augment`` p of 0 (off)
 and each given value (EDM App. C.4; landiff.train.augment). Quality is multi-scale SWD ×10³ of
 ``--n`` samples (landiff's default sampler) against ``--n`` held-out images that no entrant saw.
+SWD cannot tell a copied training image from a new one, and on 1,000 images a model can copy, so
+the table also gives each entrant's median memorisation ratio: distance from a sample to its
+nearest training image over the distance to its nearest held-out image (landiff.metrics.memorization;
+about 1 for new images, far below 1 for copies) and how many samples are flagged as copies.
 A step count instead of a clock keeps the entrants equal under any machine load; augmentation's
 own cost (one resampling per image) is reported as the img/s of the training log.
 """
@@ -20,6 +24,8 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,6 +66,7 @@ def main() -> None:
     from landiff.generate import generate
     from landiff.metrics.evaluate import evaluate_swd
     from landiff.metrics.io import ImageSet, load_reference
+    from landiff.metrics.memorization import memorization
     from landiff.train import load_run, train
     from landiff.workflows.pairing import diffusion_recipe
 
@@ -67,6 +74,8 @@ def main() -> None:
     size = 16 if args.quick else 32
     reference = ImageSet(load_reference(args.ref or "synthetic", (size, size), args.n, data_seed=args.seed,
                                         split="heldout").images, "held-out")
+    train_images = load_reference(data, (size, size), args.subset if data == "synthetic" else None,
+                                  data_seed=args.seed, split="train").images
     rows, start = [], time.perf_counter()
     for p in [0.0, *(float(v) for v in args.augment.split(","))]:
         config = diffusion_recipe(data, size, 0.0)
@@ -77,8 +86,11 @@ def main() -> None:
         run = args.out / f"p{p:g}-seed{args.seed}"
         train(config, run, log=lambda _: None)
         loaded = load_run(run, device="cpu")
-        swd = evaluate_swd(ImageSet(generate(loaded, list(range(args.n))).images, "samples"), reference).estimates["swd"]
-        rows.append((p, float(swd.value), float(swd.std), loaded.state.seconds))
+        images = generate(loaded, list(range(args.n))).images
+        swd = evaluate_swd(ImageSet(images, "samples"), reference).estimates["swd"]
+        memo = memorization(images, train_images, reference.images)
+        rows.append((p, float(swd.value), float(swd.std), float(np.median(memo.ratio)), len(memo.flagged),
+                     loaded.state.seconds))
         print(f"augment {p:g}: SWD {swd.value:.1f}", file=sys.stderr, flush=True)
     base = rows[0][1]
     text = "\n".join([
@@ -88,9 +100,11 @@ def main() -> None:
         f"{args.steps} steps of the demo's diffusion recipe at batch 32, seed {args.seed}; {args.n} samples vs "
         f"{args.n} held-out images; {time.perf_counter() - start:.0f} s.",
         "",
-        "| --augment | SWD ×10³ | ratio to no augmentation | training seconds |",
-        "|---:|---:|---:|---:|",
-        *(f"| {p:g} | {swd:.1f} ± {std:.1f} | {swd / base:.2f} | {sec:.0f} |" for p, swd, std, sec in rows),
+        f"| --augment | SWD ×10³ | ratio to no augmentation | median memorisation ratio | flagged copies of {args.n} "
+        "| training seconds |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *(f"| {p:g} | {swd:.1f} ± {std:.1f} | {swd / base:.2f} | {ratio:.2f} | {flagged} | {sec:.0f} |"
+          for p, swd, std, ratio, flagged, sec in rows),
     ])
     print(text)
     if not args.no_append:

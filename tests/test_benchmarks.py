@@ -94,6 +94,7 @@ def test_augment_small_quick_measures_with_and_without(tmp_path):
     rows = [r for r in (line.strip("|").split("|") for line in out.splitlines() if line.startswith("| 0"))]
     assert [r[0].strip() for r in rows] == ["0", "0.5"]
     assert rows[0][2].strip() == "1.00" and all(_number(r[1].strip()) > 0 for r in rows)
+    assert all(_number(r[3].strip()) > 0 and int(r[4]) >= 0 for r in rows)  # memorisation ratio, flagged copies
 
 
 def test_recipe_screen_quick_measures_each_variant(tmp_path):
