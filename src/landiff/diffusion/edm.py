@@ -168,8 +168,8 @@ class EDMNetwork(nn.Module):
     def __init__(self, net: nn.Module, process: EDMProcess) -> None:
         super().__init__()
         self.net, self.process = net, process
-        self.table: Tensor
-        self.register_buffer("table", torch.from_numpy(process.sigmas()), persistent=False)
+        self.table: Tensor  # float32: some devices (MPS) have no float64, and σ ∈ [0.002, 80] needs none
+        self.register_buffer("table", torch.from_numpy(process.sigmas()).float(), persistent=False)
 
     def denoise(self, x: Tensor, sigma: Tensor, **model_kwargs: Any) -> Tensor:
         return self.process.denoise(self.net, x, sigma, **model_kwargs)
