@@ -138,7 +138,8 @@ def test_min_snr_weights_by_hand(prediction):
     snr = abar / (1 - abar)
     want = {"eps": np.minimum(snr, 5) / snr, "x0": np.minimum(snr, 5), "v": np.minimum(snr, 5) / (snr + 1)}[prediction]
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert got[0] < 1e-2 if prediction == "eps" else True  # the clean end is down-weighted for ε
+    if prediction == "eps":
+        assert got[0] < 1e-2  # the clean end is down-weighted for ε
     assert np.all(GaussianDiffusion(betas, prediction=prediction).mse_weights(t).numpy() == 1.0)
 
 

@@ -279,14 +279,14 @@ class GaussianDiffusion:
         return TrainingLosses(loss=weighted, mse=mse, vb=vb)
 
     def mse_weights(self, t: Tensor) -> Tensor:
-        """The weight of the MSE term at timesteps ``t`` (B,), float64: 1, or min-SNR-γ for this target."""
-        alpha_bar = torch.as_tensor(self.alphas_cumprod, dtype=torch.float64)[t.cpu()]
-        snr = alpha_bar / (1.0 - alpha_bar)
-        if self.weighting == "none":
-            return torch.ones_like(snr).to(t.device)
-        clipped = snr.clamp(max=self.snr_gamma)
-        weight = {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[self.prediction]
-        return weight.to(t.device)
+        """The weight of the MSE term at timesteps ``t`` (B,), float64 on t's device: 1, or min-SNR-γ
+        for this target (a table built once, so the training step neither allocates nor syncs)."""
+        if "mse_weight" not in self.tables:
+            snr = self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+            clipped = np.minimum(snr, self.snr_gamma)
+            self.tables["mse_weight"] = (np.ones_like(snr) if self.weighting == "none" else
+                                         {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[self.prediction])
+        return self._table("mse_weight", t.device)[t]
 
     def _mse_target(self, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         if self.prediction == "eps":

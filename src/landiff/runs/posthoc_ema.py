@@ -75,24 +75,26 @@ def profile_dot(t_a: ArrayLike, gamma_a: ArrayLike, t_b: ArrayLike, gamma_b: Arr
     return np.exp(log)
 
 
-def solve_coefficients(snapshots: Sequence[tuple[int, float]], target: tuple[int, float]) -> np.ndarray:
-    """x minimising ‖Σ_k x_k p_{t_k,γ_k} − p_target‖² over the snapshots (t_k updates, γ_k); float64 (K,)."""
+def _normal_equations(snapshots: Sequence[tuple[int, float]], target: tuple[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(Gram matrix of the snapshots' profiles, their inner products with the target's)."""
     t = np.array([s[0] for s in snapshots], dtype=np.float64)
     gamma = np.array([s[1] for s in snapshots], dtype=np.float64)
     if len(t) == 0 or np.any(t < 1):
         raise ValueError("post-hoc EMA needs snapshots taken after at least one update")
     gram = profile_dot(t[:, None], gamma[:, None], t[None, :], gamma[None, :])
-    rhs = profile_dot(t, gamma, np.float64(target[0]), np.float64(target[1]))
+    return gram, profile_dot(t, gamma, float(target[0]), float(target[1]))
+
+
+def solve_coefficients(snapshots: Sequence[tuple[int, float]], target: tuple[int, float]) -> np.ndarray:
+    """x minimising ‖Σ_k x_k p_{t_k,γ_k} − p_target‖² over the snapshots (t_k updates, γ_k); float64 (K,)."""
+    gram, rhs = _normal_equations(snapshots, target)
     x, *_ = np.linalg.lstsq(gram, rhs, rcond=1e-12)
     return x
 
 
 def reconstruction_error(snapshots: Sequence[tuple[int, float]], target: tuple[int, float], x: np.ndarray) -> float:
     """‖Σ x_k p_k − p_target‖ / ‖p_target‖: how far the reconstructed profile is from the asked one."""
-    t = np.array([s[0] for s in snapshots], dtype=np.float64)
-    gamma = np.array([s[1] for s in snapshots], dtype=np.float64)
-    gram = profile_dot(t[:, None], gamma[:, None], t[None, :], gamma[None, :])
-    rhs = profile_dot(t, gamma, np.float64(target[0]), np.float64(target[1]))
+    gram, rhs = _normal_equations(snapshots, target)
     target_sq = float(profile_dot(target[0], target[1], target[0], target[1]))
     residual = float(x @ gram @ x - 2 * x @ rhs + target_sq)
     return math.sqrt(max(residual, 0.0) / target_sq)

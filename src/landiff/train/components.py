@@ -21,7 +21,7 @@ from landiff.runs.checkpoint import (
 )
 from landiff.runs.config import FORMAT_VERSION, OptimConfig, TrainConfig
 from landiff.train.distributed import SINGLE, Dist, gather_rank_tensors
-from landiff.train.ema import EMA, PowerEMA
+from landiff.train.ema import EMA
 from landiff.train.precision import Precision
 
 __all__ = ["Checkpointable", "make_adamw"]
@@ -43,7 +43,7 @@ class Checkpointable:
 
     modules: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
-    emas: dict[str, EMA | PowerEMA]
+    emas: dict[str, EMA]  # PowerEMA is one too
     generators: dict[str, torch.Generator]
     precision: Precision
     extra: dict[str, Any]  # objects with state_dict()/load_state_dict() returning JSON
