@@ -79,8 +79,10 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     for p in [0.0, *(float(v) for v in args.augment.split(","))]:
         config = diffusion_recipe(data, size, 0.0)
+        # measured with the first wave's tiny recipe (constant LR, one fixed EMA); pinned to stay reproducible
         config = dataclasses.replace(config, train_steps=args.steps, max_minutes=0.0, checkpoint_every=args.steps,
-                                     preview_count=0, synthetic_n=args.subset, seed=args.seed, augment=p)
+                                     preview_count=0, synthetic_n=args.subset, seed=args.seed, augment=p,
+                                     posthoc_ema=False, ema_length=0.0, optim=dataclasses.replace(config.optim, decay="none"))
         if args.quick:
             config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=4))
         run = args.out / f"p{p:g}-seed{args.seed}"

@@ -117,7 +117,8 @@ def main() -> None:
         if not have.get(name, True):
             print(f"{name}: not installed, skipped (./dev bench installs the anchors)")
             continue
-        entrant = make_entrant(name, args.resolution, args.out / name, quick=args.quick, anchor_steps=args.anchor_steps)
+        entrant = make_entrant(name, args.resolution, args.out / name, quick=args.quick, anchor_steps=args.anchor_steps,
+                               minutes=args.minutes)
         curves[name] = race(entrant, args.minutes, args.points, real, args.curve_n, args.n, log=print)
         (args.out / "curves.json").parent.mkdir(parents=True, exist_ok=True)
         (args.out / "curves.json").write_text(json.dumps({k: [dataclasses.asdict(p) for p in v] for k, v in curves.items()}, indent=1))

@@ -29,7 +29,7 @@ def measure_lengths(run: Path, lengths: list[float], n: int, ref: str | None) ->
     from landiff.metrics.io import ImageSet, load_reference
     from landiff.train import load_run
 
-    plain = load_run(run, device="cpu")
+    plain = load_run(run, device="cpu", ema_length=0.0)  # the fixed-decay EMA
     size = (plain.config.resolution, plain.config.resolution)
     reference = ImageSet(load_reference(ref or plain.config.data, size, n, data_seed=plain.config.seed).images, "held-out")
     rows = []
@@ -50,7 +50,7 @@ def quick_run(out: Path) -> Path:
 
     config = diffusion_recipe("synthetic", 16, 0.0)
     config = dataclasses.replace(config, train_steps=4, preview_count=0, posthoc_ema=True, ema_snapshot_every=1,
-                                 optim=dataclasses.replace(config.optim, batch=4))
+                                 optim=dataclasses.replace(config.optim, batch=4, warmup=1))
     train(config, out, log=lambda _: None)
     return out
 

@@ -31,9 +31,9 @@ class Entrant(Protocol):
     def sample(self, seeds: list[int]) -> np.ndarray: ...
 
 
-def make_entrant(name: str, resolution: int, out: Path, *, quick: bool, anchor_steps: int) -> Entrant:
+def make_entrant(name: str, resolution: int, out: Path, *, quick: bool, anchor_steps: int, minutes: float) -> Entrant:
     if name in ("landiff", "dcgan"):
-        return LandiffEntrant(name, resolution, out, quick)
+        return LandiffEntrant(name, resolution, out, quick, minutes)
     if name == "denoising-diffusion-pytorch":
         return DdpmPytorchEntrant(resolution, quick, anchor_steps)
     if name == "diffusers":
@@ -48,14 +48,19 @@ def to_uint8_hwc(x: torch.Tensor, low: float) -> np.ndarray:
 
 
 class LandiffEntrant:
-    """``landiff train`` with the demo's recipes; every stage is a resume with a larger budget."""
+    """``landiff train`` with the demo's recipes; every stage is a resume with a larger budget. A
+    decaying LR (the tiny recipe's cosine) is given the whole race (``minutes``) as its horizon, as a
+    user's ``landiff train --minutes`` would, so the curve's points lie along one schedule."""
 
-    def __init__(self, name: str, resolution: int, out: Path, quick: bool) -> None:
+    def __init__(self, name: str, resolution: int, out: Path, quick: bool, minutes: float) -> None:
         from landiff.workflows.pairing import diffusion_recipe, gan_recipe
 
         self.name, self.run_dir = name, out
         make = diffusion_recipe if name == "landiff" else gan_recipe
         self.config = make("synthetic", resolution, 0.0)
+        if self.config.optim.decay != "none":
+            self.config = dataclasses.replace(self.config, optim=dataclasses.replace(
+                self.config.optim, decay_steps=self.config.train_steps, decay_minutes=minutes))
         if quick:
             self.config = dataclasses.replace(self.config, optim=dataclasses.replace(self.config.optim, batch=4),
                                               preview_count=0)

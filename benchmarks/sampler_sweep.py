@@ -171,7 +171,7 @@ def quick_run(out: Path) -> Path:
 
     config = diffusion_recipe("synthetic", 16, 0.0)
     config = dataclasses.replace(config, train_steps=2, preview_count=0,
-                                 optim=dataclasses.replace(config.optim, batch=4))
+                                 optim=dataclasses.replace(config.optim, batch=4, warmup=1))
     train(config, out, log=lambda _: None)
     return out
 

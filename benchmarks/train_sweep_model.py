@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--recipe", choices=("tiny", "iddpm"), default="tiny")
     args = parser.parse_args()
     config = diffusion_recipe(args.data, 32, 0.0)
+    # the sweep models were trained with the first wave's tiny recipe (tiny-v1's training: constant LR,
+    # one fixed EMA); pinned so this command still reproduces them
+    config = dataclasses.replace(config, posthoc_ema=False, ema_length=0.0,
+                                 optim=dataclasses.replace(config.optim, decay="none"))
     if args.recipe == "iddpm":
         config = dataclasses.replace(config, diffusion=dataclasses.replace(
             config.diffusion, prediction="eps", variance="learned_range", loss="hybrid"))

@@ -105,3 +105,18 @@ def test_recipe_screen_quick_measures_each_variant(tmp_path):
     assert [r[0].strip() for r in rows] == ["tiny", "edm", "min-snr+log-normal"]
     assert all(_number(r[2].strip()) > 0 and r[3].strip() in ("0.05", "0.1", "0.2") for r in rows)
     assert "(3 configurations)" in out
+
+
+def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
+    out = _run("recipe_confirm.py", "--quick", "--seeds", "0,1", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    rows = {r[0]: r for r in (_rows(out, n + " |")[0] for n in ("old", "old+ema", "new", "dcgan"))}
+    assert set(rows) == {"old", "old+ema", "new", "dcgan"}
+    for row in rows.values():
+        assert all(_number(cell) > 0 for cell in row[2:4])  # one SWD per seed
+        assert "±" in row[4] and _number(row[5]) > 0
+    assert rows["dcgan"][5] == "1.00"
+    assert "post-hoc EMA σ_rel 0.05" in rows["new"][1]
+    curve = _run("recipe_confirm.py", "--quick", "--long", "2", "--seeds", "0", "--out", str(tmp_path / "r"),
+                 cwd=tmp_path)
+    points = [r for r in (line.strip("|").split("|") for line in curve.splitlines()) if r[0].strip() in ("10", "20")]
+    assert [int(p[1]) for p in points] == [2, 4] and all(_number(c.strip()) > 0 for p in points for c in p[2:5])

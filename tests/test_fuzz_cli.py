@@ -41,7 +41,8 @@ from landiff.runs.checkpoint import latest_checkpoint, load_checkpoint, save_che
 
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1", "--attention", "8",
          "--batch", "2", "--synthetic-n", "8", "--precision", "fp32", "--preview-count", "0", "--diffusion-steps", "10",
-         "--checkpoint-every", "2", "--log-every", "1"]
+         "--checkpoint-every", "2", "--log-every", "1",
+         "--decay", "none"]
 READ_ONLY = Path("/proc/landiff-fuzz")  # a read-only file system even for root (tests may run as root)
 
 

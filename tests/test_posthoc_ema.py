@@ -95,7 +95,7 @@ def test_a_tracked_length_is_reproduced_exactly():
 def test_combinations_are_refused():
     with pytest.raises(UserError, match="--ema-snapshot-every only applies with --posthoc-ema"):
         validate(four_step_unet(ema_snapshot_every=10))
-    with pytest.raises(UserError, match="--posthoc-ema/--ema-snapshot-every only apply to diffusion"):
+    with pytest.raises(UserError, match="--posthoc-ema/--ema-snapshot-every/--ema-length only apply to diffusion"):
         validate(tiny_gan(posthoc_ema=True))
 
 
@@ -152,3 +152,80 @@ def test_resume_with_posthoc_ema_is_bit_exact(tmp_path):
             tx, _ = load_checkpoint(x.path)
             ty, _ = load_checkpoint(y.path)
             assert all(torch.equal(tx[k], ty[k]) for k in tx)
+
+
+def test_the_tiny_preset_samples_its_post_hoc_length_and_tiny_v1_keeps_the_old_recipe():
+    """tiny = the first wave's recipe (tiny-v1) with its LR annealed by a cosine and post-hoc EMA on,
+    sampled at σ_rel 0.05; the lineage presets share tiny-v1's net and optimiser."""
+    from landiff.runs.config import RECIPES, recipe
+
+    new, old = recipe("tiny"), recipe("tiny-v1")
+    assert (new.posthoc_ema, new.ema_length) == (True, 0.05)
+    assert (old.posthoc_ema, old.ema_length) == (False, 0.0)
+    assert new.optim.decay == "cosine" and old.optim.decay == "none"
+    assert dataclasses.replace(new, posthoc_ema=False, ema_length=0.0, preset="tiny-v1",
+                               optim=dataclasses.replace(new.optim, decay="none")) == old
+    for name in ("ddpm-tiny", "iddpm-tiny", "edm-tiny"):
+        lineage = recipe(name)
+        assert (lineage.net, lineage.optim, lineage.ema_decay) == (old.net, old.optim, old.ema_decay), name
+        validate(lineage)
+    assert recipe("ddpm-tiny").diffusion.schedule == "linear"
+    assert recipe("iddpm-tiny").diffusion.loss == "hybrid"
+    assert recipe("edm-tiny").diffusion.formulation == "edm"
+    assert set(RECIPES) >= {"tiny", "tiny-v1", "ddpm-tiny", "iddpm-tiny", "edm-tiny"}
+
+
+def test_post_hoc_ema_does_not_change_what_trains(tmp_path):
+    """The power EMAs sit beside training: the net, the fixed EMA and the optimiser come out bit-identical,
+    which is why one run per seed measures both the old recipe (fixed EMA) and the new (post-hoc)."""
+    train(four_step_unet(), tmp_path / "plain", log=lambda _: None)
+    train(four_step_unet(posthoc_ema=True, ema_snapshot_every=1), tmp_path / "posthoc", log=lambda _: None)
+    a, _ = load_checkpoint(list_checkpoints(tmp_path / "plain" / "checkpoints")[-1][1])
+    b, _ = load_checkpoint(list_checkpoints(tmp_path / "posthoc" / "checkpoints")[-1][1])
+    assert set(a) < set(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_a_run_samples_its_own_ema_length_unless_told_otherwise(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(four_step_unet(posthoc_ema=True, ema_snapshot_every=1, ema_length=0.1), run, log=lambda _: None)
+    tensors, _ = load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])
+    default = load_run(run)
+    assert default.ema_length == 0.1
+    for name, value in unprefixed("ema.posthoc1", tensors).items():  # σ_rel 0.1 is the second tracked EMA
+        torch.testing.assert_close(default.ema_model.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    fixed = load_run(run, ema_length=0)
+    assert fixed.ema_length is None
+    for name, value in unprefixed("ema.net", tensors).items():
+        assert torch.equal(fixed.ema_model.state_dict()[name], value), name
+    assert provenance_for(default, sampler="dpm++", steps=4).weights == "ema-0.1"
+    assert provenance_for(fixed, sampler="dpm++", steps=4).weights == "ema"
+    assert main(["sample", "--run", str(run), "--n", "1", "--steps", "3", "--ema-length", "0",
+                 "--out", str(tmp_path / "s")]) == 0
+    meta = json.loads(str(np.load(tmp_path / "s" / "samples.npz", allow_pickle=False)["meta"]))
+    assert meta["provenance"]["weights"] == "ema"
+
+
+def test_the_sampling_length_is_checked_and_may_change_on_resume(tmp_path, capsys):
+    with pytest.raises(UserError, match="needs --posthoc-ema"):
+        validate(four_step_unet(ema_length=0.05))
+    with pytest.raises(UserError, match=r"--ema-length must be 0 \(the fixed EMA\) or a sigma_rel"):
+        validate(four_step_unet(posthoc_ema=True, ema_length=0.005))
+    with pytest.raises(UserError, match="only apply to diffusion"):
+        validate(tiny_gan(ema_length=0.05))
+    base = ["train", "--run", str(tmp_path / "r"), "--steps", "2", "--batch", "2", "--resolution", "16",
+            "--synthetic-n", "8", "--preview-count", "0", "--channels", "8", "--channel-mult", "1,2",
+            "--attention", "", "--res-blocks", "1", "--head-channels", "8", "--decay", "none"]
+    assert main([*base, "--no-posthoc-ema", "--dry-run"]) == 0  # the preset's length goes with its post-hoc EMA
+    resolved = json.loads(capsys.readouterr().out)
+    assert (resolved["posthoc_ema"], resolved["ema_length"]) == (False, 0.0)
+    assert main([*base, "--no-posthoc-ema", "--ema-length", "0.1"]) == 2
+    assert "needs --posthoc-ema" in capsys.readouterr().err
+    assert main([*base, "--posthoc-ema", "--no-posthoc-ema"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(base) == 0
+    assert load_run(tmp_path / "r").ema_length == 0.05
+    longer = [*base[:3], "--steps", "3", *base[5:]]
+    assert main([*longer, "--ema-length", "0.1"]) == 0  # a sampling choice: a resume may change it
+    assert load_run(tmp_path / "r").ema_length == 0.1  # from the next checkpoint on

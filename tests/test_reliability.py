@@ -48,7 +48,8 @@ from landiff.train.signals import GracefulStop
 from tiny_runs import dcgan32, four_step_unet
 
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1", "--attention", "8",
-         "--batch", "4", "--synthetic-n", "32", "--precision", "fp32", "--preview-count", "0", "--diffusion-steps", "50"]
+         "--batch", "4", "--synthetic-n", "32", "--precision", "fp32", "--preview-count", "0", "--diffusion-steps", "50",
+         "--decay", "none"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from landiff.cli.main import main
 from landiff.errors import TrainingDiverged, UserError
 from landiff.generate import generation_provenance
 from landiff.metrics.io import load_reference, read_npz
@@ -201,10 +202,11 @@ def test_grid_cells_change_one_factor_and_match_images_seen():
 
 
 def test_an_ema_length_makes_the_diffusion_runs_posthoc(tmp_path):
-    options = make_options(ema_length=0.08)
+    options = make_options(ema_length=0.08, diffusion_preset="tiny-v1")
     assert base_config("diffusion", options, "D", 0).posthoc_ema
     assert not base_config("gan", options, "D", 0).posthoc_ema
-    assert not base_config("diffusion", make_options(), "D", 0).posthoc_ema
+    assert base_config("diffusion", make_options(), "D", 0).posthoc_ema  # the tiny recipe's own
+    assert not base_config("diffusion", make_options(diffusion_preset="tiny-v1"), "D", 0).posthoc_ema
     with pytest.raises(UserError, match="EMA length"):
         make_options(ema_length=0.5)
     state = open_state(tmp_path, TINY)  # a study started without it is another study
@@ -229,6 +231,23 @@ def test_a_study_with_an_ema_length_samples_its_diffusion_runs_with_it(tmp_path)
 
     assert stored == key(load_run(runs / "diffusion-D-seed0", ema_length=0.1))
     assert stored != key(load_run(runs / "diffusion-D-seed0"))
+
+
+def test_the_diffusion_preset_walks_the_lineage(tmp_path, capsys):
+    """--diffusion-preset trains every diffusion run with that recipe at the study's resolution."""
+    for preset, check in (("iddpm-tiny", lambda c: c.diffusion.loss == "hybrid"),
+                          ("ddpm-tiny", lambda c: c.diffusion.schedule == "linear"),
+                          ("edm-tiny", lambda c: c.diffusion.formulation == "edm"),
+                          ("tiny-v1", lambda c: not c.posthoc_ema and c.diffusion.prediction == "v")):
+        config = base_config("diffusion", make_options(diffusion_preset=preset, resolution=64), "D", 0)
+        assert config.preset == preset and config.net.resolution == 64 and check(config), preset
+    assert base_config("gan", make_options(diffusion_preset="edm-tiny"), "D", 0).preset == "dcgan"
+    with pytest.raises(UserError, match="--diffusion-preset must be a diffusion recipe"):
+        make_options(diffusion_preset="dcgan")
+    assert main(["study", "--out", str(tmp_path / "s"), "--diffusion-preset", "edm-tiny", "--dry-run"]) == 0
+    with pytest.raises(UserError, match="other options.*diffusion_preset"):
+        save_state(tmp_path, open_state(tmp_path, TINY))
+        open_state(tmp_path, dataclasses.replace(TINY, diffusion_preset="iddpm-tiny"))
 
 
 def test_changed_options_are_refused(tmp_path):

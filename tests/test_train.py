@@ -21,7 +21,8 @@ from tiny_runs import small_unet
 
 # A very small net at 16 px so every test trains in seconds on 2 cores.
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1",
-         "--attention", "8", "--batch", "8", "--preview-count", "4", "--preview-steps", "3", "--precision", "fp32"]
+         "--attention", "8", "--batch", "8", "--preview-count", "4", "--preview-steps", "3", "--precision", "fp32",
+         "--decay", "none"]
 
 
 small_config = small_unet

@@ -25,7 +25,8 @@ from tiny_runs import small_dcgan, small_unet
 
 # Same miniature as tests/test_train.py: a 16 px UNet that trains a step in well under a second.
 SMALL = ["--resolution", "16", "--channels", "16", "--channel-mult", "1,2", "--res-blocks", "1",
-         "--attention", "8", "--batch", "8", "--preview-count", "4", "--preview-steps", "3", "--precision", "fp32"]
+         "--attention", "8", "--batch", "8", "--preview-count", "4", "--preview-steps", "3", "--precision", "fp32",
+         "--decay", "none"]
 
 
 def small_config(**changes) -> TrainConfig:
@@ -233,8 +234,8 @@ def test_decay_none_lets_steps_change_freely(tmp_path):
 
 
 def test_the_cli_refuses_a_resume_that_moves_the_horizon(tmp_path, capsys):
-    argv = ["train", "--run", str(tmp_path / "run"), "--decay", "linear", "--warmup", "1", "--synthetic-n", "16",
-            "--log-every", "1", *SMALL, "--preview-count", "0"]
+    argv = ["train", "--run", str(tmp_path / "run"), *SMALL, "--decay", "linear", "--warmup", "1", "--synthetic-n", "16",
+            "--log-every", "1", "--preview-count", "0"]
     assert main([*argv, "--steps", "2"]) == 0
     capsys.readouterr()
     assert main([*argv, "--steps", "5"]) == 2

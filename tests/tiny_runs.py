@@ -9,12 +9,13 @@ from landiff.train import TrainConfig, recipe
 
 
 def tiny_diffusion(num_steps: int = 50, **changes) -> TrainConfig:
-    """The tiny recipe at 16 base channels, two levels and a ``num_steps``-step process."""
+    """The tiny recipe at 16 base channels, two levels and a ``num_steps``-step process, with a constant
+    LR (a few-step run cannot anneal over a 200-step warm-up)."""
     config = recipe("tiny")
     net = dataclasses.replace(config.net, base_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(16,))
     config = dataclasses.replace(config, net=net, synthetic_n=64, precision="fp32", preview_count=0,
                                  diffusion=dataclasses.replace(config.diffusion, num_steps=num_steps))
-    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8), **changes)
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch=8, decay="none"), **changes)
 
 
 def tiny_gan(**changes) -> TrainConfig:
@@ -26,8 +27,12 @@ def tiny_gan(**changes) -> TrainConfig:
 
 
 def unet16(**changes) -> TrainConfig:
-    """The tiny recipe as a 16 px UNet (16 channels, two levels, attention at 8 px) in fp32."""
+    """The tiny recipe as a 16 px UNet (16 channels, two levels, attention at 8 px) in fp32, with a
+    constant LR and the fixed-decay EMA only: the first wave's tiny-v1 training (the post-hoc EMA and
+    LR-decay tests turn theirs on)."""
     config = recipe("tiny")
+    config = dataclasses.replace(config, posthoc_ema=False, ema_length=0.0,
+                                 optim=dataclasses.replace(config.optim, decay="none"))
     net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
                               attention_resolutions=(8,))
     return dataclasses.replace(config, net=net, resolution=16, precision="fp32", **changes)

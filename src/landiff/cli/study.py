@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_output_dir
+from landiff.runs.config import RECIPES, recipe
 from landiff.train.distributed import env_dist
 from landiff.workflows.study.execute import run_study
 from landiff.workflows.study.options import EXPERIMENTS, make_options
@@ -46,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point (default 128)")
     Spec("--curve-points", "int", "points on that curve (default 4)", low=1).add_to(p)
     STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples (default 20)")
-    Spec("--ema-length", "float", "train the diffusion runs with --posthoc-ema and sample them with the post-hoc "
-         "EMA of this relative length sigma_rel (EDM2)", low=0.01, high=0.25).add_to(p)
+    Spec("--ema-length", "float", "sample the diffusion runs with the post-hoc EMA of this relative length "
+         "sigma_rel (EDM2; default: the recipe's, 0.05); 0 = their fixed-decay EMA", low=0.0, high=0.25).add_to(p)
+    Spec("--diffusion-preset", "choice", "recipe of the diffusion runs (default tiny; tiny-v1, iddpm-tiny, "
+         "ddpm-tiny or edm-tiny walk the lineage at the same net and optimiser)", default="tiny",
+         choices=tuple(name for name in RECIPES if recipe(name).model == "diffusion")).add_to(p)
     SEED.add_to(p, name="--data-seed", help="seed of the data selection and perturbations")
     DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
@@ -59,7 +63,7 @@ def options_from(args: argparse.Namespace) -> StudyOptions:
     return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
                         fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
                         curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed,
-                        ema_length=args.ema_length)
+                        ema_length=args.ema_length, diffusion_preset=args.diffusion_preset)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -69,7 +69,7 @@ OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
     "beta2": ("optim", "beta2", float), "z_dim": ("gan", "z_dim", int), "ngf": ("gan", "ngf", int),
     "ndf": ("gan", "ndf", int), "d_steps": ("gan", "d_steps", int),
     "max_skips": (None, "max_consecutive_skips", int), "ema_snapshot_every": (None, "ema_snapshot_every", int),
-    "augment": (None, "augment", float),
+    "augment": (None, "augment", float), "ema_length": (None, "ema_length", float),
 }
 # UNet fields as the UNet's own validation names them → the flag that sets them.
 NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "num_res_blocks": "--res-blocks",
@@ -77,7 +77,7 @@ NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "n
              "dropout": "--dropout", "resolution": "--resolution"}
 # Flags that only one family reads (besides whole sections: net/diffusion → diffusion, gan → GAN).
 DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum", "ema_snapshot_every", "posthoc_ema",
-                  "augment"}
+                  "augment", "ema_length", "no_posthoc_ema"}
 GAN_ONLY = {"gan_ema"}
 
 
@@ -144,7 +144,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")
     p.add_argument("--posthoc-ema", action="store_true", default=None,
                    help="also keep EDM2's power-function EMAs (sigma_rel 0.05, 0.10) and save snapshots, so "
-                        "`sample --ema-length` can choose the EMA length after training")
+                        "`sample --ema-length` can choose the EMA length after training (on in the tiny preset)")
+    p.add_argument("--no-posthoc-ema", action="store_true", default=None,
+                   help="keep the fixed-decay EMA only (turns the tiny preset's post-hoc EMA off)")
     DEVICE.add_to(p)
     p.add_argument("--restart", action="store_true", help="move the existing run aside and start over")
     p.add_argument("--yes", action="store_true", help="do not ask before --restart")
@@ -182,6 +184,10 @@ def _help(flag: str) -> str:
     if flag == "augment":
         return ("non-leaking augmentation for small folders (EDM): probability of each of six geometric transforms, "
                 "the net conditioned on them; 0 = off (default), EDM uses 0.12 on CIFAR-10")
+    if flag == "ema_length":
+        return ("the post-hoc EMA length sigma_rel that sample, compare, eval and the study use for this run unless "
+                "told otherwise (needs --posthoc-ema; tiny: 0.05); 0 = the fixed --ema-decay EMA. A resume may change it "
+                "(from the next checkpoint)")
     if flag == "ema_snapshot_every":
         return "with --posthoc-ema: save the power EMAs every N steps to RUN/ema-snapshots (default 200)"
     if flag in PROCESS_HELP:
@@ -218,6 +224,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             if flag == "posthoc_ema":
                 _check_family(flag, None, config.model)
             sections[None][flag] = True
+    _posthoc_switch(args, config, sections[None])
     if args.channels_last and args.no_channels_last:
         raise UserError("--channels-last and --no-channels-last contradict each other; pass one")
     if args.channels_last or args.no_channels_last:
@@ -244,6 +251,17 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     validate(config)
     refuse_ignored_flags(config, {f"{k}.{f}" if k else f for k, fields in sections.items() for f in fields})
     return config
+
+
+def _posthoc_switch(args: argparse.Namespace, config: TrainConfig, given: dict[str, Any]) -> None:
+    """``--no-posthoc-ema``: off, with the preset's sampling length back to the fixed EMA unless given."""
+    if not args.no_posthoc_ema:
+        return
+    _check_family("no_posthoc_ema", None, config.model)
+    if args.posthoc_ema:
+        raise UserError("--posthoc-ema and --no-posthoc-ema contradict each other; pass one")
+    given["posthoc_ema"] = False
+    given.setdefault("ema_length", 0.0)
 
 
 def _process(recipe_process: DiffusionConfig, given: dict[str, Any]) -> DiffusionConfig:

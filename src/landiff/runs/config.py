@@ -25,6 +25,7 @@ from landiff.nets import PRESETS as NET_PRESETS
 from landiff.nets import UNetConfig
 from landiff.nets.dcgan import dcgan_layout
 from landiff.runs.files import atomic_write_text
+from landiff.runs.posthoc_ema import SIGMA_REL_RANGE
 from landiff.samplers import SAMPLERS, check_sampler_settings
 
 FORMAT_VERSION = 1
@@ -134,6 +135,9 @@ class TrainConfig:
     # ema_snapshot_every steps to RUN/ema-snapshots/, so sampling can pick any EMA length later.
     posthoc_ema: bool = False
     ema_snapshot_every: int = 200
+    # The post-hoc EMA length σ_rel that sample, compare, eval and the study use for this run when
+    # none is asked (needs posthoc_ema; 0 = the fixed-decay EMA above). Sampling only: resumable.
+    ema_length: float = 0.0
     # Non-leaking augmentation (EDM App. C.4): each of six geometric transforms applies with this
     # probability, and the net is conditioned on what was done (landiff.train.augment); 0 = off.
     augment: float = 0.0
@@ -195,16 +199,32 @@ class TrainConfig:
 # Fields a re-run may change without starting over (dotted names).
 RESUME_MUTABLE = frozenset(
     {"train_steps", "max_minutes", "channels_last", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints",
-     "num_workers", "compile", "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips"}
+     "num_workers", "compile", "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips",
+     "ema_length"}
 )
 
 # Training recipes: the net preset plus the paper's process and optimiser settings.
 RECIPES: dict[str, dict[str, Any]] = {
     # CPU recipe for 32 px (tuned for minutes, not days): v-prediction on the cosine schedule, a
-    # higher LR with warm-up and a short-horizon EMA. v keeps pred_x0 bounded near t = T where the
-    # cosine ᾱ ≈ 0 and ε-prediction amplifies an undertrained net's errors into saturated colours:
-    # after 400 steps (12.8 k images) SWD fell from 190 (ε) to 139 (v) on the built-in landscapes.
-    "tiny": {"diffusion": {"prediction": "v"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
+    # higher LR with warm-up, annealed to 0 by a cosine over the run's --steps or --minutes, and
+    # EDM2's post-hoc EMA (benchmarks/RESULTS.md, "Recipe confirmation": at the budget race's 10
+    # minutes the annealed LR gave SWD 35.4 and 32.2 on two seeds where the constant LR of tiny-v1
+    # gave 44.7 and 85.6). v keeps pred_x0 bounded near t = T where the cosine ᾱ ≈ 0 and ε-prediction
+    # amplifies an undertrained net's errors into saturated colours: after 400 steps (12.8 k images)
+    # SWD fell from 190 (ε) to 139 (v) on the built-in landscapes.
+    "tiny": {"diffusion": {"prediction": "v"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200, "decay": "cosine"},
+             "ema_decay": 0.999, "posthoc_ema": True, "ema_length": 0.05},
+    # The lineage at the tiny net and optimiser, as the study walks it (each differs from the next in
+    # its process only): DDPM's (linear β, ε, σ² = β) → Improved DDPM's (cosine, learned σ, hybrid
+    # loss) → the first wave's tiny recipe (v-prediction; fixed EMA 0.999) → EDM's formulation.
+    "ddpm-tiny": {"net": "tiny", "diffusion": {"schedule": "linear", "variance": "fixed_large"},
+                  "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
+    "iddpm-tiny": {"net": "tiny", "diffusion": {"variance": "learned_range", "loss": "hybrid"},
+                   "optim": {"lr": 1e-3, "batch": 32, "warmup": 200}, "ema_decay": 0.999},
+    "tiny-v1": {"net": "tiny", "diffusion": {"prediction": "v"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200},
+                "ema_decay": 0.999},
+    "edm-tiny": {"net": "tiny", "diffusion": {"formulation": "edm"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200},
+                 "ema_decay": 0.999},
     "small": {"resolution": 64, "optim": {"lr": 5e-4, "batch": 32, "warmup": 500}, "ema_decay": 0.9995},
     # DDPM §4 / appendix B: linear β, T = 1000, ε, σ² = β (CIFAR-10), L_simple, lr 2e-4, batch 128.
     "ddpm-cifar": {
@@ -240,14 +260,14 @@ def recipe(preset: str) -> TrainConfig:
     if preset not in RECIPES:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(RECIPES)} (--preset)")
     values = RECIPES[preset]
-    net = NET_PRESETS.get(preset, UNetConfig())  # GAN recipes have no UNet (the field is unused)
+    net = NET_PRESETS.get(values.get("net", preset), UNetConfig())  # GAN recipes have no UNet (the field is unused)
     base = TrainConfig(preset=preset, net=net, resolution=values.get("resolution", net.resolution))
     return dataclasses.replace(
         base,
         diffusion=dataclasses.replace(base.diffusion, **values.get("diffusion", {})),
         optim=dataclasses.replace(base.optim, **values.get("optim", {})),
         gan=dataclasses.replace(base.gan, **values.get("gan", {})),
-        **{k: v for k, v in values.items() if k not in ("diffusion", "optim", "gan", "resolution")},
+        **{k: v for k, v in values.items() if k not in ("diffusion", "optim", "gan", "resolution", "net")},
     )
 
 
@@ -295,7 +315,7 @@ NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
     "--min-lr-ratio": (0.0, 1.0001), "--minutes": (0.0, 1e7), "--grad-clip": (0.0, float("inf")),
     "--beta1": (0.0, 1.0), "--beta2": (0.0, 1.0), "optim.decay_minutes": (0.0, 1e7),
     "--snr-gamma": (1e-3, 1e6), "--sigma-data": (1e-3, 100.0), "--p-mean": (-10.0, 10.0), "--p-std": (1e-3, 10.0),
-    "--augment": (0.0, 1.0001),
+    "--augment": (0.0, 1.0001), "--ema-length": (0.0, 0.25),
 }
 # DiffusionConfig fields of the discrete process only (refused away from their defaults under --formulation edm).
 DISCRETE_ONLY: dict[str, str] = {
@@ -338,7 +358,7 @@ def _validate_fields(config: TrainConfig) -> None:
         "--weight-decay": o.weight_decay, "--min-lr-ratio": o.min_lr_ratio, "--minutes": config.max_minutes,
         "--grad-clip": o.grad_clip, "--beta1": o.beta1, "--beta2": o.beta2, "optim.decay_minutes": o.decay_minutes,
         "--snr-gamma": d.snr_gamma, "--sigma-data": d.sigma_data, "--p-mean": d.p_mean, "--p-std": d.p_std,
-        "--augment": config.augment,
+        "--augment": config.augment, "--ema-length": config.ema_length,
     }
     for flag, number in numbers.items():
         bottom, top = NUMBER_BOUNDS[flag]
@@ -402,6 +422,8 @@ REFUSED_COMBINATIONS: tuple[str, ...] = (
     "--snr-gamma without --weighting min-snr: nothing reads it; add --weighting min-snr or drop it",
     "--ema-snapshot-every without --posthoc-ema, or --posthoc-ema on a GAN: there are no power EMAs to save; "
     "add --posthoc-ema (diffusion) or drop it",
+    "--ema-length above 0 without --posthoc-ema: there are no power EMAs to rebuild it from; add --posthoc-ema "
+    "or use --ema-length 0 (the fixed EMA)",
     "--timestep-sampler log-normal with --loss kl: the bound needs uniform or importance weighted "
     "timesteps; use --loss mse/hybrid, or --timestep-sampler uniform/loss-aware",
 )
@@ -430,6 +452,7 @@ def _validate_combinations(config: TrainConfig) -> None:
         if not config.posthoc_ema and config.ema_snapshot_every != TrainConfig.ema_snapshot_every:
             raise UserError("--ema-snapshot-every only applies with --posthoc-ema (it saves the power EMAs); add "
                             "--posthoc-ema or drop --ema-snapshot-every")
+        _validate_ema_length(config)
         if config.gan != GANConfig():
             raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema) have no effect on a diffusion "
                             "run; drop them, or train --model gan")
@@ -440,8 +463,9 @@ def _validate_combinations(config: TrainConfig) -> None:
             ("--preview-sampler/--preview-steps", (config.preview_sampler, config.preview_steps)
              != (TrainConfig.preview_sampler, TrainConfig.preview_steps)),
             ("--label-dropout", config.label_dropout != TrainConfig.label_dropout),
-            ("--posthoc-ema/--ema-snapshot-every", (config.posthoc_ema, config.ema_snapshot_every)
-             != (TrainConfig.posthoc_ema, TrainConfig.ema_snapshot_every)),
+            ("--posthoc-ema/--ema-snapshot-every/--ema-length",
+             (config.posthoc_ema, config.ema_snapshot_every, config.ema_length)
+             != (TrainConfig.posthoc_ema, TrainConfig.ema_snapshot_every, TrainConfig.ema_length)),
             ("--augment", config.augment != TrainConfig.augment)) if changed]
         if ignored:
             raise UserError(f"{ignored[0]} only apply to diffusion and have no effect on a GAN run (--model gan); drop them")
@@ -453,6 +477,17 @@ def _validate_combinations(config: TrainConfig) -> None:
         raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the "
                         f"{o.decay_steps or config.train_steps} "
                         "steps of the run (--steps), so every step is warm-up; lower --warmup or use --decay none")
+
+
+def _validate_ema_length(config: TrainConfig) -> None:
+    """The sampling EMA length: 0 (the fixed EMA), or a σ_rel the post-hoc reconstruction covers."""
+    low = SIGMA_REL_RANGE[0]  # the upper end is NUMBER_BOUNDS' (0.25, open)
+    if config.ema_length and not config.posthoc_ema:
+        raise UserError(f"--ema-length {config.ema_length:g} chooses a post-hoc EMA, which needs --posthoc-ema (the "
+                        "power EMAs it is rebuilt from); add --posthoc-ema, or --ema-length 0 for the fixed EMA")
+    if 0 < config.ema_length < low:
+        raise UserError(f"--ema-length must be 0 (the fixed EMA) or a sigma_rel in [{low}, 0.25), "
+                        f"got {config.ema_length:g}")
 
 
 def _validate_process(d: DiffusionConfig) -> None:

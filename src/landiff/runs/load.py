@@ -45,7 +45,7 @@ class LoadedRun:
     checkpoint: Path
     checkpoint_sha256: str
     classes: list[str]
-    ema_length: float | None = None  # σ_rel of a post-hoc EMA reconstructed into ema_model (None: the run's EMA)
+    ema_length: float | None = None  # σ_rel of the post-hoc EMA reconstructed into ema_model (None: the fixed EMA)
     ema_error: float | None = None  # its profile's relative L2 distance from the asked one
 
     @property
@@ -65,7 +65,8 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     The config comes from the checkpoint itself, so flags can never disagree with the weights.
     ``ema_length`` (σ_rel, e.g. 0.1) makes ``ema_model`` the post-hoc EMA of that length at the
     checkpoint's step, reconstructed from the run's power-EMA snapshots (a run trained with
-    ``--posthoc-ema``; :mod:`landiff.runs.posthoc_ema`).
+    ``--posthoc-ema``; :mod:`landiff.runs.posthoc_ema`). ``None`` takes the run's own default length
+    (``config.ema_length``, e.g. the tiny preset's 0.05), and ``0`` the run's fixed-decay EMA.
     """
     checkpoint = _checkpoint_file(run_dir, checkpoint)
     tensors, meta = load_checkpoint(checkpoint)
@@ -94,6 +95,7 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
             diffusion = build_diffusion(config)
         model.load_state_dict(unprefixed(prefixes[0], tensors), strict=True)
         ema_weights, ema_error = unprefixed(prefixes[1], tensors), None
+        ema_length = (config.ema_length if ema_length is None else ema_length) or None  # 0: the fixed EMA
         if ema_length is not None:
             ema_weights, ema_error = _posthoc_weights(checkpoint, config, tensors, meta, state, ema_length)
         ema_model.load_state_dict(ema_weights, strict=True)

@@ -103,7 +103,7 @@ def compare_runs(
 def _load(run_dir: str | Path, ema_length: float | None, log: Callable[[str], None]) -> LoadedRun:
     """The run, with the post-hoc EMA of ``ema_length`` for a diffusion run (a GAN keeps its own EMA, said so)."""
     config = existing_run_config(Path(run_dir)) if ema_length is not None else None
-    if ema_length is not None and config is not None and config.model == "gan":
+    if ema_length and config is not None and config.model == "gan":
         log(f"{run_dir}: --ema-length {ema_length:g} does not apply (a GAN run; its own EMA is used)")
         ema_length = None
     return load_run(run_dir, device="cpu", ema_length=ema_length)

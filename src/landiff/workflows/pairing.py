@@ -14,18 +14,19 @@ from landiff.runs.config import TrainConfig
 from landiff.train import recipe, train
 
 
-def diffusion_recipe(data: str, resolution: int, minutes: float) -> TrainConfig:
-    """The tiny diffusion preset with a time budget (steps set high: the clock stops it)."""
-    config = recipe("tiny")
+def diffusion_recipe(data: str, resolution: int, minutes: float, preset: str = "tiny") -> TrainConfig:
+    """The tiny diffusion preset (or another diffusion ``preset``) with a time budget (steps set high:
+    the clock stops it)."""
+    config = recipe(preset)
     return dataclasses.replace(
         config, data=data, resolution=resolution, net=dataclasses.replace(config.net, resolution=resolution),
         train_steps=1_000_000, max_minutes=minutes, log_every=50, checkpoint_every=500, sample_every=1_000_000,
     )
 
 
-def gan_recipe(data: str, resolution: int, minutes: float) -> TrainConfig:
-    """DCGAN with the paper's optimiser at ``resolution``, with a time budget."""
-    config = recipe("dcgan")
+def gan_recipe(data: str, resolution: int, minutes: float, preset: str = "dcgan") -> TrainConfig:
+    """DCGAN with the paper's optimiser (or another GAN ``preset``) at ``resolution``, with a time budget."""
+    config = recipe(preset)
     return dataclasses.replace(
         config, data=data, resolution=resolution, train_steps=1_000_000, max_minutes=minutes, log_every=50,
         checkpoint_every=500, sample_every=1_000_000,

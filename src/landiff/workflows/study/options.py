@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from landiff.errors import UserError
+from landiff.runs.config import RECIPES, recipe
 from landiff.runs.posthoc_ema import sigma_rel_to_gamma
 
 Experiment = Literal["quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability"]
@@ -60,8 +61,11 @@ class StudyOptions:
         curve_points: points on that curve (the reference runs train in this many stages).
         sample_steps: steps of landiff's default sampler for every diffusion sample.
         data_seed: seed of the data selection and of every perturbation.
-        ema_length: None, or the post-hoc EMA length σ_rel every diffusion run is sampled with (its
-            runs then train with ``--posthoc-ema``; EDM2, landiff.runs.posthoc_ema).
+        ema_length: None (each run's own length: the tiny recipe's 0.05), 0 (the fixed-decay EMA), or
+            the post-hoc EMA length σ_rel every diffusion run is sampled with (its runs then train with
+            ``--posthoc-ema``; EDM2, landiff.runs.posthoc_ema).
+        diffusion_preset: the recipe of every diffusion run (``tiny``, or a lineage preset such as
+            ``tiny-v1``, ``iddpm-tiny``, ``ddpm-tiny`` or ``edm-tiny`` to compare the lineages).
     """
 
     data: str = "synthetic"
@@ -76,6 +80,7 @@ class StudyOptions:
     sample_steps: int = 20
     data_seed: int = 0
     ema_length: float | None = None
+    diffusion_preset: str = "tiny"
 
     @property
     def tiny(self) -> bool:
@@ -117,7 +122,7 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
     minutes = parse_budget(budget)
     names = ("images", "seeds", "n", "curve_n", "curve_points", "sample_steps")
     defaults = dict(zip(names, _DEFAULTS[minutes is None], strict=True))
-    unknown = set(given) - set(names) - {"fraction", "data_seed", "ema_length"}
+    unknown = set(given) - set(names) - {"fraction", "data_seed", "ema_length", "diffusion_preset"}
     if unknown:
         raise TypeError(f"unknown study options: {sorted(unknown)}")
     values = {k: v for k, v in given.items() if v is not None}
@@ -140,8 +145,12 @@ def validate(options: StudyOptions) -> None:
         raise UserError(f"--curve-n ({options.curve_n}) cannot exceed --n ({options.n})")
     if not options.data:
         raise UserError("--data must name 'synthetic', an image folder or a prepared dataset")
-    if options.ema_length is not None:
+    if options.ema_length:  # 0: the fixed-decay EMA
         sigma_rel_to_gamma(options.ema_length)  # refuses a length outside [0.01, 0.25], naming it
+    diffusion_presets = [name for name in RECIPES if recipe(name).model == "diffusion"]
+    if options.diffusion_preset not in diffusion_presets:
+        raise UserError(f"--diffusion-preset must be a diffusion recipe ({', '.join(diffusion_presets)}), "
+                        f"got {options.diffusion_preset!r}")
 
 
 def runs_per_family(options: StudyOptions) -> int:

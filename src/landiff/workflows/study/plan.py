@@ -125,11 +125,13 @@ def _shrink(config: TrainConfig) -> TrainConfig:
 
 def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> TrainConfig:
     """The default config of ``family`` (landiff.workflows.pairing's recipes) on ``data``, before its budget."""
-    make = diffusion_recipe if family == "diffusion" else gan_recipe
-    config = make(data, options.resolution, 0.0)
+    if family == "diffusion":
+        config = diffusion_recipe(data, options.resolution, 0.0, preset=options.diffusion_preset)
+    else:
+        config = gan_recipe(data, options.resolution, 0.0)
     config = dataclasses.replace(config, seed=seed, preview_count=0, keep_checkpoints=1, log_every=25,
                                  checkpoint_every=CHECKPOINT_EVERY)
-    if family == "diffusion" and options.ema_length is not None:  # sampled with a post-hoc EMA length
+    if family == "diffusion" and options.ema_length:  # sampled with a post-hoc EMA length
         config = dataclasses.replace(config, posthoc_ema=True)
     return _shrink(config) if options.tiny else config
 
@@ -186,15 +188,30 @@ def run_config(spec: RunSpec, options: StudyOptions, data: str, world: int = 1) 
 
 
 def staged_config(config: TrainConfig, allocation: Allocation, stage: int, stages: int) -> TrainConfig:
-    """A reference run's config for curve stage ``stage`` of ``stages`` (1-based): the budget so far."""
-    share = stage / stages
+    """A reference run's config for curve stage ``stage`` of ``stages`` (1-based): the budget so far.
+
+    A decaying LR schedule (the tiny recipe's cosine) keeps the whole budget as its horizon from the
+    first stage on, so the stages are points along one run's schedule and every resume is allowed."""
     if allocation.reference_steps:
-        return dataclasses.replace(config, train_steps=max(1, math.ceil(allocation.reference_steps * share)), max_minutes=0.0)
-    minutes = allocation.run_minutes(config.model) * share  # type: ignore[arg-type]
-    return dataclasses.replace(config, train_steps=1_000_000, max_minutes=minutes)
+        steps = allocation.reference_steps
+        staged = dataclasses.replace(config, train_steps=max(1, math.ceil(steps * stage / stages)), max_minutes=0.0)
+        optim = dataclasses.replace(staged.optim, decay_steps=steps, warmup=_warmup_within(config.optim.warmup, steps))
+    else:
+        minutes = allocation.run_minutes(config.model)  # type: ignore[arg-type]
+        staged = dataclasses.replace(config, train_steps=1_000_000, max_minutes=minutes * stage / stages)
+        optim = dataclasses.replace(staged.optim, decay_steps=1_000_000, decay_minutes=minutes)
+    return staged if config.optim.decay == "none" else dataclasses.replace(staged, optim=optim)
 
 
 def matched_config(config: TrainConfig, reference_images: int, world: int = 1) -> TrainConfig:
     """A non-reference run: as many steps as it takes to see ``reference_images`` training images."""
     steps = max(1, math.ceil(reference_images / images_per_step(config, world)))
+    if config.optim.decay != "none":
+        config = dataclasses.replace(config, optim=dataclasses.replace(
+            config.optim, warmup=_warmup_within(config.optim.warmup, steps)))
     return dataclasses.replace(config, train_steps=steps, max_minutes=0.0)
+
+
+def _warmup_within(warmup: int, steps: int) -> int:
+    """The recipe's warm-up, or a tenth of a decaying run too short for it (the LR must have time to decay)."""
+    return warmup if warmup < steps else steps // 10
