@@ -115,7 +115,9 @@ def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
         assert all(_number(cell) > 0 for cell in row[2:4])  # one SWD per seed
         assert "±" in row[4] and _number(row[5]) > 0
     assert rows["dcgan"][5] == "1.00"
-    assert "post-hoc EMA σ_rel 0.05" in rows["new"][1]
+    from landiff.runs.config import recipe
+
+    assert f"post-hoc EMA σ_rel {recipe('tiny').ema_length:g}" in rows["new"][1]  # the preset's own length
     curve = _run("recipe_confirm.py", "--quick", "--long", "2", "--seeds", "0", "--out", str(tmp_path / "r"),
                  cwd=tmp_path)
     points = [r for r in (line.strip("|").split("|") for line in curve.splitlines()) if r[0].strip() in ("10", "20")]

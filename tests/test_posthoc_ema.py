@@ -156,11 +156,11 @@ def test_resume_with_posthoc_ema_is_bit_exact(tmp_path):
 
 def test_the_tiny_preset_samples_its_post_hoc_length_and_tiny_v1_keeps_the_old_recipe():
     """tiny = the first wave's recipe (tiny-v1) with its LR annealed by a cosine and post-hoc EMA on,
-    sampled at σ_rel 0.05; the lineage presets share tiny-v1's net and optimiser."""
+    sampled at σ_rel 0.1; the lineage presets share tiny-v1's net and optimiser."""
     from landiff.runs.config import RECIPES, recipe
 
     new, old = recipe("tiny"), recipe("tiny-v1")
-    assert (new.posthoc_ema, new.ema_length) == (True, 0.05)
+    assert (new.posthoc_ema, new.ema_length) == (True, 0.1)
     assert (old.posthoc_ema, old.ema_length) == (False, 0.0)
     assert new.optim.decay == "cosine" and old.optim.decay == "none"
     assert dataclasses.replace(new, posthoc_ema=False, ema_length=0.0, preset="tiny-v1",
@@ -225,7 +225,7 @@ def test_the_sampling_length_is_checked_and_may_change_on_resume(tmp_path, capsy
     assert main([*base, "--posthoc-ema", "--no-posthoc-ema"]) == 2
     assert "contradict" in capsys.readouterr().err
     assert main(base) == 0
-    assert load_run(tmp_path / "r").ema_length == 0.05
+    assert load_run(tmp_path / "r").ema_length == 0.1
     longer = [*base[:3], "--steps", "3", *base[5:]]
-    assert main([*longer, "--ema-length", "0.1"]) == 0  # a sampling choice: a resume may change it
-    assert load_run(tmp_path / "r").ema_length == 0.1  # from the next checkpoint on
+    assert main([*longer, "--ema-length", "0.05"]) == 0  # a sampling choice: a resume may change it
+    assert load_run(tmp_path / "r").ema_length == 0.05  # from the next checkpoint on

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--inception", "path", "FID Inception weights (.safetensors); see landiff weights").add_to(p)
     Spec("--ema-length", "float", "diffusion runs trained with --posthoc-ema: evaluate the post-hoc EMA of this "
          "relative length sigma_rel (EDM2), recorded in every record's provenance; 0 = the fixed-decay EMA "
-         "(default: each run's own length, 0.05 for the tiny preset)", low=0.0, high=0.25).add_to(p)
+         "(default: each run's own length, 0.1 for the tiny preset)", low=0.0, high=0.25).add_to(p)
     p.add_argument("--train", action="store_true", help="first train a diffusion model and a DCGAN on --data")
     Spec("--data", "str", "data for --train", default="synthetic").add_to(p)
     Spec("--minutes", "float", "training budget for --train, split between the two", default=20.0, low=0.0,

@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     Spec("--ema-length", "float", "a run trained with --posthoc-ema: sample the post-hoc EMA of this relative length "
          "sigma_rel (EDM2; e.g. 0.05 to 0.2), reconstructed from its snapshots; 0 = the fixed-decay EMA "
-         "(default: the run's own length, 0.05 for the tiny preset)", low=0.0, high=0.25).add_to(p)
+         "(default: the run's own length, 0.1 for the tiny preset)", low=0.0, high=0.25).add_to(p)
     p.add_argument("--no-clip", action="store_true", help="do not clip predicted x0 to [-1, 1]")
     p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
     DEVICE.add_to(p)

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--curve-points", "int", "points on that curve (default 4)", low=1).add_to(p)
     STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples (default 20)")
     Spec("--ema-length", "float", "sample the diffusion runs with the post-hoc EMA of this relative length "
-         "sigma_rel (EDM2; default: the recipe's, 0.05); 0 = their fixed-decay EMA", low=0.0, high=0.25).add_to(p)
+         "sigma_rel (EDM2; default: the recipe's, 0.1 for tiny); 0 = their fixed-decay EMA", low=0.0, high=0.25).add_to(p)
     Spec("--diffusion-preset", "choice", "recipe of the diffusion runs (default tiny; tiny-v1, iddpm-tiny, "
          "ddpm-tiny or edm-tiny walk the lineage at the same net and optimiser)", default="tiny",
          choices=tuple(name for name in RECIPES if recipe(name).model == "diffusion")).add_to(p)

@@ -186,7 +186,7 @@ def _help(flag: str) -> str:
                 "the net conditioned on them; 0 = off (default), EDM uses 0.12 on CIFAR-10")
     if flag == "ema_length":
         return ("the post-hoc EMA length sigma_rel that sample, compare, eval and the study use for this run unless "
-                "told otherwise (needs --posthoc-ema; tiny: 0.05); 0 = the fixed --ema-decay EMA. A resume may change it "
+                "told otherwise (needs --posthoc-ema; tiny: 0.1); 0 = the fixed --ema-decay EMA. A resume may change it "
                 "(from the next checkpoint)")
     if flag == "ema_snapshot_every":
         return "with --posthoc-ema: save the power EMAs every N steps to RUN/ema-snapshots (default 200)"

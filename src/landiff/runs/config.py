@@ -207,13 +207,14 @@ RESUME_MUTABLE = frozenset(
 RECIPES: dict[str, dict[str, Any]] = {
     # CPU recipe for 32 px (tuned for minutes, not days): v-prediction on the cosine schedule, a
     # higher LR with warm-up, annealed to 0 by a cosine over the run's --steps or --minutes, and
-    # EDM2's post-hoc EMA (benchmarks/RESULTS.md, "Recipe confirmation": at the budget race's 10
-    # minutes the annealed LR gave SWD 35.4 and 32.2 on two seeds where the constant LR of tiny-v1
-    # gave 44.7 and 85.6). v keeps pred_x0 bounded near t = T where the cosine ᾱ ≈ 0 and ε-prediction
-    # amplifies an undertrained net's errors into saturated colours: after 400 steps (12.8 k images)
-    # SWD fell from 190 (ε) to 139 (v) on the built-in landscapes.
+    # EDM2's post-hoc EMA sampled at σ_rel 0.1, one of the two it tracks, so it is exact at any
+    # length of run (benchmarks/RESULTS.md, "Recipe confirmation": at the budget race's 10 minutes
+    # the annealed LR gave SWD 35 and 33 on two seeds where the constant LR of tiny-v1 gave 45 and
+    # 86). v keeps pred_x0 bounded near t = T where the cosine ᾱ ≈ 0 and ε-prediction amplifies an
+    # undertrained net's errors into saturated colours: after 400 steps (12.8 k images) SWD fell from
+    # 190 (ε) to 139 (v) on the built-in landscapes.
     "tiny": {"diffusion": {"prediction": "v"}, "optim": {"lr": 1e-3, "batch": 32, "warmup": 200, "decay": "cosine"},
-             "ema_decay": 0.999, "posthoc_ema": True, "ema_length": 0.05},
+             "ema_decay": 0.999, "posthoc_ema": True, "ema_length": 0.1},
     # The lineage at the tiny net and optimiser, as the study walks it (each differs from the next in
     # its process only): DDPM's (linear β, ε, σ² = β) → Improved DDPM's (cosine, learned σ, hybrid
     # loss) → the first wave's tiny recipe (v-prediction; fixed EMA 0.999) → EDM's formulation.

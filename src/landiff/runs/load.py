@@ -66,7 +66,7 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     ``ema_length`` (σ_rel, e.g. 0.1) makes ``ema_model`` the post-hoc EMA of that length at the
     checkpoint's step, reconstructed from the run's power-EMA snapshots (a run trained with
     ``--posthoc-ema``; :mod:`landiff.runs.posthoc_ema`). ``None`` takes the run's own default length
-    (``config.ema_length``, e.g. the tiny preset's 0.05), and ``0`` the run's fixed-decay EMA.
+    (``config.ema_length``, e.g. the tiny preset's 0.1), and ``0`` the run's fixed-decay EMA.
     """
     checkpoint = _checkpoint_file(run_dir, checkpoint)
     tensors, meta = load_checkpoint(checkpoint)

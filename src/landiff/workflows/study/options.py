@@ -61,7 +61,7 @@ class StudyOptions:
         curve_points: points on that curve (the reference runs train in this many stages).
         sample_steps: steps of landiff's default sampler for every diffusion sample.
         data_seed: seed of the data selection and of every perturbation.
-        ema_length: None (each run's own length: the tiny recipe's 0.05), 0 (the fixed-decay EMA), or
+        ema_length: None (each run's own length: the tiny recipe's 0.1), 0 (the fixed-decay EMA), or
             the post-hoc EMA length σ_rel every diffusion run is sampled with (its runs then train with
             ``--posthoc-ema``; EDM2, landiff.runs.posthoc_ema).
         diffusion_preset: the recipe of every diffusion run (``tiny``, or a lineage preset such as
