@@ -122,3 +122,15 @@ def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
                  cwd=tmp_path)
     points = [r for r in (line.strip("|").split("|") for line in curve.splitlines()) if r[0].strip() in ("10", "20")]
     assert [int(p[1]) for p in points] == [2, 4] and all(_number(c.strip()) > 0 for p in points for c in p[2:5])
+
+
+def test_gan_screen_quick_measures_each_variant_with_and_without_ema(tmp_path):
+    out = _run("gan_screen.py", "--quick", "--variants", "dcgan,sn-hinge-da,r1-da", "--out", str(tmp_path / "g"),
+               cwd=tmp_path)
+    rows = [r for r in (line.strip("|").split("|") for line in out.splitlines())
+            if r[0].strip() in ("dcgan", "sn-hinge-da", "r1-da")]
+    assert [r[0].strip() for r in rows] == ["dcgan", "sn-hinge-da", "r1-da"]
+    for row in rows:
+        raw, ema, best = _number(row[2].strip()), _number(row[3].strip()), _number(row[4].strip())
+        assert raw > 0 and ema > 0 and best == min(raw, ema) and _number(row[5].strip()) > 0
+    assert "(3 configurations)" in out

@@ -30,6 +30,7 @@ from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
 from landiff.runs.config import (
     DISCRETE_ONLY,
+    GAN_LOSSES,
     INT_BOUNDS,
     NUMBER_BOUNDS,
     RECIPES,
@@ -70,6 +71,8 @@ OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
     "ndf": ("gan", "ndf", int), "d_steps": ("gan", "d_steps", int),
     "max_skips": (None, "max_consecutive_skips", int), "ema_snapshot_every": (None, "ema_snapshot_every", int),
     "augment": (None, "augment", float), "ema_length": (None, "ema_length", float),
+    "gan_loss": ("gan", "loss", str), "r1_gamma": ("gan", "r1_gamma", float), "r1_every": ("gan", "r1_every", int),
+    "diffaugment": ("gan", "diffaugment", str),
 }
 # UNet fields as the UNet's own validation names them → the flag that sets them.
 NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "num_res_blocks": "--res-blocks",
@@ -78,7 +81,7 @@ NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "n
 # Flags that only one family reads (besides whole sections: net/diffusion → diffusion, gan → GAN).
 DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum", "ema_snapshot_every", "posthoc_ema",
                   "augment", "ema_length", "no_posthoc_ema"}
-GAN_ONLY = {"gan_ema"}
+GAN_ONLY = {"gan_ema", "spectral_norm"}
 
 
 def _train_specs() -> dict[str, Spec]:
@@ -92,7 +95,7 @@ def _train_specs() -> dict[str, Spec]:
     choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": SAMPLERS,
                "schedule": SCHEDULES, "prediction": PREDICTIONS, "variance": VARIANCES, "loss": LOSSES,
                "timestep_sampler": TIMESTEP_SAMPLERS, "decay": ("none", "cosine", "linear"),
-               "formulation": FORMULATIONS, "weighting": WEIGHTINGS}
+               "formulation": FORMULATIONS, "weighting": WEIGHTINGS, "gan_loss": GAN_LOSSES}
     units = {"resolution": "px", "steps": "optimiser steps", "minutes": "minutes", "batch": "images per process",
              "synthetic_n": "images", "diffusion_steps": "timesteps T", "channels": "channels",
              "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps"}
@@ -141,7 +144,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (the default)")
     p.add_argument("--no-ema-warmup", action="store_true", help="use the EMA decay from the first step")
-    p.add_argument("--gan-ema", action="store_true", default=None, help="GAN: keep an EMA of the generator")
+    p.add_argument("--gan-ema", action="store_true", default=None,
+                   help="GAN: keep an EMA of the generator (sampled with standing batch-norm statistics)")
+    p.add_argument("--spectral-norm", action="store_true", default=None,
+                   help="GAN: spectrally normalised discriminator without batch norm (SNGAN)")
     p.add_argument("--posthoc-ema", action="store_true", default=None,
                    help="also keep EDM2's power-function EMAs (sigma_rel 0.05, 0.10) and save snapshots, so "
                         "`sample --ema-length` can choose the EMA length after training (on in the tiny preset)")
@@ -175,6 +181,15 @@ PROCESS_HELP = {
 }
 
 
+GAN_HELP = {
+    "gan_loss": "GAN loss: ns (non-saturating, DCGAN's; default), hinge (SNGAN's) or rsgan (relativistic pairs)",
+    "r1_gamma": "GAN: weight gamma of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off (default)",
+    "r1_every": "GAN: apply the R1 penalty every N discriminator updates, scaled by N (lazy, StyleGAN2; default 16)",
+    "diffaugment": "GAN: DiffAugment policies for every image D sees, a comma list of color, translation, cutout "
+                   "(Zhao et al. 2020; default: none)",
+}
+
+
 def _help(flag: str) -> str:
     section, field, _ = OVERRIDES[flag]
     if flag == "batch":
@@ -192,6 +207,8 @@ def _help(flag: str) -> str:
         return "with --posthoc-ema: save the power EMAs every N steps to RUN/ema-snapshots (default 200)"
     if flag in PROCESS_HELP:
         return PROCESS_HELP[flag]
+    if flag in GAN_HELP:
+        return GAN_HELP[flag]
     return f"override {section + '.' if section else ''}{field}"
 
 
@@ -216,9 +233,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         if raw is not None:
             _check_family(flag, section, config.model)
             sections[section][field] = _parse(flag, raw, kind)
-    if args.gan_ema:
-        _check_family("gan_ema", None, config.model)
-        sections["gan"]["ema"] = True
+    for switch, field in (("gan_ema", "ema"), ("spectral_norm", "spectral_norm")):
+        if getattr(args, switch):
+            _check_family(switch, None, config.model)
+            sections["gan"][field] = True
     for flag in ("class_cond", "flip", "compile", "posthoc_ema"):
         if getattr(args, flag):
             if flag == "posthoc_ema":

@@ -17,6 +17,16 @@ class embedding (width ``z_dim``) to z (Mirza & Osindero 2014); the discriminato
 projection term ⟨embed(y), Σ_hw φ(x)⟩ to its logit (Miyato & Koyama 2018, eq. 3), φ(x) being its
 last feature map before the final convolution.
 
+Spectral normalisation (opt-in, ``spectral_norm=True``; Miyato et al. 2018, arXiv 1802.05957): every
+weight of the discriminator (convolutions, the logit and the projection embedding) is divided by its
+largest singular value, estimated with one power iteration per forward pass, which bounds D's
+Lipschitz constant; as in SNGAN, D then has no batch norm. The generator is unchanged.
+
+Standing statistics (:func:`standing_statistics`, BigGAN §3 / App. C of Brock et al. 2018): an
+averaged generator (an EMA of G's weights) carries G's batch-norm running statistics, which belong to
+other weights; before it is sampled its statistics are re-estimated by averaging the batch moments of
+its own outputs over fixed latents.
+
 Example::
 
     config = DCGANConfig(resolution=64)
@@ -77,6 +87,7 @@ class DCGANConfig:
         ndf: discriminator channels at the first (largest) feature map.
         channels: image channels (3 for RGB).
         num_classes: 0 for unconditional; otherwise labels are 0..num_classes−1.
+        spectral_norm: spectrally normalised discriminator without batch norm (SNGAN).
     """
 
     resolution: int = 64
@@ -85,6 +96,7 @@ class DCGANConfig:
     ndf: int = 64
     channels: int = 3
     num_classes: int = 0
+    spectral_norm: bool = False
 
     def __post_init__(self) -> None:
         dcgan_layout(self.resolution)
@@ -123,6 +135,14 @@ def _down(c_in: int, c_out: int, norm: bool) -> list[nn.Module]:
     conv = nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not norm)  # BN's shift replaces the bias
     layers: list[nn.Module] = [conv, nn.BatchNorm2d(c_out)] if norm else [conv]
     return [*layers, nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+
+
+def _spectrally_normalised(module: nn.Module) -> None:
+    """Wraps the weight of every convolution and embedding in ``module`` in spectral normalisation (one
+    power iteration per training forward; eval mode reuses the last estimate)."""
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(child)
 
 
 class Generator(nn.Module):
@@ -172,9 +192,9 @@ class Discriminator(nn.Module):
         widths = config.widths(config.ndf)[::-1]  # [ndf, 2ndf, …] from res/2 down to s
         # (channels) x res x res → (ndf) x res/2 x res/2; no BN on the input layer (§3)
         layers = _down(config.channels, widths[0], norm=False)
-        # (widths[i]) x m x m → (widths[i+1]) x m/2 x m/2
+        # (widths[i]) x m x m → (widths[i+1]) x m/2 x m/2 (no BN under spectral normalisation)
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            layers += _down(c_in, c_out, norm=True)
+            layers += _down(c_in, c_out, norm=not config.spectral_norm)
         self.features = nn.Sequential(*layers)
         # (widths[-1]) x s x s → 1 x 1 x 1: the logit
         self.head = nn.Conv2d(widths[-1], 1, start, 1, 0)
@@ -182,6 +202,8 @@ class Discriminator(nn.Module):
         if config.num_classes:
             self.embed = nn.Embedding(config.num_classes, widths[-1])
         init_dcgan_weights(self)
+        if config.spectral_norm:
+            _spectrally_normalised(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Args: x (B, C, H, W) in [−1, 1]; y (B,) labels iff class-conditional. Returns logits (B,)."""
@@ -207,4 +229,37 @@ def init_dcgan_weights(module: nn.Module) -> None:
             nn.init.zeros_(bias)
 
 
-__all__ = ["DCGANConfig", "DCGAN_SIZES", "Discriminator", "Generator", "dcgan_layout", "init_dcgan_weights", "latents"]
+STANDING_BATCHES, STANDING_BATCH = 16, 64  # 1,024 latents per re-estimate
+STANDING_SEED = 2**31 - 1  # their seeds start here, far from the seeds samples are drawn with
+
+
+@torch.no_grad()
+def standing_statistics(generator: Generator, num_classes: int = 0) -> Generator:
+    """Re-estimates ``generator``'s batch-norm statistics from its own outputs (in place; returns it).
+
+    Each BN layer's running mean and variance become the average of its batch moments over
+    :data:`STANDING_BATCHES` batches of :data:`STANDING_BATCH` fixed latents (seeds from
+    :data:`STANDING_SEED`, labels cycling through the classes), so the result is deterministic and
+    depends only on the weights. The generator is left in eval mode.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    device = next(generator.parameters()).device
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average of the batches below
+    generator.train()
+    try:
+        for b in range(STANDING_BATCHES):
+            seeds = range(STANDING_SEED + b * STANDING_BATCH, STANDING_SEED + (b + 1) * STANDING_BATCH)
+            labels = (torch.arange(STANDING_BATCH, device=device) % num_classes) if num_classes else None
+            generator(latents(seeds, generator.config.z_dim, device), labels)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        generator.eval()
+    return generator
+
+
+__all__ = ["DCGANConfig", "DCGAN_SIZES", "Discriminator", "Generator", "dcgan_layout", "init_dcgan_weights", "latents",
+           "standing_statistics"]

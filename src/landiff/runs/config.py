@@ -24,11 +24,13 @@ from landiff.errors import UserError
 from landiff.nets import PRESETS as NET_PRESETS
 from landiff.nets import UNetConfig
 from landiff.nets.dcgan import dcgan_layout
+from landiff.nets.diffaugment import parse_policy
 from landiff.runs.files import atomic_write_text
 from landiff.runs.posthoc_ema import SIGMA_REL_RANGE
 from landiff.samplers import SAMPLERS, check_sampler_settings
 
 FORMAT_VERSION = 1
+GAN_LOSSES = ("ns", "hinge", "rsgan")
 AUGMENT_DIM = 9  # the width of the augmentation label (landiff.train.augment draws it)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Decay = Literal["none", "cosine", "linear"]
@@ -93,8 +95,15 @@ class GANConfig:
         ngf: generator base channels (width of its largest feature map).
         ndf: discriminator base channels.
         d_steps: discriminator updates (each on a fresh real batch) per generator update.
-        ema: keep an EMA of the generator (decay ``TrainConfig.ema_decay``); sampling uses it.
+        ema: keep an EMA of the generator (decay ``TrainConfig.ema_decay``); sampling uses it, with
+            standing batch-norm statistics (landiff.nets.dcgan.standing_statistics).
         num_classes: set from the data by :func:`finalize` (0 unless ``class_cond``).
+        loss: ``ns`` (non-saturating, DCGAN's), ``hinge`` (SNGAN's, Lim & Ye 2017) or ``rsgan``
+            (relativistic pairing, Jolicoeur-Martineau 2018, arXiv 1807.00734); landiff.train.gan_trainer.
+        spectral_norm: spectrally normalised D without batch norm (SNGAN, arXiv 1802.05957).
+        r1_gamma: weight γ of the R1 penalty γ/2·E‖∇D(x_real)‖² (Mescheder et al. 2018); 0 = off.
+        r1_every: lazy regularisation: the penalty every this many D updates, scaled by it (StyleGAN2).
+        diffaugment: DiffAugment policies for D's inputs, e.g. ``color,translation,cutout`` ('' = off).
     """
 
     z_dim: int = 100
@@ -103,6 +112,11 @@ class GANConfig:
     d_steps: int = 1
     ema: bool = False
     num_classes: int = 0
+    loss: str = "ns"
+    spectral_norm: bool = False
+    r1_gamma: float = 0.0
+    r1_every: int = 16
+    diffaugment: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,13 +324,14 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "--preview-count": (0, 1024), "--preview-steps": (1, 100_000), "--z-dim": (1, 10**9), "--ngf": (1, 10**9),
     "--ndf": (1, 10**9), "--d-steps": (1, 1000), "--max-skips": (1, 10**9), "--seed": (0, 2**63 - 1),
     "num_classes": (0, 1 << 20), "optim.decay_steps": (0, 10**12), "--ema-snapshot-every": (1, 10**12),
+    "--r1-every": (1, 10**6),
 }
 NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
     "--lr": (0.0, 1.0), "--ema-decay": (0.0, 1.0), "--label-dropout": (0.0, 1.0), "--weight-decay": (0.0, 1.0),
     "--min-lr-ratio": (0.0, 1.0001), "--minutes": (0.0, 1e7), "--grad-clip": (0.0, float("inf")),
     "--beta1": (0.0, 1.0), "--beta2": (0.0, 1.0), "optim.decay_minutes": (0.0, 1e7),
     "--snr-gamma": (1e-3, 1e6), "--sigma-data": (1e-3, 100.0), "--p-mean": (-10.0, 10.0), "--p-std": (1e-3, 10.0),
-    "--augment": (0.0, 1.0001), "--ema-length": (0.0, 0.25),
+    "--augment": (0.0, 1.0001), "--ema-length": (0.0, 0.25), "--r1-gamma": (0.0, 1e6),
 }
 # DiffusionConfig fields of the discrete process only (refused away from their defaults under --formulation edm).
 DISCRETE_ONLY: dict[str, str] = {
@@ -339,6 +354,7 @@ def _validate_fields(config: TrainConfig) -> None:
     _choice("--decay", o.decay, ("none", "cosine", "linear"))
     _choice("--model", config.model, ("diffusion", "gan"))
     _choice("--preview-sampler", config.preview_sampler, SAMPLERS)
+    _validate_gan_choices(config.gan)
     values = {
         "--diffusion-steps": d.num_steps, "--batch": o.batch, "--accum": o.accum, "--warmup": o.warmup,
         "--steps": config.train_steps, "--resolution": config.resolution, "--log-every": config.log_every,
@@ -348,6 +364,7 @@ def _validate_fields(config: TrainConfig) -> None:
         "--ngf": config.gan.ngf, "--ndf": config.gan.ndf, "--d-steps": config.gan.d_steps,
         "--max-skips": config.max_consecutive_skips, "--seed": config.seed, "num_classes": config.gan.num_classes,
         "optim.decay_steps": o.decay_steps, "--ema-snapshot-every": config.ema_snapshot_every,
+        "--r1-every": config.gan.r1_every,
     }
     for flag, value in values.items():
         low, high = INT_BOUNDS[flag]
@@ -359,7 +376,7 @@ def _validate_fields(config: TrainConfig) -> None:
         "--weight-decay": o.weight_decay, "--min-lr-ratio": o.min_lr_ratio, "--minutes": config.max_minutes,
         "--grad-clip": o.grad_clip, "--beta1": o.beta1, "--beta2": o.beta2, "optim.decay_minutes": o.decay_minutes,
         "--snr-gamma": d.snr_gamma, "--sigma-data": d.sigma_data, "--p-mean": d.p_mean, "--p-std": d.p_std,
-        "--augment": config.augment, "--ema-length": config.ema_length,
+        "--augment": config.augment, "--ema-length": config.ema_length, "--r1-gamma": config.gan.r1_gamma,
     }
     for flag, number in numbers.items():
         bottom, top = NUMBER_BOUNDS[flag]
@@ -369,12 +386,26 @@ def _validate_fields(config: TrainConfig) -> None:
         dcgan_layout(config.resolution)  # raises, naming the supported sizes
         if o.accum != 1:
             raise UserError(f"--accum {o.accum}: the GAN trainer does not accumulate gradients; use --accum 1")
+        if not config.gan.r1_gamma and config.gan.r1_every != GANConfig.r1_every:
+            raise UserError("--r1-every sets how often the R1 penalty applies; without --r1-gamma there is none. "
+                            "Add --r1-gamma or drop --r1-every")
     elif config.resolution % config.net.size_multiple:
         raise UserError(
             f"--resolution {config.resolution} does not fit the {config.preset} net: it needs a multiple of "
             f"{config.net.size_multiple} "
             f"(e.g. {config.net.size_multiple * max(1, config.resolution // config.net.size_multiple)})"
         )
+
+
+def _validate_gan_choices(gan: GANConfig) -> None:
+    """The GAN loss and the DiffAugment policy list."""
+    _choice("--gan-loss", gan.loss, GAN_LOSSES)
+    if not isinstance(gan.diffaugment, str):
+        raise UserError(f"--diffaugment must be a comma-separated list of policies, got {gan.diffaugment!r:.60}")
+    try:
+        parse_policy(gan.diffaugment)
+    except ValueError as err:
+        raise UserError(f"--diffaugment {err}") from None
 
 
 def _validate_kinds(config: TrainConfig) -> None:
@@ -386,7 +417,8 @@ def _validate_kinds(config: TrainConfig) -> None:
             raise UserError(f"{flag} must be a non-empty string, got {value!r:.60}")
     for flag, switch in (("--flip", config.flip), ("--class-cond", config.class_cond), ("--compile", config.compile),
                         ("--no-ema-warmup", config.ema_warmup), ("--channels-last", config.channels_last),
-                        ("--gan-ema", config.gan.ema), ("--posthoc-ema", config.posthoc_ema)):
+                        ("--gan-ema", config.gan.ema), ("--posthoc-ema", config.posthoc_ema),
+                        ("--spectral-norm", config.gan.spectral_norm)):
         if not isinstance(switch, bool):
             raise UserError(f"{flag}: the config value must be true or false, got {switch!r:.60}")
     if not isinstance(config.net, UNetConfig):
@@ -425,6 +457,7 @@ REFUSED_COMBINATIONS: tuple[str, ...] = (
     "add --posthoc-ema (diffusion) or drop it",
     "--ema-length above 0 without --posthoc-ema: there are no power EMAs to rebuild it from; add --posthoc-ema "
     "or use --ema-length 0 (the fixed EMA)",
+    "--r1-every without --r1-gamma: there is no R1 penalty to schedule; add --r1-gamma or drop it",
     "--timestep-sampler log-normal with --loss kl: the bound needs uniform or importance weighted "
     "timesteps; use --loss mse/hybrid, or --timestep-sampler uniform/loss-aware",
 )
@@ -455,8 +488,8 @@ def _validate_combinations(config: TrainConfig) -> None:
                             "--posthoc-ema or drop --ema-snapshot-every")
         _validate_ema_length(config)
         if config.gan != GANConfig():
-            raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema) have no effect on a diffusion "
-                            "run; drop them, or train --model gan")
+            raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema, --gan-loss, --spectral-norm, "
+                            "--r1-gamma, --diffaugment) have no effect on a diffusion run; drop them, or train --model gan")
     else:
         ignored = [flag for flag, changed in (
             ("--diffusion-steps/--schedule/--prediction/--variance/--loss/--timestep-sampler", d != DiffusionConfig()),

@@ -19,7 +19,7 @@ from torch import nn
 from landiff.diffusion import GaussianDiffusion
 from landiff.errors import UserError
 from landiff.nets import UNet
-from landiff.nets.dcgan import Generator
+from landiff.nets.dcgan import Generator, standing_statistics
 from landiff.options import check_memory, pick_device
 from landiff.runs.checkpoint import TrainState, check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
 from landiff.runs.config import TrainConfig, read_config
@@ -105,6 +105,8 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     classes = _classes(checkpoint.parent.parent / "classes.json", config) if config.class_cond else []
     if not gan:  # what the samplers call: the network itself, or EDM's preconditioned denoiser around it
         model, ema_model = sampling_network(config, model), sampling_network(config, ema_model)
+    elif config.gan.ema and isinstance(ema_model, Generator):  # it carries G's batch-norm statistics
+        standing_statistics(ema_model, config.gan.num_classes)  # re-estimated for its own weights
     return LoadedRun(
         model=model.eval(), ema_model=ema_model.eval(), diffusion=diffusion, config=config,
         state=state, checkpoint=checkpoint,

@@ -56,7 +56,8 @@ def build_unet(config: TrainConfig, device: torch.device) -> UNet:
 def gan_net_config(config: TrainConfig) -> DCGANConfig:
     """The DCGAN shape of a (finalised) run config."""
     g = config.gan
-    return DCGANConfig(resolution=config.resolution, z_dim=g.z_dim, ngf=g.ngf, ndf=g.ndf, num_classes=g.num_classes)
+    return DCGANConfig(resolution=config.resolution, z_dim=g.z_dim, ngf=g.ngf, ndf=g.ndf, num_classes=g.num_classes,
+                       spectral_norm=g.spectral_norm)
 
 
 def build_generator(config: TrainConfig, device: torch.device) -> Generator:

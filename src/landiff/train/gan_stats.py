@@ -4,6 +4,9 @@ One ``stats.jsonl`` record per interval::
 
     {"step", "images_seen", "loss_d", "loss_g", "d_real", "d_fake", "lr", "img_per_s", "seconds"}
 
+With ``--r1-gamma`` the record also holds ``r1``: the mean squared gradient norm E‖∇_x D(x)‖² on
+real images over the interval's regularised updates.
+
 ``d_real`` / ``d_fake`` are the mean of sigmoid(D(x)) on real and generated batches as seen by the
 discriminator step (before its update): ~0.5 both when D cannot tell them apart; d_real → 1 with
 d_fake → 0 means D is winning (DCGAN practice for spotting a collapse).
@@ -22,9 +25,10 @@ import torch
 class DiscriminatorStep:
     """Detached scalars of one discriminator update."""
 
-    loss: torch.Tensor  # softplus(−D(x)) + softplus(D(G(z))), nats
+    loss: torch.Tensor  # the D loss of --gan-loss (ns: softplus(−D(x)) + softplus(D(G(z))), nats)
     d_real: torch.Tensor  # mean sigmoid(D(x))
     d_fake: torch.Tensor  # mean sigmoid(D(G(z)))
+    r1: torch.Tensor | None = None  # E‖∇D(x)‖² on the updates that apply the R1 penalty
 
 
 class GANStatsAccumulator:
@@ -73,6 +77,9 @@ class GANStatsAccumulator:
             "img_per_s": self.images / max(now - self.interval_start, 1e-9),
             "seconds": now - self.start_time,
         }
+        penalties = [s.r1 for s in self.d_steps if s.r1 is not None]
+        if penalties:
+            record["r1"] = mean(penalties)
         self.interval_start = now
         self._reset()
         return record
