@@ -32,7 +32,7 @@ from landiff.workflows.study.perturb import apply_perturbation, make_perturbatio
 from landiff.workflows.study.plan import GRID, RunSpec, apply_cell, base_config, matched_config, reference_name
 from landiff.workflows.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
 from landiff.workflows.study.state import checkpoint_state, open_state, save_state
-from landiff.workflows.study.uncertainty import fisher_greater, summarize, t_critical, two_proportions, welch, wilson
+from landiff.workflows.study.uncertainty import fisher_greater, log_ratio, summarize, t_critical, two_proportions, welch, wilson
 from landiff.workflows.study.verdict import observations
 
 TINY = make_options(budget="tiny")
@@ -153,6 +153,64 @@ def test_statistics_match_scipy():
         k_a, n_a, k_b, n_b = table
         expected = stats.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]], alternative="greater")[1]
         assert fisher_greater(*table) == pytest.approx(expected)
+
+
+def _around(centre: float, spread: float) -> list[float]:
+    """Three positive values whose logs are ln(centre) − spread, ln(centre), ln(centre) + spread:
+    geometric mean ``centre``, s.d. of the logs ``spread``."""
+    return [centre * math.exp(k * spread) for k in (-1, 0, 1)]
+
+
+def test_log_ratio_known_values():
+    # logs ln 10 + (−0.1, 0, 0.1) vs ln 20 + (−0.1, 0, 0.1): R = 1/2 exactly; log s.d. 0.1 in each group, so
+    # se = √(0.01/3 + 0.01/3) = 0.08165 and df = 4 (equal n and variances: 2(n − 1)); t_0.975(4) = 2.776,
+    # t_0.995(4) = 4.604: 95 % [0.5·e^−0.2267, 0.5·e^0.2267] = [0.3986, 0.6272], 99 % [0.3433, 0.7282]
+    r = log_ratio(summarize(_around(10, 0.1)), summarize(_around(20, 0.1)))
+    assert r.ratio == pytest.approx(0.5, rel=1e-12) and r.log_se == pytest.approx(math.sqrt(0.02 / 3), rel=1e-12)
+    assert r.df == pytest.approx(4.0, rel=1e-9)
+    assert (r.low95, r.high95, r.low99, r.high99) == pytest.approx((0.3986, 0.6272, 0.3433, 0.7282), abs=1e-4)
+    # geometric, not arithmetic means: GM(1, 100) = 10 = GM(10, 10), although the arithmetic means are 50.5 and 10
+    assert log_ratio(summarize([1.0, 100.0]), summarize([10.0, 10.0])).ratio == pytest.approx(1.0, rel=1e-12)
+    # constant groups: se = 0, the ratio is exact and every bound equals it (df = ∞)
+    exact = log_ratio(summarize([5.0, 5.0]), summarize([10.0, 10.0]))
+    assert (exact.ratio, exact.low95, exact.high95, exact.low99, exact.high99) == pytest.approx((0.5,) * 5, rel=1e-12)
+    assert exact.log_se == 0.0 and exact.df == math.inf
+    # one value in a group: the ratio still, but no interval
+    short = log_ratio(summarize([10.0]), summarize(_around(20, 0.1)))
+    assert short.ratio == pytest.approx(0.5, rel=1e-12)
+    assert all(math.isnan(v) for v in (short.low95, short.high95, short.low99, short.high99, short.log_se, short.df))
+    # a value ≤ 0 has no logarithm: refused, not dropped
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="positive values"):
+            log_ratio(summarize([bad, 2.0]), summarize([1.0, 2.0]))
+        with pytest.raises(ValueError, match="positive values"):
+            log_ratio(summarize([1.0, 2.0]), summarize([3.0, bad]))
+
+
+def test_log_ratio_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    cases = ((_around(10, 0.1), _around(14, 0.1)),  # equal n and log variances: df = 4 exactly
+             (_around(3, 0.2) + _around(3.3, 0.05), _around(4, 0.2) + _around(4.4, 0.05)),  # the same logs shifted: df = 10
+             ([3.1, 4.7, 5.2, 2.9], [6.0, 8.5, 7.1]),  # fractional df
+             ([120.0, 95.0, 150.0], [166.0, 140.0, 198.0, 171.0, 150.0]),
+             ([2.0, 9.0], [3.0, 6.5]))  # df 1.5: between 1 and 2
+    for a, b in cases:
+        r = log_ratio(summarize(a), summarize(b))
+        res = stats.ttest_ind(np.log(a), np.log(b), equal_var=False)
+        assert r.ratio == pytest.approx(stats.gmean(a) / stats.gmean(b), rel=1e-12)
+        assert math.log(r.ratio) / r.log_se == pytest.approx(res.statistic, rel=1e-9)
+        assert r.df == pytest.approx(res.df, rel=1e-9)
+        integer = abs(res.df - round(res.df)) < 1e-6
+        for q, low, high, below_2 in ((0.975, r.low95, r.high95, 1.19), (0.995, r.low99, r.high99, 1.57)):
+            exact = stats.t.ppf(q, res.df) * r.log_se  # the exact half-width on the log scale
+            half = math.log(high / r.ratio)
+            assert math.log(r.ratio / low) == pytest.approx(half, rel=1e-9)  # symmetric around ln R
+            if integer:  # the table is exact at integer df (to its 3 decimals)
+                assert half == pytest.approx(exact, rel=1e-3)
+            else:  # t_critical: never below the exact quantile (but for rounding), within 5 % for df ≥ 2, 19 % / 57 % below
+                assert exact * (1 - 1e-3) <= half <= exact * (1.05 if res.df >= 2 else below_2)
+    assert [abs(stats.ttest_ind(np.log(a), np.log(b), equal_var=False).df - k) < 1e-6 for (a, b), k in
+            zip(cases[:2], (4, 10), strict=True)] == [True, True]
 
 
 def test_compute_to_reach_interpolates_in_log_compute():
@@ -318,17 +376,39 @@ def _expected_outcomes(out: Path) -> list[str]:
     return expected
 
 
+def _ratio_verdict(d_swd: list[float], g_swd: list[float], stored: dict, stats) -> str:
+    """Claim 1 by the documented rule, from scipy: R = GM(diffusion) / GM(GAN), the interval exp(ln R ± t·se) with
+    scipy's Welch t and df on log SWD and the exact t quantile. landiff's t table is never below the exact quantile and
+    at most 5 % above it for df ≥ 2 (19 % between df 1 and 2 at 95 %, t_critical); where the verdict at that widest interval
+    differs from the exact one, the stored numbers are too close to a boundary to check here."""
+    ld, lg = np.log(d_swd), np.log(g_swd)
+    if len(ld) < 2 or len(lg) < 2:
+        return "inconclusive"
+    res = stats.ttest_ind(ld, lg, equal_var=False)
+    diff, se = ld.mean() - lg.mean(), math.sqrt(ld.var(ddof=1) / len(ld) + lg.var(ddof=1) / len(lg))
+    assert stored["ratio"] == pytest.approx(math.exp(diff), rel=1e-9)
+    assert stored["df"] == pytest.approx(res.df, rel=1e-9) and diff / se == pytest.approx(res.statistic, rel=1e-9)
+
+    def verdict(widen: float) -> str:
+        half = widen * stats.t.ppf(0.975, res.df) * se
+        low, high = math.exp(diff - half), math.exp(diff + half)
+        if high < 1:
+            return "supported"
+        return "not supported" if low > 1 or (low >= 0.85 and high <= 1.15) else "inconclusive"
+
+    exact, widest = verdict(1.0), verdict(1.05 if res.df >= 2 else 1.19)
+    if exact != widest:
+        pytest.skip(f"claim 1's interval sits on a boundary (exact t: {exact}, widest table t: {widest})")
+    return exact
+
+
 def _expected_verdicts(out: Path) -> list[str]:
-    """The four verdicts recomputed from the stored numbers: claims 1 and 4 with scipy's Welch t and
-    Fisher exact tests, claim 2 from the compute ratio, claim 3 from the collapse flags and shares."""
+    """The four verdicts recomputed from the stored numbers: claim 1 from scipy's Welch t on log SWD, claim 4
+    with scipy's Fisher exact test, claim 2 from the compute ratio, claim 3 from the collapse flags and shares."""
     stats = pytest.importorskip("scipy.stats")
     runs, results = _runs(out), out / "results"
     quality = json.loads((results / "quality.json").read_text())["result"]
-    d_swd, g_swd = quality["diffusion"]["swd"], quality["gan"]["swd"]
-    p = stats.ttest_ind(g_swd, d_swd, equal_var=False).pvalue
-    if 0.04 < p < 0.06:  # landiff interpolates t quantiles at fractional df: too close to call here
-        pytest.skip(f"Welch p = {p:.3f} sits on the 5 % boundary")
-    verdicts = ["inconclusive" if not p < 0.05 else "supported" if np.mean(g_swd) > np.mean(d_swd) else "not supported"]
+    verdicts = [_ratio_verdict(quality["diffusion"]["swd"], quality["gan"]["swd"], quality["ratio"], stats)]
 
     cost = json.loads((results / "cost.json").read_text())["result"]
     d, g = cost["diffusion"], cost["gan"]
@@ -405,7 +485,7 @@ def test_verdicts_state_each_claim(study):
     claims = observations(compute_results(out))
     assert [c.number for c in claims] == [1, 2, 3, 4]
     assert [c.verdict for c in claims] == _expected_verdicts(out)
-    assert "t =" in claims[0].evidence and "FLOPs" in claims[1].evidence and "Fisher" in claims[3].evidence
+    assert "95% interval" in claims[0].evidence and "FLOPs" in claims[1].evidence and "Fisher" in claims[3].evidence
 
 
 def test_study_data_is_exact(study):
@@ -577,30 +657,65 @@ def test_grid_cell_outcomes_follow_the_two_sd_rule():
     assert {c.name: c.outcome for c in grid.cells}["diffusion-c3"] == "similar"
 
 
-def test_quality_cost_and_stability_claims_on_constructed_results():
-    from landiff.workflows.study.experiments import CellResult, CostResult, FamilyCost, FamilyGrid, QualityResult, family_seeds
-    from landiff.workflows.study.verdict import cost_claim, quality_claim, stability_claim
+def _quality_claim(diffusion: list[float], gan: list[float]):
+    """Claim 1 from seed runs with these SWD values, through experiments.quality as the study computes it."""
+    from landiff.workflows.study.experiments import quality
+    from landiff.workflows.study.verdict import quality_claim
+
+    runs = {f"{family}-D-seed{k}": _run_eval(f"{family}-D-seed{k}", v)
+            for family, values in (("diffusion", diffusion), ("gan", gan)) for k, v in enumerate(values)}
+    return quality_claim(quality(runs))
+
+
+def test_quality_claim_follows_the_ratio_interval():
+    # Three seeds per family, logs spread by s around the centre: se = s·√(2/3), df = 4, t_0.975 = 2.776, t_0.995 = 4.604.
+    # s = 0.1: half-widths on the log scale 0.2267 (95 %) and 0.3759 (99 %). R = 1/2: 95 % [0.399, 0.627], 99 % up to 0.728
+    claim = _quality_claim(_around(10, 0.1), _around(20, 0.1))
+    assert claim.verdict == "supported" and claim.strength.startswith("strong") and "small difference" not in claim.strength
+    for text in ("ratio diffusion / GAN of the geometric means 0.5,", "95% interval [0.399, 0.627]", "99% [0.343, 0.728]",
+                 "4.0 df", "diffusion 10 ± 1 vs GAN 20.1 ± 2", "3 and 3 seeds", "floor 50", "rule: supported when"):
+        assert text in claim.evidence, text
+    # ln R = −0.3: 95 % upper bound e^−0.0733 = 0.929 < 1, 99 % upper bound e^0.0759 = 1.079: moderately
+    claim = _quality_claim(_around(10 * math.exp(-0.3), 0.1), _around(10, 0.1))
+    assert claim.verdict == "supported" and claim.strength.startswith("moderate")
+    # reversed: the GAN is better, strongly (R = 2) and moderately (ln R = 0.3)
+    claim = _quality_claim(_around(20, 0.1), _around(10, 0.1))
+    assert claim.verdict == "not supported" and claim.strength.startswith("the GAN was better (strong")
+    claim = _quality_claim(_around(10 * math.exp(0.3), 0.1), _around(10, 0.1))
+    assert claim.verdict == "not supported" and claim.strength.startswith("the GAN was better (moderate")
+    # s = 0.02 (95 % half-width 0.0453), ln R = 0.03: [e^−0.0153, e^0.0753] = [0.985, 1.078] lies within [0.85, 1.15]: a tie
+    claim = _quality_claim(_around(10 * math.exp(0.03), 0.02), _around(10, 0.02))
+    assert claim.verdict == "not supported" and "equivalent within ±15%" in claim.strength
+    assert "[0.985, 1.08]" in claim.evidence
+    # ln R = −0.06: [0.900, 0.985] lies below 1 and within the band: supported (direction first), a small difference
+    claim = _quality_claim(_around(10 * math.exp(-0.06), 0.02), _around(10, 0.02))
+    assert claim.verdict == "supported" and claim.strength.startswith("moderate") and "small difference" in claim.strength
+    # R = 1 with s = 0.1: [0.797, 1.25] contains 1 and is wider than the band
+    claim = _quality_claim(_around(10, 0.1), _around(10, 0.1))
+    assert claim.verdict == "inconclusive" and "contains 1 and reaches outside ±15%" in claim.strength
+    # s = 0.05 (half-width 0.1133), ln R = −0.1: [0.808, 1.013] is narrower than the band but reaches below 0.85
+    assert _quality_claim(_around(10 * math.exp(-0.1), 0.05), _around(10, 0.05)).verdict == "inconclusive"
+    # one diffusion seed: no interval, so no conclusion
+    claim = _quality_claim([10.0], _around(20, 0.1))
+    assert claim.verdict == "inconclusive" and "at least 2 seeds" in claim.strength and "interval [nan, nan]" in claim.evidence
+    # every seed equal within each family: se = 0, the ratio is exact
+    assert _quality_claim([5.0, 5.0], [10.0, 10.0]).strength.startswith("strong")
+    assert "equivalent" in _quality_claim([5.0, 5.0], [5.0, 5.0]).strength
+    with pytest.raises(ValueError, match="positive values"):  # an SWD of 0 is a broken measurement
+        _quality_claim([0.0, 5.0], [10.0, 10.0])
+    from landiff.workflows.study.verdict import quality_claim
+
+    assert quality_claim(None).verdict == "not measured"
+
+
+def test_cost_and_stability_claims_on_constructed_results():
+    from landiff.workflows.study.experiments import CellResult, CostResult, FamilyCost, FamilyGrid, family_seeds
+    from landiff.workflows.study.verdict import cost_claim, stability_claim
 
     def seeds(family: str, values: list[float], diversity: float = 0.8):
         names = [f"{family}-D-seed{k}" for k in range(len(values))]
         runs = {name: _run_eval(name, v, diversity=diversity) for name, v in zip(names, values, strict=True)}
         return family_seeds(family, runs)
-
-    def quality_verdict(d: list[float], g: list[float]):
-        ds, gs = seeds("diffusion", d), seeds("gan", g)
-        return quality_claim(QualityResult(ds, gs, welch(gs.summary, ds.summary)))
-
-    # Welch by hand: GAN (20, 21, 22) vs diffusion (10, 11, 12): difference 10, se = √(1/3 + 1/3), t = 12.2 on 4 df;
-    # t_0.995(4) = 4.604, so the claim is supported at 99 %
-    claim = quality_verdict([10, 11, 12], [20, 21, 22])
-    assert claim.verdict == "supported" and claim.strength.startswith("strong") and "t = 12.25" in claim.evidence
-    # reversed: the GAN is better, as firmly
-    assert quality_verdict([20, 21, 22], [10, 11, 12]).verdict == "not supported"
-    # difference 1 with se = √(14/9) = 1.25 (t = 0.80): within seed noise
-    assert quality_verdict([10, 13, 11], [12, 14, 11]).verdict == "inconclusive"
-    # t = 3.67 on 4 df: above t_0.975 = 2.776, below t_0.995 = 4.604 — supported, moderately
-    claim = quality_verdict([10, 11, 12], [13, 14, 15])
-    assert claim.verdict == "supported" and claim.strength.startswith("moderate")
 
     def cost_verdict(d_flops: float, g_flops: float, d_first: bool = False, g_first: bool = False):
         def family(name: str, flops: float, first: bool):

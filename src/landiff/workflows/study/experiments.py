@@ -30,7 +30,7 @@ from landiff.workflows.study.plan import RunSpec, build_plan
 from landiff.workflows.study.sensitivity import SensitivityResult, data_sensitivity
 from landiff.workflows.study.similarity import calibrate
 from landiff.workflows.study.state import STATE_NAME
-from landiff.workflows.study.uncertainty import Comparison, Summary, summarize, welch
+from landiff.workflows.study.uncertainty import Comparison, RatioInterval, Summary, log_ratio, summarize, welch
 
 WORSE_Z = 2.0  # a cell is worse than the default when its SWD is > 2 combined s.d. above the seed mean
 
@@ -73,18 +73,23 @@ def family_seeds(family: Family, evaluations: Mapping[str, RunEval]) -> FamilySe
 
 @dataclass(frozen=True)
 class QualityResult:
-    """Both families over seeds; ``comparison`` is GAN − diffusion (positive: diffusion better)."""
+    """Both families over seeds. ``ratio`` is diffusion / GAN of the geometric-mean SWD with its
+    intervals (below 1: diffusion better; claim 1 is judged on it); ``comparison`` is Welch's
+    GAN − diffusion on the arithmetic means (positive: diffusion better), shown alongside."""
 
     diffusion: FamilySeeds
     gan: FamilySeeds
     comparison: Comparison
+    ratio: RatioInterval
 
 
 def quality(evaluations: Mapping[str, RunEval]) -> QualityResult | None:
+    """None until both families have a measured seed run. An SWD ≤ 0 raises ValueError from
+    :func:`log_ratio`: SWD is 0 only for identical image sets, so such a value is a broken measurement."""
     d, g = family_seeds("diffusion", evaluations), family_seeds("gan", evaluations)
     if d is None or g is None:
         return None
-    return QualityResult(d, g, welch(g.summary, d.summary))
+    return QualityResult(d, g, welch(g.summary, d.summary), log_ratio(d.summary, g.summary))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from landiff.workflows.study.options import DIFFUSION_WEIGHT, allocate
 from landiff.workflows.study.plan import base_config
 from landiff.workflows.study.sensitivity import PairStats
 from landiff.workflows.study.similarity import calibration_distances
+from landiff.workflows.study.verdict import QUALITY_RULE
 
 Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
 FIGURES = "figures"
@@ -66,15 +67,19 @@ def quality_section(results: StudyResults, out: Path) -> tuple[list[Block], Asse
     blocks.append(Paragraph(
         f"{recipe_text(results)} Metric: SWD x1e3 (lower is better) of {q.diffusion.n} samples against as many held-out "
         f"real images, {results.options.sample_steps}-step DPM-Solver++ for diffusion; ± is the s.d. of 3 metric "
-        f"repeats per run, and over seeds for the means. The comparison is Welch's t on the seed means."))
+        f"repeats per run, and over seeds for the means. Claim 1 is judged on the ratio diffusion / GAN of the two "
+        f"families' geometric-mean SWD over seeds (below 1: diffusion better), with 95% and 99% intervals from Welch's "
+        f"t on log SWD; rule: {QUALITY_RULE}."))
     rows = [_seed_row(f, k, results) for f in (q.diffusion, q.gan) for k in range(len(f.names))]
     rows += [(f.family, "mean ± s.d. (s.e.)", f"{_pm(f.summary.mean, f.summary.sd)} ({f.summary.se:.2g})", "", "", "")
              for f in (q.diffusion, q.gan)]
     rows.append(("real vs real", "floor", f"{q.diffusion.floor:.3g}", "", "", ""))
     blocks.append(Table(("family", "run", "SWD", "diversity vs data", "images seen", "train time"), tuple(rows)))
-    c = q.comparison
-    blocks.append(Paragraph(f"GAN − diffusion = {_pm(c.difference, c.se)} (± s.e.), t = {c.t:.2f} on {c.df:.1f} "
-                            f"degrees of freedom; significance: {c.level}."))
+    c, r = q.comparison, q.ratio
+    blocks.append(Paragraph(f"Diffusion / GAN = {r.ratio:.3g} (ratio of geometric means), 95% interval [{r.low95:.3g}, "
+                            f"{r.high95:.3g}], 99% interval [{r.low99:.3g}, {r.high99:.3g}], on {r.df:.1f} degrees of "
+                            f"freedom. On the arithmetic means: GAN − diffusion = {_pm(c.difference, c.se)} (± s.e.), "
+                            f"Welch's t = {c.t:.2f} on {c.df:.1f} degrees of freedom; significance: {c.level}."))
     grids, assets = _sample_grids(results, out)
     return blocks + grids, assets
 

@@ -3,6 +3,9 @@
 - :func:`summarize`: mean, sample s.d. and standard error of repeated measurements (e.g. seeds).
 - :func:`welch`: difference of two means with Welch's standard error and degrees of freedom
   (Welch 1947), judged against Student-t critical values (:func:`t_critical`).
+- :func:`log_ratio`: the ratio of two geometric means with its 95 % and 99 % intervals, from
+  Welch's comparison of the logs (for positive measurements such as SWD, where "half as large" is
+  the natural way to compare).
 - :func:`wilson`: the Wilson score interval of a proportion (Wilson 1927), good at small n and
   near 0 or 1, where the normal interval fails.
 - :func:`two_proportions`: difference of two proportions with the unpooled standard error.
@@ -33,8 +36,9 @@ Level = Literal["99%", "95%", "none"]
 
 def t_critical(df: float, confidence: Literal[95, 99] = 95) -> float:
     """Two-sided critical value of Student's t; a fractional df (Welch) interpolates the table
-    linearly in 1/df, the usual rule for t tables (never below the exact value; within 5 % for
-    df ≥ 2, up to 50 % too large between df 1 and 2); beyond df 30 towards the normal value."""
+    linearly in 1/df, the usual rule for t tables (never below the exact value beyond the table's
+    rounding to 3 decimals; within 5 % for df ≥ 2; between df 1 and 2 up to 19 % too large at 95 %
+    and 57 % at 99 %, near df 1.4–1.5); beyond df 30 towards the normal value."""
     table = (*(_T95 if confidence == 95 else _T99), 1.960 if confidence == 95 else 2.576)
     if not df >= 1:
         return math.inf
@@ -100,6 +104,48 @@ def welch(a: Summary, b: Summary) -> Comparison:
     df = se**4 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
     t = diff / se
     return Comparison(diff, se, t, df, _level(abs(t), df))
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """``a / b`` of two geometric means with two-sided 95 % and 99 % intervals [low, high];
+    ``log_se`` and ``df`` are the Welch s.e. and degrees of freedom of the log difference (NaN
+    bounds, s.e. and df when a group has fewer than two values)."""
+
+    ratio: float
+    low95: float
+    high95: float
+    low99: float
+    high99: float
+    log_se: float
+    df: float
+
+
+def log_ratio(a: Summary, b: Summary) -> RatioInterval:
+    """Ratio of the geometric means of two groups of positive values, a / b, with its intervals.
+
+    With x_i = ln a_i and y_j = ln b_j: ln R = mean(x) − mean(y), so R = GM(a) / GM(b);
+    se = √(s_x²/n_a + s_y²/n_b) and df = se⁴ / ((s_x²/n_a)²/(n_a−1) + (s_y²/n_b)²/(n_b−1)), as in
+    :func:`welch`; the 95 % interval is exp(ln R ± t₀.₉₇₅(df)·se), the 99 % one uses t₀.₉₉₅(df).
+    The interval is symmetric around R on the log scale (R·e^∓h), not on the ratio scale. At a
+    fractional df :func:`t_critical` is never below the exact quantile, so the intervals are at most
+    slightly wider than exact ones (at most 5 % in half-width on the log scale for df ≥ 2; more
+    between df 1 and 2, see there).
+    When both groups are constant (se = 0) the ratio is exact: every bound equals R and df = ∞.
+    Fewer than two values in a group: R as far as defined, NaN bounds, s.e. and df.
+
+    Raises ValueError for a value ≤ 0 (it has no logarithm): such a value means the measurement is
+    not a positive size, and dropping it silently would bias R.
+    """
+    bad = [v for v in (*a.values, *b.values) if not v > 0]
+    if bad:
+        raise ValueError(f"a ratio of geometric means needs positive values, got {bad[0]!r}")
+    c = welch(summarize([math.log(v) for v in a.values]), summarize([math.log(v) for v in b.values]))
+    ratio = math.exp(c.difference)
+    if not math.isfinite(c.se):
+        return RatioInterval(ratio, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+    d, h95, h99 = c.difference, t_critical(c.df, 95) * c.se, t_critical(c.df, 99) * c.se
+    return RatioInterval(ratio, math.exp(d - h95), math.exp(d + h95), math.exp(d - h99), math.exp(d + h99), c.se, c.df)
 
 
 def _level(t: float, df: float) -> Level:

@@ -3,9 +3,15 @@
 Each verdict is "supported", "not supported", "inconclusive" or "not measured", with the numbers
 and the rule that decided it (stated here and in the report):
 
-1. *Diffusion gives higher-quality images than the GAN.* Welch's t on the seed means of SWD.
-   Supported / not supported when the gap clears the 95 % two-sided level in the claim's / the
-   opposite direction ("strong" at 99 %); otherwise inconclusive.
+1. *Diffusion gives higher-quality images than the GAN.* R = diffusion SWD / GAN SWD, the ratio of
+   the two families' geometric means over seeds, with its 95 % and 99 % intervals (Welch's t on the
+   logs of the SWD values; :func:`~landiff.workflows.study.uncertainty.log_ratio`). Supported when
+   the 95 % interval lies wholly below 1 ("strong" when the 99 % interval does too); not supported
+   when it lies wholly above 1 (the GAN was better), or when it lies wholly within
+   [1 − EQUIVALENCE, 1 + EQUIVALENCE] = [0.85, 1.15]: the two are equivalent within ±15 % at this
+   budget, a tie is a finding. Otherwise (the interval contains 1 and reaches outside that band, or
+   a family has fewer than two seeds, so there is no interval) inconclusive. The direction is
+   checked first: an interval below 1 but inside the band is supported, noted as a small difference.
 2. *Training diffusion is far more expensive.* Training FLOPs each family needed to reach a common
    quality (the worse family's final curve SWD). Supported when diffusion needed ≥ 2× the GAN's
    ("far more"), not supported when ≤ 1×, inconclusive between or when an upper bound blocks the
@@ -35,10 +41,11 @@ from typing import Literal
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO
 from landiff.workflows.study.experiments import CostResult, FamilyGrid, QualityResult, StudyResults
 from landiff.workflows.study.sensitivity import SensitivityResult
-from landiff.workflows.study.uncertainty import fisher_greater, two_proportions
+from landiff.workflows.study.uncertainty import RatioInterval, fisher_greater, two_proportions
 
 Verdict = Literal["supported", "not supported", "inconclusive", "not measured"]
 FAR_MORE = 2.0  # "far more expensive": at least twice the compute for the same quality
+EQUIVALENCE = 0.15  # claim 1's tie: the whole 95 % interval of the SWD ratio lies within 1 ± 15 %
 MOSTLY = 0.5  # "completely different": most image pairs are no longer the same picture
 CLAIMS = (
     "diffusion gives higher-quality images than the GAN",
@@ -67,17 +74,44 @@ def _pm(value: float, spread: float) -> str:
     return f"{value:.3g}" if not math.isfinite(spread) else f"{value:.3g} ± {spread:.2g}"
 
 
+QUALITY_RULE = (f"supported when the 95% interval of the ratio lies below 1 (strong when the 99% interval does too), "
+                f"not supported when it lies above 1 (the GAN is better) or within [{1 - EQUIVALENCE:.2f}, "
+                f"{1 + EQUIVALENCE:.2f}] (equivalent within ±{EQUIVALENCE:.0%}), inconclusive otherwise; checked in that order")
+
+
+def _equivalent(r: RatioInterval) -> bool:
+    """Whether the whole 95 % interval lies within [1 − EQUIVALENCE, 1 + EQUIVALENCE]."""
+    return 1 - EQUIVALENCE <= r.low95 and r.high95 <= 1 + EQUIVALENCE
+
+
+def _quality_evidence(q: QualityResult) -> str:
+    d, g, r = q.diffusion.summary, q.gan.summary, q.ratio
+    return (f"SWD (lower is better) diffusion {_pm(d.mean, d.sd)} vs GAN {_pm(g.mean, g.sd)} (mean ± s.d. over "
+            f"{d.n} and {g.n} seeds, {q.diffusion.n} samples each; real-vs-real floor {q.diffusion.floor:.3g}); "
+            f"ratio diffusion / GAN of the geometric means {r.ratio:.3g}, 95% interval [{r.low95:.3g}, {r.high95:.3g}], "
+            f"99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log SWD, {r.df:.1f} df); rule: {QUALITY_RULE}")
+
+
 def quality_claim(q: QualityResult | None) -> Claim:
     if q is None:
         return Claim(1, CLAIMS[0], "not measured", "", "run: landiff study quality")
-    c, d, g = q.comparison, q.diffusion.summary, q.gan.summary
-    text = (f"SWD (lower is better) diffusion {_pm(d.mean, d.sd)} vs GAN {_pm(g.mean, g.sd)} (mean ± s.d. over "
-            f"{d.n} and {g.n} seeds, {q.diffusion.n} samples each; real-vs-real floor {q.diffusion.floor:.3g}); "
-            f"GAN − diffusion = {_pm(c.difference, c.se)} (± s.e.), t = {c.t:.2f} on {c.df:.1f} df")
-    if c.level == "none":
-        return Claim(1, CLAIMS[0], "inconclusive", "the gap is within seed-to-seed noise", text)
-    verdict: Verdict = "supported" if c.difference > 0 else "not supported"
-    return Claim(1, CLAIMS[0], verdict, _strength(c.level), text)
+    r, text = q.ratio, _quality_evidence(q)
+    if not (math.isfinite(r.low95) and math.isfinite(r.high95)):
+        return Claim(1, CLAIMS[0], "inconclusive", "no interval: each family needs at least 2 seeds", text)
+    small = (f"; a small difference: the whole 95% interval lies within ±{EQUIVALENCE:.0%}" if _equivalent(r) else "")
+    if r.high95 < 1:
+        firm = ("strong: the 99% interval also lies below 1" if r.high99 < 1 else
+                "moderate: the 95% interval lies below 1, the 99% interval reaches 1")
+        return Claim(1, CLAIMS[0], "supported", firm + small, text)
+    if r.low95 > 1:
+        firm = ("strong: the 99% interval also lies above 1" if r.low99 > 1 else
+                "moderate: the 95% interval lies above 1, the 99% interval reaches 1")
+        return Claim(1, CLAIMS[0], "not supported", f"the GAN was better ({firm})" + small, text)
+    if _equivalent(r):
+        return Claim(1, CLAIMS[0], "not supported", f"equivalent within ±{EQUIVALENCE:.0%} at this budget: the whole 95% "
+                     f"interval lies in [{1 - EQUIVALENCE:.2f}, {1 + EQUIVALENCE:.2f}]", text)
+    return Claim(1, CLAIMS[0], "inconclusive", f"the 95% interval contains 1 and reaches outside ±{EQUIVALENCE:.0%}: "
+                 "neither a difference nor a tie at this budget", text)
 
 
 def cost_claim(c: CostResult | None) -> Claim:
