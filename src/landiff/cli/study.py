@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--seeds", "int", "training seeds per family on D (default 3; tiny 2)", low=2).add_to(p)
     N_IMAGES.add_to(p, low=4, help="samples per run and held-out reference images (default 256)")
     N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point (default 128)")
-    Spec("--curve-points", "int", "points on that curve (default 4)", low=1).add_to(p)
+    Spec("--curve-points", "int", "points on that curve: every seed run trains in this many stages, measured after "
+         "each (default 4)", low=1).add_to(p)
     STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples (default 20)")
     Spec("--ema-length", "float", "sample the diffusion runs with the post-hoc EMA of this relative length "
          "sigma_rel (EDM2; default: the recipe's, 0.1 for tiny); 0 = their fixed-decay EMA", low=0.0, high=0.25).add_to(p)

@@ -4,7 +4,8 @@
     landiff study data-sensitivity --budget 60 --out runs/study        # one experiment (shares the runs)
     landiff study --budget tiny --out /tmp/s                           # the seconds-long miniature
 
-Modules: :mod:`.options` (options, budget split), :mod:`.plan` (runs and their configs),
+Modules: :mod:`.options` (options, per-family tables), :mod:`.plan` (runs and their configs),
+:mod:`.budget` (how --budget is split),
 :mod:`.state` (plan.json, run status), :mod:`.datasets` and :mod:`.perturb` (D and D′),
 :mod:`.execute` (training, resumable), :mod:`.evaluation` (measurements), :mod:`.similarity`
 (distances, "same picture"), :mod:`.experiments` and :mod:`.sensitivity` (the five experiments),
@@ -12,8 +13,9 @@ Modules: :mod:`.options` (options, budget split), :mod:`.plan` (runs and their c
 :mod:`.sections` and :mod:`.figures` (study.html / study.md). See docs/study.md.
 """
 
+from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.execute import StudyOutcome, run_study
-from landiff.workflows.study.options import EXPERIMENTS, StudyOptions, allocate, make_options
+from landiff.workflows.study.options import EXPERIMENTS, StudyOptions, make_options
 from landiff.workflows.study.plan import RunSpec, build_plan
 from landiff.workflows.study.report import write_report
 

@@ -6,14 +6,15 @@ The protocol is ``landiff compare``'s, from the same functions: ``n`` samples fr
 the real-vs-real floor against the next ``n``, FLOPs from :func:`landiff.workflows.cost.flops_per_image`.
 Unlike ``compare_runs``, which measures the floor and counts FLOPs for every call, the study
 measures the floor once and counts FLOPs once per architecture (``results/floor.json``,
-``results/flops.json``): with 24 runs that halves the evaluation time.
+``results/flops.json``): with 28 runs and their curve points that halves the evaluation time.
 
 Because every run uses the same seeds, run A's image k and run B's image k come from the same
 latent input; the samples are kept in ``OUT/samples/<name>.npz`` for the data-sensitivity pairs.
 Each result is cached in ``OUT/results/runs/<name>.json`` under the
 :meth:`~landiff.metrics.provenance.Provenance.digest` of its samples (checkpoint SHA-256, sampler,
 steps, labels, precision …, the key every landiff record carries), so a re-run measures only what
-changed.
+changed. The curve points of seed run ``<name>`` (``curve_n`` samples after each training stage) are
+kept in ``OUT/results/curves/<name>.json``, each under the SHA-256 of the checkpoint it measured.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from landiff.runs.load import LoadedRun, load_run
 from landiff.samplers import DEFAULT_SAMPLER
 from landiff.workflows.cost import flops_per_image
 from landiff.workflows.study.datasets import DataLayout
-from landiff.workflows.study.options import Family, StudyOptions
+from landiff.workflows.study.options import MODEL, Family, StudyOptions
 from landiff.workflows.study.similarity import diversity
+from landiff.workflows.study.state import checkpoint_state
 
 # A run has collapsed when its samples are less than 40 % as diverse as real images (mean
 # perceptual distance between different samples vs between different real images). Measured on the
@@ -124,7 +126,7 @@ def evaluate_run(name: str, family: Family, run_dir: Path, out: Path, layout: Da
     cached = _cached(cache)
     if cached is None or cached.checkpoint_sha256 != sha or cached.n != layout.reference_n:
         cached = None  # another checkpoint: no need to load this one to know
-    run = load_run(checkpoint=checkpoint, ema_length=options.ema_length if family == "diffusion" else None)
+    run = load_run(checkpoint=checkpoint, ema_length=options.ema_length if MODEL[family] == "diffusion" else None)
     seeds = list(range(layout.reference_n))
     key = generation_provenance(run, seeds, sampler=DEFAULT_SAMPLER, steps=options.sample_steps).digest()
     if cached is not None and cached.provenance == key:
@@ -216,7 +218,8 @@ def load_eval(path: Path) -> RunEval:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """SWD after one training stage of a reference run (the quality-vs-compute curve)."""
+    """SWD after one training stage of a seed run (one point of its quality-vs-compute curve), and the
+    SHA-256 of the checkpoint it measured (its cache key)."""
 
     stage: int
     step: int
@@ -226,34 +229,55 @@ class CurvePoint:
     swd: float
     swd_std: float
     n: int
+    checkpoint_sha256: str = ""
 
 
-def curve_path(out: Path, family: Family) -> Path:
-    return out / "results" / f"curve-{family}.json"
+def curve_path(out: Path, name: str) -> Path:
+    """Where run ``name``'s curve points are kept."""
+    return out / "results" / "curves" / f"{name}.json"
 
 
-def read_curve(out: Path, family: Family) -> list[CurvePoint]:
-    """The curve points measured so far, by stage."""
-    path = curve_path(out, family)
+def read_curve(out: Path, name: str) -> list[CurvePoint]:
+    """Run ``name``'s curve points measured so far, by stage."""
+    path = curve_path(out, name)
     if not path.is_file():
         return []
     points = json.loads(path.read_text(encoding="utf-8"))
     return [CurvePoint(**{**p, "swd": none_to_nan(p["swd"]), "swd_std": none_to_nan(p["swd_std"])}) for p in points]
 
 
-def add_curve_point(out: Path, family: Family, run_dir: Path, stage: int, layout: DataLayout,
-                    options: StudyOptions) -> CurvePoint:
-    """Measures the run's latest checkpoint with ``curve_n`` samples and records it as point ``stage``."""
-    run = load_run(run_dir, ema_length=options.ema_length if family == "diffusion" else None)
+def measure_stage(out: Path, name: str, family: Family, run_dir: Path, stage: int, layout: DataLayout,
+                  options: StudyOptions) -> tuple[CurvePoint | None, str]:
+    """The curve point of stage ``stage`` of run ``name``, measured from its latest checkpoint unless cached.
+
+    Returns (the point measured now, "measured"), or (None, why not): ``"cached"`` when the stage's point
+    is stored under this checkpoint's SHA-256, or was measured before the run went on past it (a resumed
+    study: the stored point is behind the current step, or a later stage's point holds this checkpoint),
+    ``"no progress"`` when only an earlier stage's point measured this very checkpoint (this stage ended
+    within the previous stage's last step). A stored point of this stage from another
+    checkpoint that is not behind the current one (the run was trained again) is measured again, and
+    the points of later stages are dropped with it.
+    """
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint to measure")
+    sha, points = file_sha256(checkpoint), read_curve(out, name)
+    same = [p.stage for p in points if p.checkpoint_sha256 == sha]
+    if same:  # this stage's point, or a later stage's (the run went on): kept; only earlier ones: no progress
+        return None, "no progress" if max(same) < stage else "cached"
+    state = checkpoint_state(run_dir)
+    if state is not None and any(p.stage == stage and p.step < state.step for p in points):
+        return None, "cached"
+    run = load_run(checkpoint=checkpoint, ema_length=options.ema_length if MODEL[family] == "diffusion" else None)
     n = min(options.curve_n, layout.reference_n)
     generated = generate(run, list(range(n)), sampler=DEFAULT_SAMPLER, steps=options.sample_steps)
-    swd, std = _swd(generated.images, layout.reference_images()[:n], f"stage {stage}")
+    swd, std = _swd(generated.images, layout.reference_images()[:n], f"{name} stage {stage}")
     per_image = cached_flops(out, run)[0]
     point = CurvePoint(stage, run.state.step, run.state.images_seen, run.state.seconds,
-                       per_image * run.state.images_seen, swd, std, n)
-    points = [p for p in read_curve(out, family) if p.stage != stage] + [point]
-    write_json(curve_path(out, family), [asdict(p) for p in sorted(points, key=lambda p: p.stage)])
-    return point
+                       per_image * run.state.images_seen, swd, std, n, sha)
+    kept = [p for p in points if p.stage < stage]
+    write_json(curve_path(out, name), [asdict(p) for p in [*kept, point]])
+    return point, "measured"
 
 
 def samples_of(out: Path, name: str) -> np.ndarray:

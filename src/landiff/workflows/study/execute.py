@@ -3,9 +3,11 @@
     from landiff.workflows.study import make_options, run_study
     run_study(Path("runs/study"), make_options(budget="60"))          # re-running continues
 
-Order: the data (once); each family's reference run in ``curve_points`` stages, measuring a curve
-point after each; every other run, as many images as its reference (see :mod:`.plan`); then, on
-rank 0 only, the evaluation of every run, the experiments and the report. A run whose latest
+Order: the data (once); each family's reference run in ``curve_points`` time-budgeted stages,
+measuring a curve point after each; the family's other seed runs in as many stages of their matched
+steps, a curve point after each; every other run, as many images (or, for an equal-steps cell,
+optimiser steps) as its reference (see :mod:`.plan`); then, on rank 0 only, the evaluation of every
+run, the experiments and the report. A run whose latest
 checkpoint has reached its budget is not trained again (not even opened), so a second invocation
 of a finished study trains nothing; an unfinished run is simply trained again and the trainer
 resumes it from its checkpoint.
@@ -24,14 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landiff.errors import TrainingDiverged, UserError
+from landiff.runs.checkpoint import TrainState
 from landiff.runs.config import TrainConfig
 from landiff.train import train
 from landiff.train.distributed import Dist, env_dist, process_group
+from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.datasets import DataLayout, prepare_data, read_layout
-from landiff.workflows.study.evaluation import RunEval, add_curve_point, diverged_eval, evaluate_run, read_curve
+from landiff.workflows.study.evaluation import RunEval, diverged_eval, evaluate_run, measure_stage
 from landiff.workflows.study.experiments import run_experiments
-from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, Family, StudyOptions, allocate
-from landiff.workflows.study.plan import RunSpec, build_plan, matched_config, reference_name, run_config, staged_config
+from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, StudyOptions
+from landiff.workflows.study.plan import (
+    RunSpec,
+    build_plan,
+    matched_config,
+    reference_name,
+    run_config,
+    staged_config,
+    staged_matched_config,
+)
 from landiff.workflows.study.report import write_report
 from landiff.workflows.study.state import StudyState, checkpoint_state, open_state, reached_budget, save_state
 
@@ -118,40 +130,54 @@ def _finish(study: Study, spec: RunSpec) -> None:
     study.save()
 
 
-def train_reference(study: Study, family: Family) -> None:
-    """The family's seed-0 run on D, in stages, with a curve point after each stage (rank 0).
+def _reference_state(study: Study, spec: RunSpec) -> TrainState:
+    reference = checkpoint_state(study.run_dir(reference_name(spec.family)))
+    if reference is None:
+        raise RuntimeError(f"the {spec.family} reference run must be trained before {spec.name}")
+    return reference
+
+
+def stage_config(study: Study, spec: RunSpec, stage: int) -> TrainConfig:
+    """Seed run ``spec``'s config for curve stage ``stage``: the reference's time-budgeted stages, or the
+    same fractions of the steps that match the reference's images."""
+    stages = study.options.curve_points
+    if spec.is_reference:
+        return staged_config(study.config(spec), spec.family, study.allocation, stage, stages)
+    images = _reference_state(study, spec).images_seen
+    return staged_matched_config(study.config(spec), images, stage, stages, study.dist.world)
+
+
+def train_seed_run(study: Study, spec: RunSpec) -> None:
+    """A seed run on D, in ``curve_points`` stages, with a curve point after each stage (rank 0).
 
     A stage whose budget the previous stage's last step already passed (coarse steps on a busy
     machine) gets no point of its own: its checkpoint is the previous point's.
     """
-    spec = RunSpec(reference_name(family), family, "seed")
-    base, stages = study.config(spec), study.options.curve_points
-    run_dir = study.run_dir(spec.name)
+    if study.state.record(spec.name).status == "diverged":
+        return
+    run_dir, stages = study.run_dir(spec.name), study.options.curve_points
     for stage in range(1, stages + 1):
-        config = staged_config(base, study.allocation, stage, stages)
-        if not reached_budget(config, checkpoint_state(run_dir)):
-            _train(study, spec, config)
-        points = read_curve(study.out, family)
-        if not study.dist.is_main or any(p.stage == stage for p in points):
+        config = stage_config(study, spec, stage)
+        if not reached_budget(config, checkpoint_state(run_dir)) and not _train(study, spec, config):
+            return  # diverged (a reference run raises instead)
+        if not study.dist.is_main:
             continue
-        state = checkpoint_state(run_dir)
-        if state is not None and any(p.step == state.step for p in points):
+        point, why = measure_stage(study.out, spec.name, spec.family, run_dir, stage, study.layout, study.options)
+        if point is not None:
+            study.log(f"[study] {spec.name} stage {stage}/{stages}: {point.images_seen} images, SWD {point.swd:.2f}")
+        elif why == "no progress":
             study.log(f"[study] {spec.name}: stage {stage} ended within the previous stage's last step; no extra point")
-            continue
-        point = add_curve_point(study.out, family, run_dir, stage, study.layout, study.options)
-        study.log(f"[study] {spec.name} stage {stage}/{stages}: {point.images_seen} images, SWD {point.swd:.2f}")
     _finish(study, spec)
 
 
 def train_matched(study: Study, spec: RunSpec) -> None:
-    """A non-reference run: as many training images as its family's reference saw."""
-    record = study.state.record(spec.name)
-    if record.status == "diverged":
+    """A non-reference run outside the seeds: as many training images as its family's reference saw, or
+    as many optimiser steps for an equal-steps grid cell."""
+    if study.state.record(spec.name).status == "diverged":
         return
-    reference = checkpoint_state(study.run_dir(reference_name(spec.family)))
-    if reference is None:
-        raise RuntimeError(f"the {spec.family} reference run must be trained before {spec.name}")
-    config = matched_config(study.config(spec), reference.images_seen, study.dist.world)
+    reference = _reference_state(study, spec)
+    steps = reference.step if spec.cell is not None and spec.cell.match == "steps" else None
+    config = matched_config(study.config(spec), reference.images_seen, study.dist.world, steps=steps)
     if not reached_budget(config, checkpoint_state(study.run_dir(spec.name))):
         if not _train(study, spec, config):
             return
@@ -205,10 +231,10 @@ def run_study(out: Path, options: StudyOptions, experiments: Sequence[Experiment
     # It is left, together, before rank 0 measures, so no rank waits in a collective meanwhile.
     with process_group(device):
         for family in FAMILIES:
-            train_reference(study, family)
+            train_seed_run(study, RunSpec(reference_name(family), family, "seed"))
         for spec in plan:
             if not spec.is_reference:
-                train_matched(study, spec)
+                (train_seed_run if spec.role == "seed" else train_matched)(study, spec)
     if not study.dist.is_main:
         return study.outcome
     evaluate_runs(study, plan)

@@ -2,8 +2,9 @@
 the curve files and the runs' samples); each result is a small dataclass, also written as JSON.
 
 1. quality — SWD of each family over its training seeds (mean ± s.d.), Welch comparison;
-2. cost — wall-clock, images, FLOPs, sampling cost, and the training compute each family needed to
-   reach a common quality level on the quality-vs-compute curve;
+2. cost — wall-clock, images, FLOPs, sampling cost, the quality-vs-compute curve over seeds, and the
+   training compute each seed run needed to reach a common quality level along its own curve, with
+   the ratio diffusion / GAN of the geometric means and its interval;
 3. data-sensitivity — see :mod:`landiff.workflows.study.sensitivity`;
 4. hparam-stability — each grid cell's SWD, divergence / collapse, and its distance from the
    default in units of the seed-to-seed spread;
@@ -20,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -93,12 +95,45 @@ def quality(evaluations: Mapping[str, RunEval]) -> QualityResult | None:
 
 
 @dataclass(frozen=True)
-class FamilyCost:
-    """What one family's runs cost: means over its seed runs, per-image costs, its curve.
+class SeedCost:
+    """One seed run's quality-vs-compute curve and the compute at which it first reached the target SWD
+    (interpolated in log-compute between its points, :func:`compute_to_reach`): NaN when it never did;
+    ``at_first_point`` when its first point was already below the target, so the value is an upper bound."""
 
-    ``to_target_flops`` / ``to_target_seconds``: training compute at which its curve first reached
-    the common target SWD (interpolated in log-compute between curve points; ``at_first_point``
-    when already below it at the first point, so the value is an upper bound); NaN if never.
+    name: str
+    curve: tuple[CurvePoint, ...]
+    to_target_flops: float
+    to_target_seconds: float
+    at_first_point: bool
+
+    @property
+    def reached(self) -> bool:
+        return math.isfinite(self.to_target_flops)
+
+
+@dataclass(frozen=True)
+class CurveStage:
+    """One training stage of a family's curve over its seed runs: means over the seeds with a point at
+    this stage (``seeds`` of them) and the s.d. of their SWD (NaN with one seed); ``metric_sd`` is the
+    mean of the points' own metric s.d."""
+
+    stage: int
+    seeds: int
+    images_seen: float
+    train_flops: float
+    train_seconds: float
+    swd: float
+    swd_sd: float
+    metric_sd: float
+
+
+@dataclass(frozen=True)
+class FamilyCost:
+    """What one family's runs cost: means over its seed runs, per-image costs, its curve over seeds.
+
+    ``to_target_flops`` / ``to_target_seconds``: the geometric mean, over the seeds that reached the
+    target, of the compute each needed (``seeds`` holds each seed's value); ``bounded`` when a seed's
+    first point was already below the target, so its value is an upper bound.
     """
 
     family: Family
@@ -109,22 +144,47 @@ class FamilyCost:
     flops_per_sample: float
     nfe: int
     sample_seconds: float
-    curve: tuple[CurvePoint, ...]
+    curve: tuple[CurveStage, ...]
+    seeds: tuple[SeedCost, ...]
     to_target_flops: float
     to_target_seconds: float
-    at_first_point: bool
+    bounded: bool
     swd_at_equal_time: float
+
+    @property
+    def reached(self) -> int:
+        """Seed runs that reached the target."""
+        return sum(s.reached for s in self.seeds)
+
+    def values(self, field: Literal["flops", "seconds"]) -> list[float]:
+        """Each seed's compute to the target (training FLOPs or seconds), for the seeds that reached it."""
+        return [getattr(s, f"to_target_{field}") for s in self.seeds if s.reached]
 
 
 @dataclass(frozen=True)
 class CostResult:
-    """Both families' costs, the target quality (the worse family's last curve point) and the
-    training time both curves cover (``equal_seconds``: where ``swd_at_equal_time`` is read)."""
+    """Every family's costs; the target quality (the highest final curve SWD over every seed run of every
+    family, the best quality all of them reached); the training time every family's mean curve covers
+    (``equal_seconds``: where ``swd_at_equal_time`` is read); and the ratios diffusion / GAN of the
+    geometric-mean compute to the target, with their intervals (Welch's t on the logs of the per-seed
+    values, :func:`log_ratio`), in FLOPs and in training wall-clock (claim 2)."""
 
-    diffusion: FamilyCost
-    gan: FamilyCost
+    families: tuple[FamilyCost, ...]
     target_swd: float
     equal_seconds: float
+    flops: RatioInterval
+    seconds: RatioInterval
+
+    def family(self, name: Family) -> FamilyCost:
+        return next(f for f in self.families if f.family == name)
+
+    @property
+    def diffusion(self) -> FamilyCost:
+        return self.family("diffusion")
+
+    @property
+    def gan(self) -> FamilyCost:
+        return self.family("gan")
 
     def ratio(self, field: str) -> float:
         """diffusion / GAN for a numeric field of :class:`FamilyCost`."""
@@ -146,7 +206,7 @@ def compute_to_reach(curve: Sequence[CurvePoint], target: float) -> tuple[float,
     return math.nan, math.nan, False
 
 
-def swd_at_time(curve: Sequence[CurvePoint], seconds: float) -> float:
+def swd_at_time(curve: Sequence[CurvePoint | CurveStage], seconds: float) -> float:
     """The curve's SWD after ``seconds`` of training, linear between points; NaN outside the curve."""
     times = [p.train_seconds for p in curve]
     if not curve or not times[0] <= seconds <= times[-1]:
@@ -154,31 +214,71 @@ def swd_at_time(curve: Sequence[CurvePoint], seconds: float) -> float:
     return float(np.interp(seconds, times, [p.swd for p in curve]))
 
 
-def _family_cost(family: Family, seeds: FamilySeeds, evaluations: Mapping[str, RunEval], curve: list[CurvePoint],
+def curve_stages(curves: Sequence[Sequence[CurvePoint]]) -> tuple[CurveStage, ...]:
+    """The seeds' curves stage by stage: mean ± s.d. over the seeds that have a point at each stage."""
+    stages = sorted({p.stage for curve in curves for p in curve})
+    result = []
+    for stage in stages:
+        points = [p for curve in curves for p in curve if p.stage == stage]
+        swd = summarize([p.swd for p in points])
+        result.append(CurveStage(stage, len(points), float(np.mean([p.images_seen for p in points])),
+                                 float(np.mean([p.train_flops for p in points])),
+                                 float(np.mean([p.train_seconds for p in points])), swd.mean, swd.sd,
+                                 float(np.mean([p.swd_std for p in points]))))
+    return tuple(result)
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(float(np.mean(np.log(values)))) if values else math.nan
+
+
+def _family_cost(seeds: FamilySeeds, evaluations: Mapping[str, RunEval], curves: Mapping[str, Sequence[CurvePoint]],
                  target: float, equal_seconds: float) -> FamilyCost:
     runs = [evaluations[name] for name in seeds.names]
-    flops, seconds, first = compute_to_reach(curve, target)
-    return FamilyCost(family, float(np.mean([r.train_seconds for r in runs])), float(np.mean([r.images_seen for r in runs])),
-                      runs[0].flops_per_train_image, float(np.mean([r.train_flops for r in runs])), runs[0].flops_per_sample,
-                      runs[0].nfe, float(np.mean([r.sample_seconds for r in runs])), tuple(curve), flops, seconds, first,
-                      swd_at_time(curve, equal_seconds))
+    per_seed = tuple(SeedCost(name, tuple(curves[name]), *compute_to_reach(curves[name], target))
+                     for name in seeds.names if curves[name])
+    stages = curve_stages([s.curve for s in per_seed])
+    reached = [s for s in per_seed if s.reached]
+    return FamilyCost(seeds.family, float(np.mean([r.train_seconds for r in runs])),
+                      float(np.mean([r.images_seen for r in runs])), runs[0].flops_per_train_image,
+                      float(np.mean([r.train_flops for r in runs])), runs[0].flops_per_sample, runs[0].nfe,
+                      float(np.mean([r.sample_seconds for r in runs])), stages, per_seed,
+                      _geometric_mean([s.to_target_flops for s in reached]),
+                      _geometric_mean([s.to_target_seconds for s in reached]),
+                      any(s.at_first_point for s in per_seed), swd_at_time(stages, equal_seconds))
+
+
+def cost_of(evaluations: Mapping[str, RunEval], curves: Mapping[str, Sequence[CurvePoint]],
+            target: float | None = None) -> CostResult | None:
+    """Claim 2's numbers from the seed runs' measurements and their curves (by run name); None until every
+    family has a measured seed run with a curve. ``target``: the SWD to reach (default: the highest final
+    curve SWD over every seed run of every family, which every seed run reached)."""
+    families = [family_seeds(f, evaluations) for f in FAMILIES]
+    seeds = [f for f in families if f is not None]
+    if len(seeds) < len(families) or not all(any(curves.get(name) for name in f.names) for f in seeds):
+        return None
+    runs = {name: list(curves.get(name, ())) for f in seeds for name in f.names}
+    target = max(curve[-1].swd for curve in runs.values() if curve) if target is None else target
+    equal = min(curve_stages([runs[name] for name in f.names])[-1].train_seconds for f in seeds)
+    costs = {f.family: _family_cost(f, evaluations, runs, target, equal) for f in seeds}
+    d, g = costs["diffusion"], costs["gan"]  # claim 2 compares these two
+    return CostResult(tuple(costs.values()), target, equal,
+                      log_ratio(summarize(d.values("flops")), summarize(g.values("flops"))),
+                      log_ratio(summarize(d.values("seconds")), summarize(g.values("seconds"))))
 
 
 def cost(evaluations: Mapping[str, RunEval], out: Path) -> CostResult | None:
-    d, g = family_seeds("diffusion", evaluations), family_seeds("gan", evaluations)
-    curves = {f: read_curve(out, f) for f in FAMILIES}
-    if d is None or g is None or not all(curves.values()):
-        return None
-    target = max(curves["diffusion"][-1].swd, curves["gan"][-1].swd)
-    equal = min(curves["diffusion"][-1].train_seconds, curves["gan"][-1].train_seconds)
-    return CostResult(_family_cost("diffusion", d, evaluations, curves["diffusion"], target, equal),
-                      _family_cost("gan", g, evaluations, curves["gan"], target, equal), target, equal)
+    """:func:`cost_of` on the curves stored in ``out`` (``results/curves/<seed run>.json``)."""
+    names = [name for name in evaluations if any(name.startswith(f"{f}-D-seed") for f in FAMILIES)]
+    return cost_of(evaluations, {name: read_curve(out, name) for name in names})
 
 
 @dataclass(frozen=True)
 class CellResult:
     """One grid cell. ``z`` = (SWD − seed mean) / √(seed s.d.² + cell metric s.d.²); ``outcome`` is
-    ``diverged``, ``collapsed``, ``worse`` (z > 2), ``better`` (z < −2) or ``similar``."""
+    ``diverged``, ``collapsed``, ``worse`` (z > 2), ``better`` (z < −2) or ``similar``. ``setting`` is
+    the setting as the report shows it, ``value`` as the plan names it (e.g. ``x1/2``); ``match``:
+    whether the cell saw the reference's training images or took its optimiser steps."""
 
     factor: str
     setting: str
@@ -188,6 +288,8 @@ class CellResult:
     diversity: float
     z: float
     outcome: str
+    match: str = "images"
+    value: str = ""
 
     @property
     def unstable(self) -> bool:
@@ -207,14 +309,17 @@ class FamilyGrid:
 
 def _cell(spec: RunSpec, run: RunEval, default: FamilySeeds) -> CellResult:
     """A collapsed cell counts as collapsed only when the default itself is not (else SWD decides)."""
-    assert spec.cell is not None
+    cell = spec.cell
+    assert cell is not None
     if run.status == "diverged":
-        return CellResult(spec.cell.factor, spec.cell.shown, spec.name, math.nan, math.nan, math.nan, math.nan, "diverged")
+        return CellResult(cell.factor, cell.shown, spec.name, math.nan, math.nan, math.nan, math.nan, "diverged",
+                          cell.match, cell.setting)
     spread = math.sqrt((default.summary.sd if math.isfinite(default.summary.sd) else 0.0) ** 2 + run.swd_std**2)
     z = (run.swd - default.summary.mean) / spread if spread > 0 else math.nan
     collapsed = run.collapsed and not default.collapsed
     outcome = "collapsed" if collapsed else "worse" if z > WORSE_Z else "better" if z < -WORSE_Z else "similar"
-    return CellResult(spec.cell.factor, spec.cell.shown, spec.name, run.swd, run.swd_std, run.diversity, z, outcome)
+    return CellResult(cell.factor, cell.shown, spec.name, run.swd, run.swd_std, run.diversity, z, outcome, cell.match,
+                      cell.setting)
 
 
 def hparam_stability(evaluations: Mapping[str, RunEval], plan: Sequence[RunSpec]) -> tuple[FamilyGrid, ...] | None:

@@ -18,15 +18,19 @@ _LOWER = {"x1/4", "x1/2"}
 
 
 def curve_png(cost: CostResult, floor: float) -> bytes:
-    """SWD vs training FLOPs, images seen and wall-clock, both families, ±metric s.d. bars, target and floor."""
+    """SWD vs training FLOPs, images seen and wall-clock, every family: mean ± s.d. over its seed runs at each
+    stage (error bars, at the seeds' mean x), each seed's own curve as a thin line; the target and the floor."""
     figure = new_figure(14.0, 3.8)
     panels = (("train_flops", "training FLOPs"), ("images_seen", "training images seen"),
               ("train_seconds", "training wall-clock (s)"))
     for axes, (field, label) in zip(figure.subplots(1, 3), panels, strict=True):
-        for k, family in enumerate((cost.diffusion, cost.gan)):
-            x = [getattr(p, field) for p in family.curve]
-            axes.errorbar(x, [p.swd for p in family.curve], yerr=[p.swd_std for p in family.curve], marker="o",
-                          color=colour(k), capsize=2, label=family.family)
+        for k, family in enumerate(cost.families):
+            for seed in family.seeds:
+                axes.plot([getattr(p, field) for p in seed.curve], [p.swd for p in seed.curve], color=colour(k),
+                          alpha=0.3, linewidth=0.8)
+            sd = [s.swd_sd if math.isfinite(s.swd_sd) else 0.0 for s in family.curve]
+            axes.errorbar([getattr(s, field) for s in family.curve], [s.swd for s in family.curve], yerr=sd, marker="o",
+                          color=colour(k), capsize=2, label=f"{family.family} ({len(family.seeds)} seeds, mean ± s.d.)")
         axes.axhline(cost.target_swd, color="black", linestyle="--", linewidth=0.8, label=f"target {cost.target_swd:.3g}")
         if math.isfinite(floor):
             axes.axhline(floor, color="grey", linestyle=":", label=f"real vs real {floor:.3g}")
@@ -42,22 +46,36 @@ def _column(setting: str) -> int:
     return 0 if setting in _LOWER else 2
 
 
+def _rows(grid: FamilyGrid) -> list[tuple[str, str]]:
+    """The heat-map's rows: (factor, match) in grid order; a factor with cells at equal images and at equal
+    steps gets a row for each."""
+    return list(dict.fromkeys((c.factor, c.match) for c in grid.cells))
+
+
+def _row_label(row: tuple[str, str], rows: list[tuple[str, str]]) -> str:
+    factor, match = row
+    both = len({m for f, m in rows if f == factor}) > 1
+    return f"{factor} (equal {match})" if both or match != "images" else factor
+
+
 def heatmap_png(grid: FamilyGrid) -> bytes:
-    """Rows: factors; columns: lower / default / higher-or-alternative. Colour: log2(SWD / default SWD)."""
-    factors = list(dict.fromkeys(c.factor for c in grid.cells))
+    """Rows: factors (batch twice: at equal training images and at equal optimiser steps); columns: lower /
+    default / higher-or-alternative. Colour: log2(SWD / default SWD)."""
+    rows = _rows(grid)
     base = grid.default.summary.mean
-    values = np.full((len(factors), 3), np.nan)
-    labels = [["" for _ in range(3)] for _ in factors]
-    for row, factor in enumerate(factors):
+    values = np.full((len(rows), 3), np.nan)
+    labels = [["" for _ in range(3)] for _ in rows]
+    for row, (factor, _) in enumerate(rows):
         values[row, 1] = 0.0
         labels[row][1] = f"{DEFAULT_SETTING[factor]}\n{base:.3g}"
     for cell in grid.cells:
-        row, col = factors.index(cell.factor), _column(cell.setting)
+        setting = cell.value or cell.setting
+        row, col = rows.index((cell.factor, cell.match)), _column(setting)
         values[row, col] = math.log2(cell.swd / base) if math.isfinite(cell.swd) and base > 0 else np.nan
-        labels[row][col] = f"{cell.setting}\n{'diverged' if cell.outcome == 'diverged' else f'{cell.swd:.3g}'}"
+        labels[row][col] = f"{setting}\n{'diverged' if cell.outcome == 'diverged' else f'{cell.swd:.3g}'}"
         if cell.outcome in ("collapsed", "worse", "better"):
             labels[row][col] += f"\n{cell.outcome}"
-    figure = new_figure(5.2, 0.75 * len(factors) + 1.2)
+    figure = new_figure(5.8, 0.75 * len(rows) + 1.2)
     axes = figure.subplots()
     from matplotlib import colormaps  # the optional ``report`` extra (new_figure checked it is installed)
 
@@ -67,7 +85,7 @@ def heatmap_png(grid: FamilyGrid) -> bytes:
         for col, text in enumerate(texts):
             axes.text(col, row, text, ha="center", va="center", fontsize=7)
     axes.set_xticks(range(3), labels=["lower", "default", "higher / other"])
-    axes.set_yticks(range(len(factors)), labels=factors)
+    axes.set_yticks(range(len(rows)), labels=[_row_label(r, rows) for r in rows])
     axes.set_title(f"{grid.family}: final SWD (colour: log2 vs default)", fontsize=9)
     figure.colorbar(image, ax=axes, shrink=0.8)
     return figure_png(figure)

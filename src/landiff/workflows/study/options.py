@@ -1,12 +1,16 @@
-"""The study's options and how ``--budget`` is split between training runs and evaluation.
+"""The study's options, the per-family tables, and the :class:`Allocation` of ``--budget``.
 
 ``--budget MINUTES`` is the wall-clock of the whole default plan on the reference machine (a
-2-core CPU at 32 px). Evaluation is estimated from measured per-image costs (:data:`SECONDS`);
-5 % is kept as a margin and the rest trains the runs, a diffusion run getting :data:`DIFFUSION_WEIGHT` times a GAN run's
-minutes. Only the two seed-0 runs on D (the *reference* runs) are time-budgeted; every other run
-trains as many steps as it takes to see the same number of images as its family's reference
-(see :mod:`landiff.workflows.study.plan`), so its wall-clock is about the same. ``--budget tiny`` is the
-miniature used by the tests: very small networks, a few steps per run, a few images.
+2-core CPU at 32 px); :mod:`landiff.workflows.study.budget` splits it between evaluation (from
+measured per-image costs) and training, a run of family f getting
+:data:`TRAIN_WEIGHT` [f] times the minutes of a unit. Only the seed-0 runs on D (the *reference* runs)
+are time-budgeted; every other run trains as many steps as it takes to see the same number of images
+as its family's reference, or, for the equal-steps grid cells, the reference's number of optimiser
+steps (see :mod:`landiff.workflows.study.plan`). ``--budget tiny`` is the miniature used by the
+tests: very small networks, a few steps per run, a few images.
+
+A family is a name in :data:`FAMILIES` with a row in each table keyed by family: :data:`MODEL`
+here, and the recipe and grid tables of :mod:`landiff.workflows.study.plan`.
 """
 
 from __future__ import annotations
@@ -24,25 +28,16 @@ Experiment = Literal["quality", "cost", "data-sensitivity", "hparam-stability", 
 EXPERIMENTS: tuple[Experiment, ...] = ("quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
 Family = Literal["diffusion", "gan"]
 FAMILIES: tuple[Family, ...] = ("diffusion", "gan")
+# The model each family trains (its trainer, and whether sampling takes sample_steps network evaluations).
+MODEL: dict[Family, Literal["diffusion", "gan"]] = {"diffusion": "diffusion", "gan": "gan"}
+# Training minutes of a family's runs relative to each other: a diffusion run trains 3x as long as a
+# GAN run (the study's ~3 min vs ~1 min).
+TRAIN_WEIGHT: dict[Family, float] = {"diffusion": 3.0, "gan": 1.0}
 
 DEFAULT_BUDGET = 60.0
-DIFFUSION_WEIGHT = 3.0  # a diffusion run trains 3x as long as a GAN run (the study's ~3 min vs ~1 min)
 TINY_REFERENCE_STEPS = 4
-# Measured on the reference machine (2 x86-64 cores, torch 2.13 CPU, 32 px; scaled by pixels), from
-# single-thread CPU time halved for two threads (the machine was shared while measuring):
-SECONDS = {
-    "sample_nfe": 0.0055,  # tiny UNet, one network evaluation of one image while sampling (0.73 GFLOP)
-    "swd_256": 5.0,  # one SWD (3 repeats) between two sets of 256 images
-    "run_overhead": 1.5,  # loading a run for evaluation, diversity, writing files
-    "train_overhead": 3.0,  # starting a trainer (outside its time budget) and its final checkpoint
-    "setup_per_1000": 3.0,  # rendering, writing and preparing 1000 images per data variant
-    "report": 20.0,  # calibration, experiments, figures and the two report files
-}
-SAFETY = 0.05  # share of the budget kept free: grid cells with small batches train slower per image
 # Defaults of the two modes: (images in D, seeds, n, curve_n, curve points, sampler steps).
 _DEFAULTS = {False: (2000, 3, 256, 128, 4, 20), True: (32, 2, 16, 8, 2, 4)}
-GRID_CELLS = 6  # one-factor-at-a-time changes per family (see plan.GRID)
-VARIANTS = 3  # replace, remove, duplicate
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ class StudyOptions:
         seeds: training seeds per family on D (≥ 2: the spread and the seed-vs-seed baseline).
         n: generated images per run for the final metrics (and as many held-out real ones).
         curve_n: generated images per point of the quality-vs-compute curve.
-        curve_points: points on that curve (the reference runs train in this many stages).
+        curve_points: points on that curve (every seed run on D trains in this many stages).
         sample_steps: steps of landiff's default sampler for every diffusion sample.
         data_seed: seed of the data selection and of every perturbation.
         ema_length: None (each run's own length: the tiny recipe's 0.1), 0 (the fixed-decay EMA), or
@@ -131,6 +126,9 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
     return options
 
 
+MAX_SEEDS = 100  # training runs per family and seed; more would not fit any budget the plan accepts
+
+
 def validate(options: StudyOptions) -> None:
     """Raises UserError naming the flag of the first out-of-range option."""
     for flag, value, low in [("--images", options.images, 16), ("--seeds", options.seeds, 2), ("--n", options.n, 4),
@@ -139,6 +137,9 @@ def validate(options: StudyOptions) -> None:
                              ("--resolution", options.resolution, 16)]:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise UserError(f"{flag} must be an integer >= {low}, got {value!r}")
+    if options.seeds > MAX_SEEDS:
+        raise UserError(f"--seeds must be at most {MAX_SEEDS} (each seed is a training run per family), "
+                        f"got {options.seeds}")
     if not 0 < options.fraction <= 0.5:
         raise UserError(f"--fraction must be in (0, 0.5], got {options.fraction}")
     if options.curve_n > options.n:
@@ -153,73 +154,25 @@ def validate(options: StudyOptions) -> None:
                         f"got {options.diffusion_preset!r}")
 
 
-def runs_per_family(options: StudyOptions) -> int:
-    """Runs of one family in the full plan: the seeds on D, three D′ variants, the grid cells."""
-    return options.seeds + VARIANTS + GRID_CELLS
-
-
 @dataclass(frozen=True)
 class Allocation:
-    """How the budget is spent (minutes; estimates except the two training budgets).
+    """How the budget is spent (minutes; estimates except the reference runs' training budgets).
 
-    ``SAFETY`` of the budget is left unallocated (cells with small batches run slower per image).
+    Made by :func:`landiff.workflows.study.budget.allocate`; part of the budget is left unallocated
+    (cells with small batches run slower per image).
 
     Attributes:
-        diffusion_minutes: training time of the diffusion reference run (0 in tiny mode).
-        gan_minutes: training time of the GAN reference run (0 in tiny mode).
+        minutes: training time of each family's reference run (empty in tiny mode).
         reference_steps: tiny mode: optimiser steps of each reference run; 0 when time-budgeted.
         eval_minutes: estimated sampling + metrics over all runs and curve points.
-        setup_minutes: estimated data preparation and report writing.
+        setup_minutes: estimated data preparation, trainer start-ups and report writing.
     """
 
-    diffusion_minutes: float
-    gan_minutes: float
+    minutes: dict[Family, float]
     reference_steps: int
     eval_minutes: float
     setup_minutes: float
 
     def run_minutes(self, family: Family) -> float:
-        return self.diffusion_minutes if family == "diffusion" else self.gan_minutes
-
-
-def _pixels(options: StudyOptions) -> float:
-    return (options.resolution / 32) ** 2
-
-
-def estimate_eval_minutes(options: StudyOptions, runs: int | None = None) -> float:
-    """Sampling and SWD for ``runs`` runs per family (default: the full plan; n images each) and every
-    curve point (curve_n images), in minutes."""
-    runs = runs_per_family(options) if runs is None else runs
-    diffusion_images = runs * options.n + options.curve_points * options.curve_n
-    sampling = diffusion_images * options.sample_steps * SECONDS["sample_nfe"] * _pixels(options)
-    swd_calls = 2 * runs + 2 * options.curve_points + 1  # one per run and curve point, plus the floor
-    swd = swd_calls * SECONDS["swd_256"] * max(options.n, 64) / 256 * _pixels(options)
-    return (sampling + swd + 2 * runs * SECONDS["run_overhead"]) / 60
-
-
-def estimate_setup_minutes(options: StudyOptions, runs: int | None = None) -> float:
-    """Data variants (D and three D′), trainer start-ups for ``runs`` runs per family (default: the
-    full plan) and the report, in minutes."""
-    runs = runs_per_family(options) if runs is None else runs
-    data = 4 * options.images / 1000 * SECONDS["setup_per_1000"] * _pixels(options)
-    starts = 2 * (runs + options.curve_points) * SECONDS["train_overhead"]
-    return (data + starts + SECONDS["report"]) / 60
-
-
-def allocate(options: StudyOptions) -> Allocation:
-    """Splits ``options.budget`` (see the module docstring).
-
-    Raises:
-        UserError: the budget leaves less than a third of itself for training.
-    """
-    eval_minutes, setup = estimate_eval_minutes(options), estimate_setup_minutes(options)
-    if options.budget is None:
-        return Allocation(0.0, 0.0, TINY_REFERENCE_STEPS, eval_minutes, setup)
-    train = options.budget * (1 - SAFETY) - eval_minutes - setup
-    if train < options.budget / 3:
-        need = (eval_minutes + setup) / (2 / 3 - SAFETY)
-        raise UserError(f"--budget {options.budget:g} leaves {max(train, 0):.1f} min for training after about "
-                        f"{eval_minutes + setup:.1f} min of evaluation; give --budget {math.ceil(need)} or more, or lower --n")
-    runs = runs_per_family(options)
-    unit = train / (runs * DIFFUSION_WEIGHT + runs)
-    return Allocation(unit * DIFFUSION_WEIGHT, unit, 0, eval_minutes, setup)
+        """The training minutes of ``family``'s reference run (0 in tiny mode)."""
+        return self.minutes.get(family, 0.0)

@@ -1,8 +1,9 @@
 """The plan as text: every run, its budget, its estimated minutes and its state (``--dry-run``).
 
 Estimates: a reference run takes its allocated minutes; every other run of the family trains on as
-many images, so about as long (a batch x1/2 cell a little longer, x2 a little shorter); evaluation
-and data preparation come from :func:`landiff.workflows.study.options.allocate`'s per-image costs.
+many images, so about as long (a batch x1/2 cell a little longer, x2 a little shorter), except the
+equal-steps cells, which see their batch factor times the images (x1/2: half as long, x2: twice);
+evaluation and data preparation come from :mod:`landiff.workflows.study.budget`'s per-image costs.
 """
 
 from __future__ import annotations
@@ -10,14 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landiff.workflows.study.options import (
-    Allocation,
-    Experiment,
-    StudyOptions,
-    allocate,
-    estimate_eval_minutes,
-    estimate_setup_minutes,
-)
+from landiff.workflows.study.budget import allocate, estimate_eval_minutes, estimate_run_minutes, estimate_setup_minutes
+from landiff.workflows.study.options import Allocation, Experiment, StudyOptions
 from landiff.workflows.study.plan import RunSpec, build_plan
 from landiff.workflows.study.state import StudyState, checkpoint_state, read_state
 
@@ -31,12 +26,14 @@ def _status(out: Path, spec: RunSpec, state: StudyState | None) -> str:
     return "pending" if progress is None else f"started ({progress.step} steps)"
 
 
-def _budget(spec: RunSpec, allocation: Allocation) -> tuple[str, float]:
+def _budget(spec: RunSpec, options: StudyOptions, allocation: Allocation) -> tuple[str, float]:
     """(budget in words, estimated minutes)."""
+    same = "same steps" if spec.cell is not None and spec.cell.match == "steps" else "same images"
+    stages = f", {options.curve_points} stages" if spec.role == "seed" and options.curve_points > 1 else ""
     if allocation.reference_steps:
-        return (f"{allocation.reference_steps} steps" if spec.is_reference else "same images", TINY_RUN_MINUTES)
-    minutes = allocation.run_minutes(spec.family)
-    return (f"{minutes:.2f} min" if spec.is_reference else "same images as seed 0", minutes)
+        return (f"{allocation.reference_steps} steps" if spec.is_reference else same) + stages, TINY_RUN_MINUTES
+    minutes = estimate_run_minutes(spec, options, allocation)
+    return (f"{minutes:.2f} min" if spec.is_reference else f"{same} as seed 0") + stages, minutes
 
 
 def plan_text(options: StudyOptions, experiments: Sequence[Experiment], out: Path) -> str:
@@ -46,14 +43,14 @@ def plan_text(options: StudyOptions, experiments: Sequence[Experiment], out: Pat
     total = 0.0
     plan = build_plan(options, experiments)
     for spec in plan:
-        budget, minutes = _budget(spec, allocation)
+        budget, minutes = _budget(spec, options, allocation)
         total += minutes
         rows.append((spec.name, budget, f"{minutes:.1f}", _status(out, spec, state)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     # Estimates for the runs listed (fewer than the budget's full plan when one experiment is chosen).
-    evaluation = estimate_eval_minutes(options, len(plan) // 2)
-    setup = estimate_setup_minutes(options, len(plan) // 2)
+    evaluation = estimate_eval_minutes(options, plan)
+    setup = estimate_setup_minutes(options, plan)
     lines.append(f"estimated: training {total:.1f} min + evaluation {evaluation:.1f} min + start-ups, data "
                  f"and report {setup:.1f} min = {total + evaluation + setup:.1f} min (2-core CPU at 32 px; GPUs are faster)")
     return "\n".join(lines)

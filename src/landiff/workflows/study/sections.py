@@ -10,19 +10,23 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from landiff.report.figures import grid_count, grid_png, tile_size
 from landiff.report.numbers import duration, si
 from landiff.report.render import Block, Figure, FigureRow, Heading, Paragraph, Table
 from landiff.runs.config import TrainConfig
 from landiff.workflows.study import figures
+from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.datasets import read_layout
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO, samples_of
-from landiff.workflows.study.experiments import WORSE_Z, FamilyGrid, FamilySeeds, StudyResults
-from landiff.workflows.study.options import DIFFUSION_WEIGHT, allocate
+from landiff.workflows.study.experiments import WORSE_Z, CostResult, FamilyCost, FamilyGrid, FamilySeeds, StudyResults
+from landiff.workflows.study.options import FAMILIES, TRAIN_WEIGHT
 from landiff.workflows.study.plan import base_config
 from landiff.workflows.study.sensitivity import PairStats
 from landiff.workflows.study.similarity import calibration_distances
-from landiff.workflows.study.verdict import QUALITY_RULE
+from landiff.workflows.study.uncertainty import RatioInterval
+from landiff.workflows.study.verdict import COST_RULE, QUALITY_RULE
 
 Assets = dict[str, bytes]  # PNG path relative to the study folder → bytes
 FIGURES = "figures"
@@ -54,9 +58,10 @@ def budget_text(results: StudyResults) -> str:
     o, a = results.options, allocate(results.options)
     if o.tiny:
         return f"Budget: tiny (miniature for tests: {a.reference_steps} steps per reference run)."
-    return (f"Budget: {o.budget:g} min in all; each reference run (seed 0 on D) trains {a.diffusion_minutes:.2f} min "
-            f"(diffusion) or {a.gan_minutes:.2f} min (GAN), every other run the same number of training images as its "
-            f"family's reference; the full plan's evaluation was estimated at {a.eval_minutes:.1f} min.")
+    minutes = " or ".join(f"{a.run_minutes(f):.2f} min ({f})" for f in FAMILIES)
+    return (f"Budget: {o.budget:g} min in all; each reference run (seed 0 on D) trains {minutes}, every other run "
+            f"the same number of training images as its family's reference (the equal-steps batch cells: the same "
+            f"number of optimiser steps); the full plan's evaluation was estimated at {a.eval_minutes:.1f} min.")
 
 
 def quality_section(results: StudyResults, out: Path) -> tuple[list[Block], Assets]:
@@ -94,10 +99,12 @@ def _sample_grids(results: StudyResults, out: Path) -> tuple[list[Block], Assets
     layout = read_layout(out)
     if layout is None:
         return [], {}
-    sets = {"real": layout.reference_images(), **{f: samples_of(out, f"{f}-D-seed0") for f in ("diffusion", "gan")}}
+    sets: dict[str, np.ndarray] = {"real": layout.reference_images()}
+    sets.update({f: samples_of(out, f"{f}-D-seed0") for f in FAMILIES})
     count, tile = grid_count(list(sets.values()), 16), tile_size(list(sets.values()))
     assets = {f"{FIGURES}/samples-{name}.png": grid_png(images, count, tile) for name, images in sets.items()}
-    captions = {"real": "held-out real images", "diffusion": "diffusion, seed 0", "gan": "GAN, seed 0"}
+    captions: dict[str, str] = {"real": "held-out real images"}
+    captions.update({f: f"{f}, seed 0" for f in FAMILIES})
     return [FigureRow(tuple(Figure(f"{FIGURES}/samples-{n}.png", captions[n], captions[n]) for n in sets))], assets
 
 
@@ -106,38 +113,81 @@ def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
     blocks: list[Block] = [Heading("2. Cost (claim 2)", 2)]
     if c is None:
         return _not_measured(blocks, "cost")
+    seeds, n = max(len(f.seeds) for f in c.families), c.families[0].seeds[0].curve[0].n
     blocks.append(Paragraph(
         f"{budget_text(results)} {_design(results)} Costs are also given in images seen and FLOPs (torch's FLOP "
-        f"counter: convolutions, matmuls, attention). The curve measures the "
-        f"seed-0 runs after each of {len(c.diffusion.curve)} equal training stages with {c.diffusion.curve[0].n} samples "
-        f"per point: one training seed, so it is indicative (bars: metric s.d. only). Compute to the target interpolates "
-        f"log-FLOPs between points; target = the worse family's last point."))
+        f"counter: convolutions, matmuls, attention). The quality-vs-compute curve measures every seed run on D "
+        f"({seeds} per family) after each of {results.options.curve_points} training stages with {n} samples per point "
+        f"(seed 0 after equal parts of its minutes, the other seeds after the same fractions of their steps, so the "
+        f"seeds' points line up in images seen and FLOPs); it is shown as mean ± s.d. over seeds per stage. Target "
+        f"quality: SWD {c.target_swd:.3g}, the highest final curve SWD over every seed run of both families (the best "
+        f"quality that all of them reached). Each seed's compute to the target interpolates log-FLOPs between its own "
+        f"points (a seed already below the target at its first point gives an upper bound, marked ≤; one that never "
+        f"reaches it has none); claim 2 is judged on the ratio diffusion / GAN of the geometric means over seeds, with "
+        f"its 95% interval from Welch's t on log FLOPs; rule: {COST_RULE}. The same is shown for wall-clock."))
+    blocks.append(_cost_table(c))
+    blocks.append(Paragraph(_ratio_text("training FLOPs", c.flops) + " " + _ratio_text("training wall-clock", c.seconds)))
+    blocks += [_curve_table(c), _seed_table(c)]
+    floor = results.quality.diffusion.floor if results.quality else math.nan
+    blocks.append(Figure(f"{FIGURES}/curve.png", "quality vs training compute", "SWD after each training stage, mean ± "
+                         "s.d. over the seed runs (thin lines: each seed), against training FLOPs, images seen and "
+                         "training wall-clock"))
+    return blocks, {f"{FIGURES}/curve.png": figures.curve_png(c, floor)}
+
+
+def _ratio_text(what: str, r: RatioInterval) -> str:
+    return (f"Diffusion / GAN in {what} to the target: {r.ratio:.3g} (ratio of geometric means over seeds), 95% "
+            f"interval [{r.low95:.3g}, {r.high95:.3g}], 99% [{r.low99:.3g}, {r.high99:.3g}], {r.df:.1f} degrees of freedom.")
+
+
+def _cost_table(c: CostResult) -> Table:
     rows = []
     for label, field, fmt in (("training time (mean over seeds)", "train_seconds", duration),
                               ("training images seen", "images_seen", lambda v: si(v)),
                               ("FLOPs per training image", "flops_per_train_image", lambda v: si(v, "FLOP")),
                               ("training FLOPs", "train_flops", lambda v: si(v, "FLOP")),
-                              (f"FLOPs to reach SWD {c.target_swd:.3g}", "to_target_flops", lambda v: si(v, "FLOP")),
-                              ("time to reach it", "to_target_seconds", duration),
+                              (f"FLOPs to reach SWD {c.target_swd:.3g} (geometric mean over seeds)", "to_target_flops",
+                               lambda v: si(v, "FLOP")),
+                              ("time to reach it (geometric mean over seeds)", "to_target_seconds", duration),
+                              ("seed runs that reached it", "reached", str),
                               ("FLOPs per generated image", "flops_per_sample", lambda v: si(v, "FLOP")),
                               ("sampling time per image", "sample_seconds", duration),
-                              (f"SWD after {duration(c.equal_seconds)} of training (equal wall-clock)",
+                              (f"mean SWD after {duration(c.equal_seconds)} of training (equal wall-clock)",
                                "swd_at_equal_time", lambda v: f"{v:.3g}")):
-        values = [getattr(c.diffusion, field), getattr(c.gan, field)]
+        values = [getattr(f, field) for f in c.families]
         shown = [fmt(v) if math.isfinite(v) else "not reached" if field.startswith("to_") else "n/a" for v in values]
-        rows.append((label, *shown, f"{c.ratio(field):.3g}x"))
-    blocks.append(Table(("", "diffusion", "GAN", "diffusion / GAN"), tuple(rows)))
-    floor = results.quality.diffusion.floor if results.quality else math.nan
-    blocks.append(Figure(f"{FIGURES}/curve.png", "quality vs training compute", "SWD after each training stage of the "
-                         "seed-0 runs against training FLOPs, images seen and training wall-clock"))
-    return blocks, {f"{FIGURES}/curve.png": figures.curve_png(c, floor)}
+        ratio = c.ratio(field)
+        rows.append((label, *shown, f"{ratio:.3g}x" if field != "reached" and math.isfinite(ratio) else ""))
+    return Table(("", *(f.family for f in c.families), "diffusion / GAN"), tuple(rows))
+
+
+def _curve_table(c: CostResult) -> Table:
+    rows = [(f.family, str(s.stage), str(s.seeds), si(s.images_seen), si(s.train_flops, "FLOP"),
+             duration(s.train_seconds), _pm(s.swd, s.swd_sd)) for f in c.families for s in f.curve]
+    return Table(("family", "stage", "seeds", "images seen", "training FLOPs", "train time", "SWD (mean ± s.d. over seeds)"),
+                 tuple(rows))
+
+
+def _seed_cell(f: FamilyCost, k: int) -> tuple[str, str, str]:
+    s = f.seeds[k]
+    if not s.reached:
+        return "not reached", "", f"final SWD {s.curve[-1].swd:.3g}"
+    bound = "≤ " if s.at_first_point else ""
+    return (bound + si(s.to_target_flops, "FLOP"), bound + duration(s.to_target_seconds),
+            "upper bound: below the target at its first point" if s.at_first_point else "")
+
+
+def _seed_table(c: CostResult) -> Table:
+    rows = [(f.family, s.name, *_seed_cell(f, k)) for f in c.families for k, s in enumerate(f.seeds)]
+    return Table(("family", "run", f"FLOPs to SWD {c.target_swd:.3g}", "time to it", "note"), tuple(rows))
 
 
 def _design(results: StudyResults) -> str:
     if results.options.tiny:
         return "In the miniature both families train the same number of steps."
-    return (f"The reference runs train for their allocated wall-clock (diffusion {DIFFUSION_WEIGHT:g}x the GAN's); the "
-            "table also reads both curves at the same training time (equal wall-clock).")
+    weights = " : ".join(f"{TRAIN_WEIGHT[f]:g}" for f in FAMILIES)
+    return (f"The reference runs train for their allocated wall-clock ({' : '.join(FAMILIES)} = {weights}); the "
+            "table also reads the mean curves at the same training time (equal wall-clock).")
 
 
 def _pair_row(p: PairStats, relative: float) -> tuple[str, ...]:
@@ -187,11 +237,13 @@ def hparam_section(results: StudyResults) -> tuple[list[Block], Assets]:
         return _not_measured(blocks, "hparam-stability")
     blocks.append(Paragraph(
         "One factor at a time around each family's default (a full grid does not fit the budget): learning rate x1/4 "
-        "and x4, batch x1/2 and x2, and per family the linear schedule and fixed σ + mse → learned σ + hybrid (diffusion; "
-        "one cell changing two factors, since with a fixed σ the hybrid loss trains exactly like mse) or Adam β1 / D "
-        "steps per G step (GAN); one "
-        f"seed per cell, each trained on as many images as the default and measured on {results.hparam[0].default.n} "
-        f"samples. A cell diverged when the trainer stopped after {TrainConfig.max_consecutive_skips} consecutive "
+        "and x4, batch x1/2 and x2 twice, at equal training images (x1/2 takes twice the optimiser steps) and at equal "
+        "optimiser steps (x1/2 sees half the images; rows 'batch (equal images)' and 'batch (equal steps)'), and per "
+        "family the linear schedule and fixed σ + mse → learned σ + hybrid (diffusion; one cell changing two factors, "
+        "since with a fixed σ the hybrid loss trains exactly like mse) or Adam β1 / D steps per G step (GAN); one "
+        "seed per cell, each trained on as many images as the default (the equal-steps cells: as many optimiser "
+        f"steps) and measured on {results.hparam[0].default.n} samples. A cell diverged when the trainer stopped after "
+        f"{TrainConfig.max_consecutive_skips} consecutive "
         "non-finite steps; collapsed when its samples are less than "
         f"{COLLAPSE_RATIO:.0%} as diverse as real images; worse / better when its SWD is more than {WORSE_Z:g} "
         "combined s.d. (seed spread of the default and the cell's metric s.d.) from the default's seed mean."))

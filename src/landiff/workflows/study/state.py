@@ -23,7 +23,9 @@ from landiff.runs.config import TrainConfig
 from landiff.runs.files import atomic_write_text
 from landiff.workflows.study.options import StudyOptions
 
-STATE_FORMAT = 1
+# 2: every seed run trains in stages with its own curve (results/curves/<run>.json); a study of
+# format 1 has curve points for the seed-0 runs only, so it cannot be continued.
+STATE_FORMAT = 2
 STATE_NAME = "plan.json"
 Status = Literal["pending", "started", "finished", "diverged"]
 

@@ -12,10 +12,21 @@ and the rule that decided it (stated here and in the report):
    budget, a tie is a finding. Otherwise (the interval contains 1 and reaches outside that band, or
    a family has fewer than two seeds, so there is no interval) inconclusive. The direction is
    checked first: an interval below 1 but inside the band is supported, noted as a small difference.
-2. *Training diffusion is far more expensive.* Training FLOPs each family needed to reach a common
-   quality (the worse family's final curve SWD). Supported when diffusion needed ≥ 2× the GAN's
-   ("far more"), not supported when ≤ 1×, inconclusive between or when an upper bound blocks the
-   conclusion. One training seed per curve: indicative, not a tested difference.
+2. *Training diffusion is far more expensive.* The target quality is the highest final curve SWD over
+   every seed run of both families (the best quality all of them reached; with one seed per family,
+   the worse family's final point). Each seed run's training FLOPs to first reach it are interpolated
+   along its own curve (log-compute between points; NaN if it never does; its first point's compute,
+   an upper bound, if already below the target there). C = diffusion / GAN, the ratio of the two
+   families' geometric means of those per-seed FLOPs, with its 95 % interval (Welch's t on log FLOPs,
+   :func:`~landiff.workflows.study.uncertainty.log_ratio`). Supported when the interval's lower bound
+   is ≥ FAR_MORE = 2× ("strong" when the 99 % interval's is too); not supported when its upper bound
+   is < 2×, and then: diffusion was cheaper (upper bound < 1), equivalent within ±EQUIVALENCE = ±15 %
+   (the whole interval within [0.85, 1.15]), more expensive but not far more (lower bound > 1), or
+   less than 2× with the direction unresolved; inconclusive otherwise (the interval contains 2×), when
+   a family has fewer than two seeds that reached the target, or when a bound blocks the conclusion:
+   diffusion's values being upper bounds blocks "supported" (its true compute may be lower), the GAN's
+   blocks "not supported". The same rule is applied to training wall-clock and stated beside; the
+   verdict follows FLOPs (wall-clock depends on the machine and its load).
 3. *A slight data change makes the GAN's images completely different, but not diffusion's.* On the
    ``replace`` variant, read as the claim's words: supported when most of the GAN's images became
    different pictures (the Wilson upper bound of its "same picture" share is below 1/2) and
@@ -39,7 +50,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO
-from landiff.workflows.study.experiments import CostResult, FamilyGrid, QualityResult, StudyResults
+from landiff.workflows.study.experiments import CostResult, FamilyCost, FamilyGrid, QualityResult, SeedCost, StudyResults
 from landiff.workflows.study.sensitivity import SensitivityResult
 from landiff.workflows.study.uncertainty import RatioInterval, fisher_greater, two_proportions
 
@@ -114,26 +125,74 @@ def quality_claim(q: QualityResult | None) -> Claim:
                  "neither a difference nor a tie at this budget", text)
 
 
+COST_RULE = (f"supported when the 95% interval of the ratio lies at or above {FAR_MORE:g}x (strong when the 99% interval "
+             f"does too), not supported when it lies below {FAR_MORE:g}x (diffusion cheaper when below 1x, equivalent "
+             f"when within [{1 - EQUIVALENCE:.2f}, {1 + EQUIVALENCE:.2f}]), inconclusive otherwise, with fewer than 2 "
+             "seeds per family that reached the target, or when an upper bound (a seed already below the target at its "
+             "first curve point) blocks the conclusion")
+
+
+def cost_outcome(r: RatioInterval, diffusion: FamilyCost, gan: FamilyCost) -> tuple[Verdict, str]:
+    """Claim 2's rule (module docstring) on one ratio C = diffusion / GAN of compute to the target."""
+    few = [f"{f.family} {f.reached}/{len(f.seeds)}" for f in (diffusion, gan) if f.reached < 2]
+    if few:
+        return "inconclusive", f"fewer than 2 seeds reached the target ({', '.join(few)}), so there is no interval"
+    if r.low95 >= FAR_MORE:
+        if diffusion.bounded:
+            return "inconclusive", ("the 95% interval lies at or above 2x, but diffusion's compute is an upper bound (a seed "
+                                    "was already below the target at its first curve point), so that lower bound does not hold")
+        return "supported", ("strong: the 99% interval also lies at or above 2x" if r.low99 >= FAR_MORE else
+                             f"moderate: the 95% interval lies at or above {FAR_MORE:g}x, the 99% interval reaches below")
+    if r.high95 < FAR_MORE:
+        if gan.bounded:
+            return "inconclusive", ("the 95% interval lies below 2x, but the GAN's compute is an upper bound (a seed was "
+                                    "already below the target at its first curve point), so that upper bound does not hold")
+        return "not supported", _below_far_more(r) + ("; diffusion's values are upper bounds, so its true compute may be "
+                                                      "lower still" if diffusion.bounded else "")
+    return "inconclusive", f"the 95% interval contains {FAR_MORE:g}x"
+
+
+def _below_far_more(r: RatioInterval) -> str:
+    if r.high95 < 1:
+        return "diffusion was cheaper: the whole 95% interval lies below 1x"
+    if 1 - EQUIVALENCE <= r.low95 and r.high95 <= 1 + EQUIVALENCE:
+        return (f"equivalent within ±{EQUIVALENCE:.0%}: the whole 95% interval lies in "
+                f"[{1 - EQUIVALENCE:.2f}, {1 + EQUIVALENCE:.2f}]")
+    if r.low95 > 1:
+        return f"more expensive, but not far more: the whole 95% interval lies between 1x and {FAR_MORE:g}x"
+    return f"less than {FAR_MORE:g}x, the direction unresolved: the 95% interval contains 1x"
+
+
+def _per_seed(f: FamilyCost) -> str:
+    def one(s: SeedCost) -> str:
+        if not s.reached:
+            return "never"
+        return f"{'≤ ' if s.at_first_point else ''}{s.to_target_flops:.3g}"
+    return ", ".join(one(s) for s in f.seeds)
+
+
+def _cost_evidence(c: CostResult) -> str:
+    d, g, r, t = c.diffusion, c.gan, c.flops, c.seconds
+    return (f"target SWD {c.target_swd:.3g} (the highest final curve SWD over every seed run, {d.seeds[0].curve[0].n} "
+            f"samples per point); training FLOPs to reach it per seed: diffusion {_per_seed(d)}, GAN {_per_seed(g)} "
+            f"(≤: already below the target at the first curve point, an upper bound); geometric means "
+            f"{d.to_target_flops:.3g} ({d.reached}/{len(d.seeds)} seeds) vs {g.to_target_flops:.3g} "
+            f"({g.reached}/{len(g.seeds)}): diffusion / GAN {r.ratio:.3g}, 95% interval [{r.low95:.3g}, {r.high95:.3g}], "
+            f"99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log FLOPs, {r.df:.1f} df); in training wall-clock "
+            f"{d.to_target_seconds / 60:.2f} vs {g.to_target_seconds / 60:.2f} min: {t.ratio:.3g}, 95% interval "
+            f"[{t.low95:.3g}, {t.high95:.3g}]; per training image diffusion costs {c.ratio('flops_per_train_image'):.2g}x "
+            f"the GAN's FLOPs, per generated image {c.ratio('flops_per_sample'):.3g}x ({d.nfe} network evaluations vs "
+            f"{g.nfe}); after {c.equal_seconds / 60:.2f} min of training each, mean SWD diffusion "
+            f"{d.swd_at_equal_time:.3g} vs GAN {g.swd_at_equal_time:.3g}; rule: {COST_RULE}")
+
+
 def cost_claim(c: CostResult | None) -> Claim:
     if c is None:
         return Claim(2, CLAIMS[1], "not measured", "", "run: landiff study cost")
-    ratio = c.diffusion.to_target_flops / c.gan.to_target_flops
-    text = (f"to reach SWD {c.target_swd:.3g}, diffusion needed {c.diffusion.to_target_flops:.3g} training FLOPs "
-            f"({c.diffusion.to_target_seconds / 60:.2f} min), the GAN {c.gan.to_target_flops:.3g} "
-            f"({c.gan.to_target_seconds / 60:.2f} min): {ratio:.2g}x; per training image diffusion costs "
-            f"{c.ratio('flops_per_train_image'):.2g}x the GAN's FLOPs, per generated image {c.ratio('flops_per_sample'):.3g}x "
-            f"({c.diffusion.nfe} network evaluations vs {c.gan.nfe}); after {c.equal_seconds / 60:.2f} min of training "
-            f"each, SWD diffusion {c.diffusion.swd_at_equal_time:.3g} vs GAN {c.gan.swd_at_equal_time:.3g}")
-    weak = "indicative: one training seed per curve"
-    if not math.isfinite(ratio):
-        return Claim(2, CLAIMS[1], "inconclusive", weak, text + "; a curve never reached the target")
-    if ratio >= FAR_MORE and not c.diffusion.at_first_point:
-        return Claim(2, CLAIMS[1], "supported", weak, text)
-    if ratio <= 1 and not c.gan.at_first_point:
-        return Claim(2, CLAIMS[1], "not supported", weak, text)
-    note = "; the first curve point was already below the target, so the ratio is a bound" if (
-        c.diffusion.at_first_point or c.gan.at_first_point) else f"; between 1x and {FAR_MORE:g}x"
-    return Claim(2, CLAIMS[1], "inconclusive", weak, text + note)
+    verdict, why = cost_outcome(c.flops, c.diffusion, c.gan)
+    by_time, why_time = cost_outcome(c.seconds, c.diffusion, c.gan)
+    text = _cost_evidence(c) + f"; by the same rule on wall-clock: {by_time} ({why_time})"
+    return Claim(2, CLAIMS[1], verdict, why, text)
 
 
 def data_claim(s: SensitivityResult | None) -> Claim:
