@@ -2,6 +2,8 @@
 
     python benchmarks/recipe_confirm.py --data synthetic --seeds 0,1          # ~35 min on 2 cores
     python benchmarks/recipe_confirm.py --data bench-runs/skylines --ref bench-runs/skylines-heldout
+    python benchmarks/recipe_confirm.py --minutes 3 --seeds 0,1               # the race's 3-minute point
+    python benchmarks/recipe_confirm.py --gans dcgan,gan-strong               # both GAN presets
     python benchmarks/recipe_confirm.py --long 6 --seeds 0                    # one 60-minute run: the curve
     python benchmarks/recipe_confirm.py --quick                               # seconds: CI's check
 
@@ -14,10 +16,15 @@ noise), on the same data at 32 px:
   training, so the same run gives the ``old+ema`` row: the old training sampled at ``--length``);
 * ``new``: today's ``tiny`` preset (``recipe_screen.py``'s ``tiny-cosine``: the same with the LR
   annealed to 0 by a cosine over the run), sampled with its post-hoc EMA of σ_rel ``--length``;
-* ``dcgan``: landiff's DCGAN recipe at 32 px for the race's 214,784 images (1678 steps of 128).
+* ``dcgan``: landiff's DCGAN recipe at 32 px for the race's 214,784 images (1678 steps of 128);
+  ``--gans`` adds other GAN presets (e.g. ``gan-strong``) trained for the same steps: a GAN preset
+  that costs more per step than the DCGAN gets the DCGAN's step count, which favours it (its img/s is
+  recorded by ``benchmarks/gan_screen.py``).
 
 Step and image counts stand in for the race's wall clock (what each entrant reached in its 10 minutes
-on 2026-11-30), so the entrants stay equal under any machine load. Each is measured with
+on 2026-11-30), so the entrants stay equal under any machine load. ``--minutes M`` scales both step
+counts to M of the race's minutes (3 → 437 diffusion and 503 GAN steps): every entrant, the
+annealed recipe's cosine included, is then a run of that length, not a point along a longer one. Each is measured with
 multi-scale SWD ×10³ of ``--n`` samples (diffusion: landiff's default sampler) against ``--n``
 held-out images; the table gives every seed, the mean and half the range (the spread of two seeds),
 and each entrant's ratio to the DCGAN's mean.
@@ -25,7 +32,9 @@ and each entrant's ratio to the DCGAN's mean.
 ``--long K`` instead trains the ``tiny`` recipe for K × 1456 steps (K of the race's 10-minute budgets;
 the cosine's horizon is the whole run) with a checkpoint at every multiple of 1456 steps, and reports
 SWD with the fixed EMA and with the post-hoc EMA of ``--lengths`` at each checkpoint (each
-reconstructed from the snapshots up to its step, as ``landiff sample --ckpt`` would). Only the last
+reconstructed from the snapshots up to its step, as ``landiff sample --ckpt`` would); ``--draws D``
+measures every point D times with disjoint sample seeds (0…n−1, n…2n−1, …) and reports mean ± s.d.
+over the draws, the metric's spread at a fixed model. Only the last
 row is a K × 10-minute result; the earlier ones are points along its schedule, not yet annealed.
 """
 
@@ -56,15 +65,17 @@ def gan_config(data: str, resolution: int, steps: int, seed: int, synthetic_n: i
     return dataclasses.replace(config, synthetic_n=synthetic_n) if synthetic_n else config
 
 
-def measure(run: Path | None, reference, n: int, ema_length: float | None, checkpoint: Path | None = None) -> float:
-    """SWD ×10³ of ``n`` samples (seeds 0..n−1) of the run's latest checkpoint (or ``checkpoint``)."""
+def measure(run: Path | None, reference, n: int, ema_length: float | None, checkpoint: Path | None = None,
+            draw: int = 0) -> float:
+    """SWD ×10³ of ``n`` samples (seeds draw·n … draw·n + n − 1) of the run's latest checkpoint (or
+    ``checkpoint``)."""
     from landiff.generate import generate
     from landiff.metrics.evaluate import evaluate_swd
     from landiff.metrics.io import ImageSet
     from landiff.train import load_run
 
     loaded = load_run(run, checkpoint=checkpoint, device="cpu", ema_length=ema_length)
-    images = generate(loaded, list(range(n))).images
+    images = generate(loaded, list(range(draw * n, draw * n + n))).images
     return float(evaluate_swd(ImageSet(images, "samples"), reference).estimates["swd"].value)
 
 
@@ -75,8 +86,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--length", type=float, default=None,
                         help="post-hoc EMA σ_rel of the new entrant (default: the tiny preset's)")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="the race's minutes to train for (step counts scaled from its 10)")
+    parser.add_argument("--gans", default="dcgan", help="GAN presets, comma-separated (the first is the ratio's base)")
     parser.add_argument("--long", type=int, default=0, help="train K × 1456 steps and report the curve")
     parser.add_argument("--lengths", default="0.05,0.1", help="post-hoc σ_rel measured along --long's curve")
+    parser.add_argument("--draws", type=int, default=1,
+                        help="--long: measure each point with this many disjoint sets of sample seeds (mean ± s.d.)")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("bench-runs"))
     parser.add_argument("--quick", action="store_true")
@@ -86,7 +102,12 @@ def main() -> None:
     from landiff.runs.config import recipe
     from landiff.train import train
 
-    resolution, synthetic_n, steps, gan_steps = 32, None, DIFFUSION_STEPS, GAN_STEPS
+    if not 0 < args.minutes <= 60:
+        parser.error("--minutes must be in (0, 60]")
+    if args.draws < 1:
+        parser.error("--draws must be >= 1")
+    resolution, synthetic_n = 32, None
+    steps, gan_steps = round(DIFFUSION_STEPS * args.minutes / 10), round(GAN_STEPS * args.minutes / 10)
     if args.quick:
         args.n, args.no_append, synthetic_n, steps, gan_steps = 8, True, 64, 2, 2
     length = args.length if args.length is not None else recipe("tiny").ema_length
@@ -100,7 +121,7 @@ def main() -> None:
         if not args.no_append:
             append_results(RESULTS, text)
         return
-    gans = ["dcgan"]
+    gans = args.gans.split(",")
     scores: dict[str, list[float]] = {name: [] for name in ["old", "old+ema", "new", *gans]}
     start = time.perf_counter()
     for seed in seeds:
@@ -145,8 +166,11 @@ def long_curve(args: argparse.Namespace, tag: str, reference, resolution: int, b
     lengths = [float(v) for v in args.lengths.split(",")]
     rows = []
     for step, path in list_checkpoints(run / "checkpoints"):
-        values = [measure(None, reference, args.n, length, checkpoint=path) for length in [0.0, *lengths]]
-        rows.append(f"| {10 * step / budget:.0f} | {step} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+        cells = []
+        for length in [0.0, *lengths]:
+            draws = [measure(None, reference, args.n, length, checkpoint=path, draw=k) for k in range(args.draws)]
+            cells.append(f"{np.mean(draws):.1f} ± {np.std(draws, ddof=1):.1f}" if len(draws) > 1 else f"{draws[0]:.1f}")
+        rows.append(f"| {10 * step / budget:.0f} | {step} | " + " | ".join(cells) + " |")
         print(rows[-1], file=sys.stderr, flush=True)
     return "\n".join([
         f"## The tiny recipe's curve on {tag}: {args.long} × the budget race's 10 minutes, seed {seed}",
@@ -165,20 +189,21 @@ def render(args: argparse.Namespace, tag: str, seeds: list[int], length: float, 
     what = {"old": "tiny-v1: constant LR, fixed EMA 0.999 (the first wave's default)",
             "old+ema": f"the same run, post-hoc EMA σ_rel {length:g}",
             "new": f"tiny: LR annealed by a cosine, post-hoc EMA σ_rel {length:g}",
-            "dcgan": "DCGAN recipe, 32 px"}
-    gan_mean = float(np.mean(scores["dcgan"]))
+            "dcgan": "DCGAN recipe, 32 px", "gan-strong": "gan-strong recipe, 32 px"}
+    base = args.gans.split(",")[0]
+    gan_mean = float(np.mean(scores[base]))
     rows = []
     for name, values in scores.items():
         mean, spread = float(np.mean(values)), (max(values) - min(values)) / 2
-        rows.append(f"| {name} | {what[name]} | " + " | ".join(f"{v:.1f}" for v in values)
+        rows.append(f"| {name} | {what.get(name, name + ' preset')} | " + " | ".join(f"{v:.1f}" for v in values)
                     + f" | {mean:.1f} ± {spread:.1f} | {mean / gan_mean:.2f} |")
     return "\n".join([
-        f"## Recipe confirmation on {tag}: the budget race's 10 minutes, seeds {', '.join(map(str, seeds))}",
+        f"## Recipe confirmation on {tag}: the budget race's {args.minutes:g} minutes, seeds {', '.join(map(str, seeds))}",
         "",
         f"`python benchmarks/recipe_confirm.py {' '.join(sys.argv[1:])}` — {time.strftime('%Y-%m-%d %H:%M')}; "
         f"32 px; {args.n} samples vs {args.n} held-out images; SWD ×10³; {seconds:.0f} s.",
         "",
-        "| entrant | what | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± half range | ratio to dcgan |",
+        "| entrant | what | " + " | ".join(f"seed {s}" for s in seeds) + f" | mean ± half range | ratio to {base} |",
         "|---|---|" + "---:|" * (len(seeds) + 2),
         *rows,
     ])

@@ -118,10 +118,16 @@ def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
     from landiff.runs.config import recipe
 
     assert f"post-hoc EMA σ_rel {recipe('tiny').ema_length:g}" in rows["new"][1]  # the preset's own length
-    curve = _run("recipe_confirm.py", "--quick", "--long", "2", "--seeds", "0", "--out", str(tmp_path / "r"),
-                 cwd=tmp_path)
+    curve = _run("recipe_confirm.py", "--quick", "--long", "2", "--seeds", "0", "--draws", "2", "--out",
+                 str(tmp_path / "r"), cwd=tmp_path)
     points = [r for r in (line.strip("|").split("|") for line in curve.splitlines()) if r[0].strip() in ("10", "20")]
     assert [int(p[1]) for p in points] == [2, 4] and all(_number(c.strip()) > 0 for p in points for c in p[2:5])
+    assert all("±" in c for p in points for c in p[2:5])  # mean ± s.d. over the two draws
+    gans = _run("recipe_confirm.py", "--quick", "--minutes", "3", "--seeds", "0", "--gans", "dcgan,gan-strong",
+                "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert "the budget race's 3 minutes" in gans
+    rows = {r[0]: r for r in (_rows(gans, n + " |")[0] for n in ("dcgan", "gan-strong"))}
+    assert rows["dcgan"][4] == "1.00" and _number(rows["gan-strong"][4]) > 0
 
 
 def test_gan_screen_quick_measures_each_variant_with_and_without_ema(tmp_path):

@@ -55,3 +55,42 @@ def test_parse_sweep():
     assert parse_sweep("") == []
     with pytest.raises(UserError, match="--sweep"):
         parse_sweep("euler:5")
+
+
+def test_compare_train_gives_every_entrant_the_same_training_time(tmp_path, monkeypatch):
+    import landiff.workflows.pairing as pairing
+
+    trained: dict[str, object] = {}
+    monkeypatch.setattr(pairing, "train", lambda config, run, log: trained.setdefault(run.name, config))
+    monkeypatch.setattr("landiff.cli.compare.compare_runs", lambda runs, options: [])
+    assert main(["compare", "--train", "--minutes", "12", "--out", str(tmp_path / "c")]) == 0
+    assert list(trained) == ["diffusion", "dcgan", "gan-strong"]
+    assert [c.max_minutes for c in trained.values()] == [4.0, 4.0, 4.0]  # type: ignore[attr-defined]
+    assert [c.preset for c in trained.values()] == ["tiny", "dcgan", "gan-strong"]  # type: ignore[attr-defined]
+    trained.clear()
+    assert main(["compare", "--train", "--gans", "dcgan", "--minutes", "6", "--out", str(tmp_path / "d")]) == 0
+    assert {name: c.max_minutes for name, c in trained.items()} == {"diffusion": 3.0, "dcgan": 3.0}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train", "--gans", "tiny"], "--gans: 'tiny' is not a GAN preset"),
+    (["--train", "--gans", "dcgan,dcgan"], "--gans must name one or more different GAN presets"),
+    (["--train", "--gans", ","], "--gans must name one or more different GAN presets"),
+    (["--gans", "dcgan"], "--gans names the GANs that --train trains"),
+])
+def test_compare_refuses_a_bad_gan_list_before_training(tmp_path, monkeypatch, capsys, argv, message):
+    import landiff.workflows.pairing as pairing
+
+    monkeypatch.setattr(pairing, "train", lambda *args, **kwargs: pytest.fail("trained despite a bad --gans"))
+    assert main(["compare", *argv, "--out", str(tmp_path / "c")]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_compare_summary_records_how_many_configurations_chose_each_recipe(tmp_path, monkeypatch):
+    from landiff.runs.config import TUNING
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    train(tiny_gan(train_steps=1), tmp_path / "gan", log=lambda _: None)
+    assert main(["compare", str(tmp_path / "gan"), "--n", "4", "--repeats", "1", "--sweep", ""]) == 0
+    summary = json.loads((tmp_path / "gan" / "compare" / "summary.json").read_text())
+    assert summary["cost"]["configurations_tried"] == TUNING[summary["preset"]]

@@ -162,8 +162,12 @@ def test_gan_flops_per_image_match_a_hand_count(monkeypatch):
 
     monkeypatch.setattr(cost, "build_generator", lambda config, device: G())
     monkeypatch.setattr(cost, "build_discriminator", lambda config, device: D())
-    config = SimpleNamespace(resolution=res, gan=SimpleNamespace(z_dim=z_dim, num_classes=0, d_steps=2))
-    train, per_eval = flops_per_image(SimpleNamespace(config=config, diffusion=None, model=None))  # type: ignore[arg-type]
+    def count(**flavour):
+        gan = SimpleNamespace(z_dim=z_dim, num_classes=0, d_steps=2, loss="ns", r1_gamma=0.0, r1_every=16)
+        config = SimpleNamespace(resolution=res, gan=SimpleNamespace(**{**vars(gan), **flavour}))
+        return flops_per_image(SimpleNamespace(config=config, diffusion=None, model=None))  # type: ignore[arg-type]
+
+    train, per_eval = count()
     g_fwd = 2 * z_dim * 48  # per image: a 5→48 matmul
     d_fwd = 2 * 48 * 1
     assert per_eval == g_fwd == 480
@@ -171,6 +175,12 @@ def test_gan_flops_per_image_match_a_hand_count(monkeypatch):
     g_update = (g_fwd + d_fwd) + (d_fwd + d_fwd) + g_fwd  # D: input + weight grads; G: weight grads only
     # Per generator step and image: d_steps × (D on a real and on a fake image + G making the fake) + G's update.
     assert train == 2 * (2 * d_update + g_fwd) + g_update == 2976
+    # Lazy R1 per image: D forward, its backward with the graph kept (input and weight gradients),
+    # and the penalty's backward through the input gradient (one more weight-gradient matmul).
+    r1 = 4 * d_fwd
+    assert count(r1_gamma=1.0, r1_every=1)[0] == train + 2 * r1
+    assert count(r1_gamma=1.0, r1_every=4)[0] == train + 2 * r1 // 4
+    assert count(loss="rsgan")[0] == train + d_update  # the real images pass through D in the G update too
 
 
 # ----------------------------------------------------------------- the bound, independently

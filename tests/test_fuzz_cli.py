@@ -112,7 +112,7 @@ def guard_work(monkeypatch):
     monkeypatch.setattr(landiff.data.prepared, "_write_images", stop)
     # The commands bind these names at import: patched where the CLI looks them up.
     monkeypatch.setattr(landiff.cli.compare, "compare_runs", stop)
-    monkeypatch.setattr(landiff.cli.compare, "train_pair", stop)
+    monkeypatch.setattr(landiff.cli.compare, "train_entrants", stop)
     monkeypatch.setattr(landiff.cli.data_synth, "write_landscapes", stop)
     monkeypatch.setattr(landiff.cli.demo, "run_demo", stop)
     monkeypatch.setattr(landiff.cli.study, "run_study", stop)

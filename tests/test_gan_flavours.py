@@ -148,3 +148,28 @@ def test_flavour_flags_are_recorded_and_bad_values_refused(tmp_path, capsys):
         base_diffusion = unet16()
         validate(dataclasses.replace(base_diffusion, gan=dataclasses.replace(base_diffusion.gan, loss="hinge")))
     assert tiny_gan().gan.loss == "ns" and not tiny_gan().gan.spectral_norm  # DCGAN stays the paper's
+
+
+def test_gan_strong_is_the_screens_winner_and_trains(tmp_path, monkeypatch):
+    """The preset is the configuration benchmarks/gan_screen.py measured as ``sn-hinge-da``, and a
+    run of it trains and samples its EMA of G."""
+    import sys
+    from pathlib import Path
+
+    from landiff.runs.config import TUNING, recipe
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.modules.pop("gan_screen", None)
+    from gan_screen import ROUNDS, variant_config
+
+    screened = variant_config("sn-hinge-da", "synthetic", 32, 503, 0, None)
+    preset = recipe("gan-strong")
+    assert preset.gan == screened.gan and preset.optim == screened.optim and preset.ema_decay == screened.ema_decay
+    assert (preset.gan.loss, preset.gan.spectral_norm, preset.gan.ema) == ("hinge", True, True)
+    assert preset.resolution == 32 and TUNING["gan-strong"] == sum(len(names) for names in ROUNDS.values())
+    config = dataclasses.replace(preset, synthetic_n=64, preview_count=0, train_steps=2, checkpoint_every=2,
+                                 optim=dataclasses.replace(preset.optim, batch=8),
+                                 gan=dataclasses.replace(preset.gan, ngf=8, ndf=8))
+    train(config, tmp_path / "run", log=quiet)
+    loaded = load_run(tmp_path / "run", device="cpu")
+    assert loaded.config.gan.diffaugment == "color,translation,cutout" and loaded.state.step == 2

@@ -335,3 +335,19 @@ def test_any_summary_json_gives_a_report_not_a_crash(first, second):
         blocks = (observations_section(runs) + runs_section(runs) + metrics_section(runs) + cost_section(runs)
                   + memorization_section(runs, Assets()))
         assert '"x"' in render_markdown(blocks) and "y" in render_html(blocks)
+
+
+def test_costs_compare_diffusion_with_each_gan_and_show_the_tuning_budget(tmp_path):
+    runs = [write_run(tmp_path / name, family, swd) for name, family, swd in
+            (("diffusion", "diffusion", 31.2), ("dcgan", "gan", 50.4), ("gan-strong", "gan", 40.0))]
+    for run, tried in zip(runs, (10, 1, 8), strict=True):
+        path = run / "compare" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["cost"]["configurations_tried"] = tried
+        path.write_text(json.dumps(summary))
+    md = build_report(runs, tmp_path / "report").markdown.read_text().replace("\\", "")
+    cost_lines = [line for line in md.splitlines() if line.startswith('- The diffusion run "diffusion" vs')]
+    assert len(cost_lines) == 2 and '"dcgan"' in cost_lines[0] and '"gan-strong"' in cost_lines[1]
+    assert "10× the configurations tried to choose the recipe (10 vs 1)" in cost_lines[0]
+    assert "1.25× the configurations tried to choose the recipe (10 vs 8)" in cost_lines[1]
+    assert "configs tried" in md

@@ -1,7 +1,8 @@
 """``landiff compare``: evaluate runs with one protocol (same reference, sample count, seeds).
 
     landiff compare runs/diffusion runs/gan --n 512
-    landiff compare --train --data synthetic --minutes 20 --out runs/cmp   # trains both families first
+    landiff compare --train --data synthetic --minutes 20 --out runs/cmp   # trains the entrants first
+    landiff compare --train --gans dcgan --minutes 10 --out runs/cmp2       # diffusion vs the DCGAN alone
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 from landiff.errors import UserError
 from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check_input_dir, check_output_dir, check_seed
+from landiff.runs.config import RECIPES
 from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, PRECISIONS, SAMPLERS
 from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, compare_runs, parse_sweep
-from landiff.workflows.pairing import train_pair
+from landiff.workflows.pairing import DEFAULT_GANS, train_entrants
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,10 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--ema-length", "float", "diffusion runs trained with --posthoc-ema: evaluate the post-hoc EMA of this "
          "relative length sigma_rel (EDM2), recorded in every record's provenance; 0 = the fixed-decay EMA "
          "(default: each run's own length, 0.1 for the tiny preset)", low=0.0, high=0.25).add_to(p)
-    p.add_argument("--train", action="store_true", help="first train a diffusion model and a DCGAN on --data")
+    p.add_argument("--train", action="store_true", help="first train a diffusion model (tiny) and the --gans on --data")
     Spec("--data", "str", "data for --train", default="synthetic").add_to(p)
-    Spec("--minutes", "float", "training budget for --train, split between the two", default=20.0, low=0.0,
-         low_open=True, high=24 * 60, unit="minutes").add_to(p)
+    Spec("--minutes", "float", "training budget for --train, shared equally by the entrants (diffusion and each "
+         "GAN get the same training time)", default=20.0, low=0.0, low_open=True, high=24 * 60,
+         unit="minutes").add_to(p)
+    Spec("--gans", "str", "GAN presets --train trains beside the diffusion model, comma-separated "
+         f"(default: {','.join(DEFAULT_GANS)})", metavar="PRESETS").add_to(p)
     Spec("--resolution", "int", "resolution for --train", default=32, low=8, unit="px").add_to(p)
     OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its two runs")
     p.set_defaults(func=run)
@@ -63,6 +68,18 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
     )
 
 
+def gans_from(text: str) -> tuple[str, ...]:
+    """The ``--gans`` list: GAN recipes (``landiff train --preset``), each once."""
+    names = tuple(filter(None, (name.strip() for name in text.split(","))))
+    gans = [name for name, values in RECIPES.items() if values.get("model") == "gan"]
+    for name in names:
+        if name not in gans:
+            raise UserError(f"--gans: {name!r} is not a GAN preset; choose from {', '.join(gans)}")
+    if not names or len(set(names)) != len(names):
+        raise UserError(f"--gans must name one or more different GAN presets ({', '.join(gans)}), got {text!r}")
+    return names
+
+
 def _guidance(value: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise UserError(f"--guidance must be a finite number >= 0 (1 = plain conditional), got {value}")
@@ -79,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.minutes <= 0:
             raise UserError("--minutes must be > 0")
-        runs += [str(p) for p in train_pair(args.data, Path(args.out), args.minutes, args.resolution)]
+        runs += [str(p) for p in train_entrants(args.data, Path(args.out), args.minutes, args.resolution,
+                                                gans_from(args.gans or ",".join(DEFAULT_GANS)))]
+    elif args.gans is not None:
+        raise UserError("--gans names the GANs that --train trains; add --train, or drop --gans")
     if not runs:
         raise UserError("give run directories to compare, or --train --data … to train both families first")
     summaries = compare_runs(runs, options)

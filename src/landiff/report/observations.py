@@ -144,16 +144,18 @@ COST_FIELDS = (
     CostField("NFE", "the network evaluations per sample (NFE)", lambda c: c.nfe, lambda v: f"{v:g}"),
     CostField("FLOPs/sample", "the FLOPs per sample", lambda c: c.flops_per_sample, lambda v: si(v, "FLOP")),
     CostField("s/image", "the sampling time per image", lambda c: c.sample_seconds_per_image, duration),
+    CostField("configs tried", "the configurations tried to choose the recipe", lambda c: c.configurations_tried,
+              lambda v: f"{v:g}"),
 )
 
 
 def cost_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
-    """Each diffusion run against the first GAN run; within one family, each run against the first."""
+    """Each diffusion run against each GAN run; within one family, each run against the first."""
     measured = [run for run in runs if run.summary is not None and run.summary.cost is not None]
     gans = [run for run in measured if run.family == "gan"]
     others = [run for run in measured if run.family != "gan"]
     if gans and others:
-        return [(run, gans[0]) for run in others]
+        return [(run, gan) for run in others for gan in gans]
     return [(run, measured[0]) for run in measured[1:]]
 
 

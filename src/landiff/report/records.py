@@ -45,6 +45,7 @@ class Cost:
     flops_per_sample: float | None
     nfe: float | None
     sample_seconds_per_image: float | None
+    configurations_tried: float | None = None  # to choose the run's preset (landiff.runs.config.TUNING)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from landiff.metrics.features import InceptionFeatures, InceptionUnavailable, fi
 from landiff.metrics.io import ImageSet, load_reference
 from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
+from landiff.runs.config import TUNING
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, existing_run_config, load_run
 from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
@@ -183,6 +184,7 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor: Metr
             "train_seconds": run.state.seconds, "flops_per_train_image": train_flops,
             "flops_per_sample": eval_flops * generated.nfe, "nfe": generated.nfe,
             "sample_seconds_per_image": generated.seconds_per_image,
+            "configurations_tried": TUNING.get(run.config.preset),
         },
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

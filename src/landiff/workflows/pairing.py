@@ -1,13 +1,16 @@
-"""Training a diffusion model and a DCGAN on the same data under one wall-clock budget.
+"""Training a diffusion model and GANs on the same data under one wall-clock budget.
 
-Used by ``landiff compare --train`` and ``landiff demo``. Each family gets its share of the budget
-as ``max_minutes`` (training time only, summed over resumes), so re-running continues both runs.
+Used by ``landiff compare --train`` (:func:`train_entrants`) and ``landiff demo`` (the recipes).
+``compare --train`` gives every entrant the same share of the budget as ``max_minutes`` (training
+time only, summed over resumes), so re-running continues every run; each entrant's recipe records
+how many configurations were tried to choose it (:data:`landiff.runs.config.TUNING`), so a reader
+can see that both families had the same chance to be tuned.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from landiff.runs.config import TrainConfig
@@ -33,13 +36,17 @@ def gan_recipe(data: str, resolution: int, minutes: float, preset: str = "dcgan"
     )
 
 
-def train_pair(data: str, out: Path, minutes: float, resolution: int = 32,
-               share: float = 0.7, log: Callable[[str], None] = print,
-               diffusion_config: TrainConfig | None = None, gan_config: TrainConfig | None = None) -> list[Path]:
-    """Trains ``out/diffusion`` and ``out/gan``; the diffusion run gets ``share`` of ``minutes``."""
-    diffusion = diffusion_config or diffusion_recipe(data, resolution, minutes * share)
-    gan = gan_config or gan_recipe(data, resolution, minutes * (1 - share))
-    log(f"training diffusion ({diffusion.max_minutes:.1f} min) and DCGAN ({gan.max_minutes:.1f} min) on {data}")
-    train(diffusion, out / "diffusion", log=log)
-    train(gan, out / "gan", log=log)
-    return [out / "diffusion", out / "gan"]
+DEFAULT_GANS = ("dcgan", "gan-strong")
+
+
+def train_entrants(data: str, out: Path, minutes: float, resolution: int = 32,
+                   gans: Sequence[str] = DEFAULT_GANS, log: Callable[[str], None] = print) -> list[Path]:
+    """Trains ``out/diffusion`` (the ``tiny`` recipe) and ``out/<preset>`` for each GAN preset, each for
+    the same ``minutes / (1 + len(gans))`` of training time; returns the run directories."""
+    share = minutes / (1 + len(gans))
+    configs = {"diffusion": diffusion_recipe(data, resolution, share)}
+    configs |= {preset: gan_recipe(data, resolution, share, preset=preset) for preset in gans}
+    log(f"training {', '.join(configs)} on {data}: {share:.1f} min each")
+    for name, config in configs.items():
+        train(config, out / name, log=log)
+    return [out / name for name in configs]
