@@ -34,7 +34,8 @@ the cosine's horizon is the whole run) with a checkpoint at every multiple of 14
 SWD with the fixed EMA and with the post-hoc EMA of ``--lengths`` at each checkpoint (each
 reconstructed from the snapshots up to its step, as ``landiff sample --ckpt`` would); ``--draws D``
 measures every point D times with disjoint sample seeds (0…n−1, n…2n−1, …) and reports mean ± s.d.
-over the draws, the metric's spread at a fixed model. Only the last
+over the draws, the metric's spread at a fixed model; ``--final-only`` measures the last checkpoint
+alone. Only the last
 row is a K × 10-minute result; the earlier ones are points along its schedule, not yet annealed.
 """
 
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="0.05,0.1", help="post-hoc σ_rel measured along --long's curve")
     parser.add_argument("--draws", type=int, default=1,
                         help="--long: measure each point with this many disjoint sets of sample seeds (mean ± s.d.)")
+    parser.add_argument("--final-only", action="store_true", help="--long: measure only the run's last checkpoint")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("bench-runs"))
     parser.add_argument("--quick", action="store_true")
@@ -165,7 +167,8 @@ def long_curve(args: argparse.Namespace, tag: str, reference, resolution: int, b
     train(config, run, log=lambda _: None)
     lengths = [float(v) for v in args.lengths.split(",")]
     rows = []
-    for step, path in list_checkpoints(run / "checkpoints"):
+    points = list_checkpoints(run / "checkpoints")
+    for step, path in points[-1:] if args.final_only else points:
         cells = []
         for length in [0.0, *lengths]:
             draws = [measure(None, reference, args.n, length, checkpoint=path, draw=k) for k in range(args.draws)]

@@ -123,6 +123,10 @@ def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
     points = [r for r in (line.strip("|").split("|") for line in curve.splitlines()) if r[0].strip() in ("10", "20")]
     assert [int(p[1]) for p in points] == [2, 4] and all(_number(c.strip()) > 0 for p in points for c in p[2:5])
     assert all("±" in c for p in points for c in p[2:5])  # mean ± s.d. over the two draws
+    final = _run("recipe_confirm.py", "--quick", "--long", "2", "--seeds", "0", "--final-only", "--out",
+                 str(tmp_path / "r"), cwd=tmp_path)  # the same run, measured again at its end only
+    assert [r[0].strip() for r in (line.strip("|").split("|") for line in final.splitlines())
+            if r[0].strip() in ("10", "20")] == ["20"]
     gans = _run("recipe_confirm.py", "--quick", "--minutes", "3", "--seeds", "0", "--gans", "dcgan,gan-strong",
                 "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert "the budget race's 3 minutes" in gans
