@@ -29,7 +29,7 @@ from landiff.workflows.study.budget import estimate_eval_minutes, estimate_setup
 from landiff.workflows.study.evaluation import CurvePoint
 from landiff.workflows.study.execute import open_study, stage_config
 from landiff.workflows.study.experiments import compute_to_reach, swd_at_time
-from landiff.workflows.study.options import FAMILIES
+from landiff.workflows.study.options import FAMILIES, GAN_FAMILIES
 from landiff.workflows.study.perturb import apply_perturbation, make_perturbation, read_perturbation
 from landiff.workflows.study.plan import (
     GRID,
@@ -40,6 +40,7 @@ from landiff.workflows.study.plan import (
     matched_config,
     reference_name,
     relative_images,
+    run_config,
     staged_matched_config,
 )
 from landiff.workflows.study.similarity import calibrate, mildly_altered, perceptual_distance, rmse
@@ -239,21 +240,34 @@ def test_compute_to_reach_interpolates_in_log_compute():
 def test_budget_split_and_plan():
     options = make_options(budget="60")
     a = allocate(options)
-    assert a.run_minutes("diffusion") == pytest.approx(3 * a.run_minutes("gan"))
+    assert options.families == FAMILIES == ("diffusion", "dcgan", "gan-strong")
+    assert a.run_minutes("diffusion") == pytest.approx(3 * a.run_minutes("dcgan"))
+    assert a.run_minutes("gan-strong") == pytest.approx(a.run_minutes("dcgan"))  # a GAN run trains the same minutes
     plan = build_plan(options)
     # a run trains its reference's minutes times its images relative to the reference: 1, but ½ and 2 for the batch
     # x1/2 and x2 cells at equal steps; per family 3 seeds + 3 D′ + 8 cells = 14 runs, 12 + ½ + 2 = 14.5 references
     load = {f: sum(relative_images(s, options) for s in plan if s.family == f) for f in FAMILIES}
-    assert load == {"diffusion": 14.5, "gan": 14.5}
+    assert load == {"diffusion": 14.5, "dcgan": 14.5, "gan-strong": 14.5}
     total = sum(load[f] * a.run_minutes(f) for f in FAMILIES) + a.eval_minutes + a.setup_minutes
-    assert total == pytest.approx(0.95 * 60.0) and 1.8 < a.run_minutes("diffusion") < 3.0
+    assert total == pytest.approx(0.95 * 60.0) and 1.4 < a.run_minutes("diffusion") < 1.6
     names = [spec.name for spec in plan]
-    assert len(plan) == 28 and len(set(names)) == 28
-    assert names[:2] == [reference_name("diffusion"), reference_name("gan")]
+    assert len(plan) == 42 and len(set(names)) == 42
+    assert names[:3] == [reference_name(f) for f in FAMILIES] == ["diffusion-D-seed0", "dcgan-D-seed0", "gan-strong-D-seed0"]
     assert [s.name for s in build_plan(options, ("seed-stability",))] == [
-        "diffusion-D-seed0", "gan-D-seed0", "diffusion-D-seed1", "diffusion-D-seed2", "gan-D-seed1", "gan-D-seed2"]
+        "diffusion-D-seed0", "dcgan-D-seed0", "gan-strong-D-seed0", "diffusion-D-seed1", "diffusion-D-seed2",
+        "dcgan-D-seed1", "dcgan-D-seed2", "gan-strong-D-seed1", "gan-strong-D-seed2"]
+    # the two-family plan of before the strong GAN: the same runs, minutes and minimum budget as then
+    old = make_options(budget="60", gans="dcgan")
+    assert old.families == ("diffusion", "dcgan") and len(build_plan(old)) == 28
+    assert allocate(old).minutes == pytest.approx({"diffusion": 2.0619, "dcgan": 0.6873}, abs=1e-4)
+    assert allocate(make_options(budget="28", gans="dcgan")).run_minutes("gan-strong") == 0.0
+    allocate(make_options(budget="34"))  # the smallest budget of the three-family plan
+    with pytest.raises(UserError, match="give --budget 34 or more"):
+        allocate(make_options(budget="33"))
     with pytest.raises(UserError, match="--budget"):
         allocate(make_options(budget="4"))
+    with pytest.raises(UserError, match="give fewer --seeds"):  # refused before its runs are listed
+        allocate(make_options(seeds=100))  # (10¹² seeds are refused by the options' own bound, tested below)
     with pytest.raises(UserError, match="--budget"):
         make_options(budget="soon")
     with pytest.raises(UserError, match="--seeds"):
@@ -269,10 +283,11 @@ def test_budget_counts_every_seed_runs_curve_stages_by_hand():
     diffusion_seed = (256 + 4 * 128) * sample + swd_n + 4 * swd_curve + 5 * 1.5
     diffusion_other = 256 * sample + swd_n + 1.5  # 11 other runs: 3 D′ + 8 grid cells
     gan_seed, gan_other = swd_n + 4 * swd_curve + 5 * 1.5, swd_n + 1.5  # a GAN's sampling is negligible
-    seconds = swd_n + 3 * diffusion_seed + 11 * diffusion_other + 3 * gan_seed + 11 * gan_other  # + the floor
+    # + the floor; two GAN families (the DCGAN and gan-strong)
+    seconds = swd_n + 3 * diffusion_seed + 11 * diffusion_other + 2 * (3 * gan_seed + 11 * gan_other)
     assert estimate_eval_minutes(options) == pytest.approx(seconds / 60, rel=1e-12)
     # a trainer start per stage: 3 seeds x 4 stages + 11 other runs per family, 3 s each; data 4 x 2000 images; report
-    setup = 2 * (3 * 4 + 11) * 3.0 + 4 * 2.0 * 3.0 + 20.0
+    setup = 3 * (3 * 4 + 11) * 3.0 + 4 * 2.0 * 3.0 + 20.0
     assert estimate_setup_minutes(options) == pytest.approx(setup / 60, rel=1e-12)
     a = allocate(options)
     assert (a.eval_minutes, a.setup_minutes) == pytest.approx((seconds / 60, setup / 60), rel=1e-12)
@@ -286,11 +301,13 @@ def test_grid_cells_change_one_factor_and_match_images_seen():
         for cell in cells:
             changed = apply_cell(default, cell)
             assert set(config_differences(default, changed)) == expected[cell.factor], cell
-    gan = base_config("gan", make_options(), "D", 0)
-    reference = matched_config(gan, 128 * 100)
-    assert reference.train_steps == 100
-    assert matched_config(apply_cell(gan, GRID["gan"][3]), 128 * 100).train_steps == 50  # batch x2
-    assert matched_config(apply_cell(gan, GRID["gan"][-1]), 128 * 100).train_steps == 50  # two D steps per G step
+    assert GRID["gan-strong"] == GRID["dcgan"]  # every GAN is measured on the same changes
+    for family in ("dcgan", "gan-strong"):
+        gan = base_config(family, make_options(), "D", 0)
+        reference = matched_config(gan, 128 * 100)
+        assert reference.train_steps == 100
+        assert matched_config(apply_cell(gan, GRID[family][3]), 128 * 100).train_steps == 50  # batch x2
+        assert matched_config(apply_cell(gan, GRID[family][-1]), 128 * 100).train_steps == 50  # two D steps per G step
 
 
 def test_batch_cells_hold_either_the_images_or_the_optimiser_steps_of_the_reference():
@@ -342,7 +359,7 @@ def test_a_non_reference_seed_run_stops_at_the_same_fractions_with_the_whole_run
 def test_an_ema_length_makes_the_diffusion_runs_posthoc(tmp_path):
     options = make_options(ema_length=0.08, diffusion_preset="tiny-v1")
     assert base_config("diffusion", options, "D", 0).posthoc_ema
-    assert not base_config("gan", options, "D", 0).posthoc_ema
+    assert not base_config("dcgan", options, "D", 0).posthoc_ema
     assert base_config("diffusion", make_options(), "D", 0).posthoc_ema  # the tiny recipe's own
     assert not base_config("diffusion", make_options(diffusion_preset="tiny-v1"), "D", 0).posthoc_ema
     with pytest.raises(UserError, match="EMA length"):
@@ -356,11 +373,11 @@ def test_an_ema_length_makes_the_diffusion_runs_posthoc(tmp_path):
 def test_a_study_with_an_ema_length_samples_its_diffusion_runs_with_it(tmp_path):
     """The quality experiment alone, tiny: the diffusion runs keep power EMAs and each measured record's
     provenance is that of the post-hoc EMA of the asked length, not of the run's own EMA."""
-    options = make_options(budget="tiny", ema_length=0.05)  # not the recipe's own 0.1
+    options = make_options(budget="tiny", ema_length=0.05, gans="dcgan")  # not the recipe's own 0.1
     run_study(tmp_path, options, experiments=("quality",), log=lambda _: None)
     runs = tmp_path / "runs"
     assert read_config(runs / "diffusion-D-seed0" / "config.json").posthoc_ema
-    assert not read_config(runs / "gan-D-seed0" / "config.json").posthoc_ema
+    assert not read_config(runs / "dcgan-D-seed0" / "config.json").posthoc_ema
     stored = json.loads((tmp_path / "results" / "runs" / "diffusion-D-seed0.json").read_text())["provenance"]
     seeds = list(range(options.n))  # the tiny study's reference size
 
@@ -379,7 +396,7 @@ def test_the_diffusion_preset_walks_the_lineage(tmp_path, capsys):
                           ("tiny-v1", lambda c: not c.posthoc_ema and c.diffusion.prediction == "v")):
         config = base_config("diffusion", make_options(diffusion_preset=preset, resolution=64), "D", 0)
         assert config.preset == preset and config.net.resolution == 64 and check(config), preset
-    assert base_config("gan", make_options(diffusion_preset="edm-tiny"), "D", 0).preset == "dcgan"
+    assert base_config("dcgan", make_options(diffusion_preset="edm-tiny"), "D", 0).preset == "dcgan"
     with pytest.raises(UserError, match="--diffusion-preset must be a diffusion recipe"):
         make_options(diffusion_preset="dcgan")
     assert main(["study", "--out", str(tmp_path / "s"), "--diffusion-preset", "edm-tiny", "--dry-run"]) == 0
@@ -494,14 +511,17 @@ def _to_target(curve: list[dict], target: float) -> tuple[float, bool]:
     return a["train_flops"] ** (1 - w) * b["train_flops"] ** w, False
 
 
-def _cost_verdict(out: Path, stats) -> str:
-    """Claim 2 by the documented rule from the stored curves: the target (the highest final curve SWD over every seed
-    run), each seed's FLOPs to it, and the interval exp(ln C ± t·se) from scipy's Welch t on log FLOPs (see
-    _ratio_verdict for the boundary skip)."""
+def _cost_verdict(out: Path, gan: str, stats) -> str:
+    """Claim 2 against ``gan`` by the documented rule from the stored curves: the target (the highest final curve SWD
+    over every seed run of diffusion and that GAN), each seed's FLOPs to it, and the interval exp(ln C ± t·se) from
+    scipy's Welch t on log FLOPs (see _ratio_verdict for the boundary skip)."""
     curves = {p.stem: json.loads(p.read_text()) for p in (out / "results" / "curves").glob("*.json")}
     assert set(curves) == {f"{f}-D-seed{k}" for f in FAMILIES for k in range(TINY.seeds)}
+    curves = {name: c for name, c in curves.items() if name.startswith(("diffusion-", f"{gan}-"))}
     target = max(c[-1]["swd"] for c in curves.values())
-    stored = json.loads((out / "results" / "cost.json").read_text())["result"]
+    pairs = json.loads((out / "results" / "cost.json").read_text())["result"]
+    (stored,) = [c for c in pairs if c["families"][1]["family"] == gan]
+    assert [f["family"] for f in stored["families"]] == ["diffusion", gan]
     assert stored["target_swd"] == pytest.approx(target, rel=1e-12)
     logs, bounded = {}, {}
     for family in stored["families"]:
@@ -510,7 +530,7 @@ def _cost_verdict(out: Path, stats) -> str:
             assert (s["to_target_flops"] or math.nan) == pytest.approx(values[s["name"]][0], rel=1e-9, nan_ok=True)
         logs[family["family"]] = np.log([v for v, _ in values.values() if math.isfinite(v)])
         bounded[family["family"]] = any(first for _, first in values.values())
-    ld, lg = logs["diffusion"], logs["gan"]
+    ld, lg = logs["diffusion"], logs[gan]
     if len(ld) < 2 or len(lg) < 2:
         return "inconclusive"
     diff, se = ld.mean() - lg.mean(), math.sqrt(ld.var(ddof=1) / len(ld) + lg.var(ddof=1) / len(lg))
@@ -523,54 +543,63 @@ def _cost_verdict(out: Path, stats) -> str:
         if low >= 2:
             return "inconclusive" if bounded["diffusion"] else "supported"
         if high < 2:
-            return "inconclusive" if bounded["gan"] else "not supported"
+            return "inconclusive" if bounded[gan] else "not supported"
         return "inconclusive"
 
     exact, widest = verdict(1.0), verdict(1.05 if df >= 2 else 1.19)
     if exact != widest:
-        pytest.skip(f"claim 2's interval sits on a boundary (exact t: {exact}, widest table t: {widest})")
+        pytest.skip(f"claim 2's interval sits on a boundary against {gan} (exact t: {exact}, widest table t: {widest})")
     return exact
 
 
-def _expected_verdicts(out: Path) -> list[str]:
-    """The four verdicts recomputed from the stored numbers: claim 1 from scipy's Welch t on log SWD, claim 2 from
-    the stored per-seed curves and scipy's Welch t on log FLOPs, claim 3 from the collapse flags and shares, claim 4
-    with scipy's Fisher exact test."""
-    stats = pytest.importorskip("scipy.stats")
-    runs, results = _runs(out), out / "results"
-    quality = json.loads((results / "quality.json").read_text())["result"]
-    verdicts = [_ratio_verdict(quality["diffusion"]["swd"], quality["gan"]["swd"], quality["ratio"], stats)]
-
-    verdicts.append(_cost_verdict(out, stats))
-
-    families = json.loads((results / "data-sensitivity.json").read_text())["result"]["families"]
+def _data_verdict(out: Path, gan: str, stats) -> str:
+    """Claim 3 against ``gan`` from the stored collapse flags and "same picture" shares (unpooled two-proportion z)."""
+    runs = _runs(out)
+    families = json.loads((out / "results" / "data-sensitivity.json").read_text())["result"]["families"]
+    assert [f["family"] for f in families] == list(FAMILIES)
     for f in families:  # a family's D-model (seed 0) collapsed: its "same picture" shares say nothing
         assert f["collapsed"] == (runs[f"{f['family']}-D-seed0"]["diversity"] < 0.4)
-    if any(f["collapsed"] for f in families):
-        verdicts.append("inconclusive")
-    else:
-        share = {f["family"]: next(v["same"] for v in f["variants"] if v["label"] == "D vs D-replace") for f in families}
-        gan, diffusion = share["gan"], share["diffusion"]
-        pg, pd = gan["k"] / gan["n"], diffusion["k"] / diffusion["n"]
-        se = math.sqrt(pg * (1 - pg) / gan["n"] + pd * (1 - pd) / diffusion["n"])  # unpooled two-proportion z
-        separated = pd > pg and (se == 0 or (pd - pg) / se > stats.norm.ppf(0.975))
-        verdicts.append("supported" if gan["high"] < 0.5 and separated else
-                        "not supported" if gan["low"] >= 0.5 or pg >= pd else "inconclusive")
+    pair = [f for f in families if f["family"] in ("diffusion", gan)]
+    if any(f["collapsed"] for f in pair):
+        return "inconclusive"
+    share = {f["family"]: next(v["same"] for v in f["variants"] if v["label"] == "D vs D-replace") for f in pair}
+    g, d = share[gan], share["diffusion"]
+    pg, pd = g["k"] / g["n"], d["k"] / d["n"]
+    se = math.sqrt(pg * (1 - pg) / g["n"] + pd * (1 - pd) / d["n"])
+    separated = pd > pg and (se == 0 or (pd - pg) / se > stats.norm.ppf(0.975))
+    return ("supported" if g["high"] < 0.5 and separated else
+            "not supported" if g["low"] >= 0.5 or pg >= pd else "inconclusive")
 
-    unstable = {"diffusion": 0, "gan": 0}
-    for name, outcome in zip((c["name"] for g in json.loads((results / "hparam-stability.json").read_text())["result"]
-                              for c in g["cells"]), _expected_outcomes(out), strict=True):
-        unstable["gan" if name.startswith("gan") else "diffusion"] += outcome in ("diverged", "collapsed", "worse")
-    cells = {g["family"]: len(g["cells"]) for g in json.loads((results / "hparam-stability.json").read_text())["result"]}
-    fisher = stats.fisher_exact([[unstable["diffusion"], cells["diffusion"] - unstable["diffusion"]],
-                                 [unstable["gan"], cells["gan"] - unstable["gan"]]], alternative="greater").pvalue
-    if _default_collapsed(runs, "diffusion") or _default_collapsed(runs, "gan"):
-        verdicts.append("inconclusive")
-    elif unstable["diffusion"] > unstable["gan"] and fisher < 0.05:
-        verdicts.append("supported")
-    else:
-        verdicts.append("not supported" if unstable["diffusion"] <= unstable["gan"] else "inconclusive")
-    return verdicts
+
+def _stability_verdict(out: Path, gan: str, stats) -> str:
+    """Claim 4 against ``gan``: each cell's outcome recomputed by hand, then scipy's one-sided Fisher exact test."""
+    runs, grid = _runs(out), json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
+    unstable = dict.fromkeys(FAMILIES, 0)
+    for cell, outcome in zip((c for g in grid for c in g["cells"]), _expected_outcomes(out), strict=True):
+        family = next(f for f in FAMILIES if cell["name"].startswith(f"{f}-"))
+        unstable[family] += outcome in ("diverged", "collapsed", "worse")
+    cells = {g["family"]: len(g["cells"]) for g in grid}
+    d, g = unstable["diffusion"], unstable[gan]
+    fisher = stats.fisher_exact([[d, cells["diffusion"] - d], [g, cells[gan] - g]], alternative="greater").pvalue
+    if _default_collapsed(runs, "diffusion") or _default_collapsed(runs, gan):
+        return "inconclusive"
+    if d > g and fisher < 0.05:
+        return "supported"
+    return "not supported" if d <= g else "inconclusive"
+
+
+def _expected_verdicts(out: Path) -> list[tuple[int, str, str]]:
+    """(claim, GAN, verdict) in the order of observations(): each claim against each GAN, recomputed from the stored
+    numbers: claim 1 from scipy's Welch t on log SWD, claim 2 from the stored per-seed curves and scipy's Welch t on log
+    FLOPs, claim 3 from the collapse flags and shares, claim 4 with scipy's Fisher exact test."""
+    stats = pytest.importorskip("scipy.stats")
+    quality = {q["gan"]["family"]: q for q in json.loads((out / "results" / "quality.json").read_text())["result"]}
+    assert list(quality) == list(GAN_FAMILIES)
+    judges = (lambda gan: _ratio_verdict(quality[gan]["diffusion"]["swd"], quality[gan]["gan"]["swd"],
+                                         quality[gan]["ratio"], stats),
+              lambda gan: _cost_verdict(out, gan, stats), lambda gan: _data_verdict(out, gan, stats),
+              lambda gan: _stability_verdict(out, gan, stats))
+    return [(k, gan, judge(gan)) for k, judge in enumerate(judges, 1) for gan in GAN_FAMILIES]
 
 
 @pytest.fixture(scope="module")
@@ -583,13 +612,16 @@ def study(tmp_path_factory) -> tuple[Path, object, list[str]]:
 
 def test_every_experiment_runs_end_to_end(study):
     out, outcome, _ = study
-    assert len(outcome.trained) == 26 and len(outcome.evaluated) == 26  # 2 seeds + 3 D′ + 8 cells, per family
+    # 2 seeds + 3 D′ + 8 cells, per family: diffusion, the DCGAN and gan-strong
+    assert len(outcome.trained) == 39 and len(outcome.evaluated) == 39
+    assert {name.rsplit("-D-", 1)[0] for name in outcome.trained if "-D-seed" in name} == set(FAMILIES)
     for name in EXPERIMENTS:
         assert json.loads((out / "results" / f"{name}.json").read_text())["experiment"] == name
     quality = json.loads((out / "results" / "quality.json").read_text())["result"]
-    assert len(quality["diffusion"]["swd"]) == 2 and all(v > 0 for v in quality["gan"]["swd"])
+    assert [(q["diffusion"]["family"], q["gan"]["family"]) for q in quality] == [("diffusion", g) for g in GAN_FAMILIES]
+    assert all(len(q["diffusion"]["swd"]) == 2 and len(q["gan"]["swd"]) == 2 and min(q["gan"]["swd"]) > 0 for q in quality)
     grid = json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
-    assert [len(g["cells"]) for g in grid] == [8, 8]
+    assert [(g["family"], len(g["cells"])) for g in grid] == [(f, 8) for f in FAMILIES]
     assert [c["outcome"] for g in grid for c in g["cells"]] == _expected_outcomes(out)
     sensitivity = json.loads((out / "results" / "data-sensitivity.json").read_text())["result"]
     rows = {p["label"]: p for f in sensitivity["families"] for p in f["variants"]}
@@ -600,15 +632,92 @@ def test_every_experiment_runs_end_to_end(study):
                  "5. Seed stability", "same picture", "x1/2 (equal steps)", "x2 (equal images)", "mean ± s.d. over seeds",
                  "D-seed1"):
         assert text in html and text in md, text
-    for png in ("curve", "grid-diffusion", "grid-gan", "pairs-diffusion", "pairs-gan", "calibration", "samples-real"):
-        assert (out / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    pngs = ["curve", "calibration", "samples-real", *(f"{kind}-{f}" for kind in ("grid", "pairs", "samples") for f in FAMILIES)]
+    for png in pngs:
+        assert (out / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG", png
+        assert f"figures/{png}.png" in md, png
+    for text in ("diffusion vs dcgan", "diffusion vs gan-strong", "Against dcgan: diffusion / dcgan =",
+                 "Against gan-strong: diffusion / gan-strong =", "dashed: each GAN's target",
+                 "gan-strong = DCGAN's G with a spectrally normalised D, the hinge loss, DiffAugment "
+                 "(color,translation,cutout)", "--gans dcgan,gan-strong", "every family trains the same number of steps"):
+        assert text in md, text
+
+
+def test_the_report_states_each_claim_against_each_gan(study):
+    """The Observations name, for every claim, each GAN it was tested against: a summary row per claim with a column
+    per GAN, and one bullet per claim and GAN, in the order of observations()."""
+    from landiff.workflows.study.experiments import compute_results
+
+    md = (study[0] / "study.md").read_text()
+    section = md[md.index("## Observations"):md.index("## 1. Quality")]
+    assert "| claim | against dcgan | against gan-strong |" in section
+    claims = observations(compute_results(study[0]))
+    bullets = [line for line in section.splitlines() if line.startswith("- Claim ")]
+    assert len(bullets) == len(claims) == 8
+    for line, claim in zip(bullets, claims, strict=True):
+        assert line.startswith(f"- Claim {claim.number}, '{claim.statement}', against {claim.against}: "
+                               f"{claim.verdict.upper()}"), line
+    for k in range(1, 5):
+        row = next(line for line in section.splitlines() if line.startswith(f"| {k}. "))
+        assert row.count("|") == 4 and all(c.verdict in row for c in claims if c.number == k), row
+
+
+def test_the_strong_gan_family_trains_its_own_recipe(study):
+    """Every gan-strong run of the plan (seeds, D′ variants, grid cells) has the gan-strong config, in the full plan
+    and in the tiny miniature (whose networks shrink to 8 channels); --gans dcgan leaves the family out."""
+    for options in (make_options(), TINY):
+        strong = [s for s in build_plan(options) if s.family == "gan-strong"]
+        assert [s.name for s in strong] == [
+            "gan-strong-D-seed0", "gan-strong-D-seed1", *(["gan-strong-D-seed2"] if not options.tiny else []),
+            "gan-strong-replace", "gan-strong-remove", "gan-strong-duplicate", "gan-strong-lr-x1_4", "gan-strong-lr-x4",
+            "gan-strong-batch-x1_2", "gan-strong-batch-x2", "gan-strong-batch-x1_2-equal-steps",
+            "gan-strong-batch-x2-equal-steps", "gan-strong-beta1-0.9", "gan-strong-d_steps-2"]
+        for spec in strong:
+            config = run_config(spec, options, "synthetic")
+            assert config.preset == "gan-strong" and config.model == "gan" and config.resolution == 32
+            assert (config.gan.spectral_norm, config.gan.loss, config.gan.ema) == (True, "hinge", True), spec.name
+            assert config.gan.diffaugment == "color,translation,cutout", spec.name
+        dcgan = run_config(RunSpec("dcgan-D-seed0", "dcgan", "seed"), options, "synthetic")
+        assert (dcgan.preset, dcgan.gan.spectral_norm, dcgan.gan.loss, dcgan.gan.diffaugment, dcgan.gan.ema) == (
+            "dcgan", False, "ns", "", False)
+        assert {s.family for s in build_plan(dataclasses.replace(options, gans=("dcgan",)))} == {"diffusion", "dcgan"}
+        assert {s.family for s in build_plan(dataclasses.replace(options, gans=("gan-strong",)))} == {
+            "diffusion", "gan-strong"}
+    trained = read_config(study[0] / "runs" / "gan-strong-replace" / "config.json")  # what the tiny study trained
+    assert (trained.gan.spectral_norm, trained.gan.loss, trained.gan.ema, trained.gan.ndf) == (True, "hinge", True, 8)
+    assert trained.gan.diffaugment == "color,translation,cutout"
+
+
+def test_the_gans_option_is_parsed_recorded_and_checked(tmp_path, study):
+    from landiff.workflows.study.options import parse_gans
+
+    assert make_options(gans="gan-strong, dcgan").gans == ("dcgan", "gan-strong")  # report order, whatever was given
+    assert make_options(gans=["gan-strong"]).families == ("diffusion", "gan-strong")
+    assert parse_gans("dcgan") == ("dcgan",)
+    for bad in ("", "dcgan,dcgan", "stylegan", "gan", "dcgan,,gan-strong"):
+        with pytest.raises(UserError, match="--gans must name dcgan and/or gan-strong"):
+            make_options(gans=bad)
+    stored = json.loads((study[0] / "plan.json").read_text())
+    assert stored["format"] == 3 and stored["options"]["gans"] == ["dcgan", "gan-strong"]
+    with pytest.raises(UserError) as refused:  # refused before anything is trained or written
+        run_study(study[0], dataclasses.replace(TINY, gans=("dcgan",)), log=lambda _: None)
+    message = str(refused.value)
+    assert "\n" not in message and "gans: ['dcgan', 'gan-strong'] -> ['dcgan']" in message and "another --out" in message
+    assert json.loads((study[0] / "plan.json").read_text()) == stored
+    old = tmp_path / "old"  # a study of format 2, from before the strong GAN
+    old.mkdir()
+    (old / "plan.json").write_text(json.dumps({"format": 2, "options": {}, "world": 1, "runs": {}}))
+    with pytest.raises(UserError, match=r"format 2 \(a study from before the strong GAN.*pick a new --out"):
+        open_state(old, TINY)
+    assert main(["study", "--out", str(tmp_path / "s"), "--gans", "dcgan", "--dry-run"]) == 0
 
 
 def test_every_seed_run_has_its_own_curve_at_the_same_stages(study):
     out = study[0]
-    cost = json.loads((out / "results" / "cost.json").read_text())["result"]
-    assert [f["family"] for f in cost["families"]] == list(FAMILIES)
-    for family in cost["families"]:
+    pairs = json.loads((out / "results" / "cost.json").read_text())["result"]  # diffusion against each GAN
+    assert [[f["family"] for f in c["families"]] for c in pairs] == [["diffusion", g] for g in GAN_FAMILIES]
+    assert pairs[0]["families"][0]["curve"] == pairs[1]["families"][0]["curve"]  # diffusion's curve in both pairs
+    for family in [f for c in pairs for f in c["families"]]:
         assert [s["name"] for s in family["seeds"]] == [f"{family['family']}-D-seed{k}" for k in range(TINY.seeds)]
         for seed in family["seeds"]:
             stored = json.loads((out / "results" / "curves" / f"{seed['name']}.json").read_text())
@@ -646,9 +755,11 @@ def test_verdicts_state_each_claim(study):
 
     out = study[0]
     claims = observations(compute_results(out))
-    assert [c.number for c in claims] == [1, 2, 3, 4]
-    assert [c.verdict for c in claims] == _expected_verdicts(out)
-    assert "95% interval" in claims[0].evidence and "FLOPs" in claims[1].evidence and "Fisher" in claims[3].evidence
+    assert [(c.number, c.against) for c in claims] == [(k, g) for k in (1, 2, 3, 4) for g in GAN_FAMILIES]
+    assert [(c.number, c.against, c.verdict) for c in claims] == _expected_verdicts(out)
+    for c in claims:
+        assert c.against in c.evidence or c.verdict == "not measured", c
+    assert "95% interval" in claims[0].evidence and "FLOPs" in claims[2].evidence and "Fisher" in claims[6].evidence
 
 
 def test_study_data_is_exact(study):
@@ -670,9 +781,9 @@ def test_study_data_is_exact(study):
 def test_second_invocation_trains_and_measures_nothing(study):
     out = study[0]
     checkpoints = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.safetensors")}
-    assert len(checkpoints) == 26
+    assert len(checkpoints) == 39
     curves = {p: p.stat().st_mtime_ns for p in out.glob("results/curves/*.json")}
-    assert len(curves) == 4
+    assert len(curves) == 6
     again = run_study(out, TINY, log=lambda _: None)
     assert again.trained == [] and again.evaluated == []
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/checkpoints/*.safetensors")} == checkpoints
@@ -687,7 +798,7 @@ def test_dry_run_prints_the_plan_with_states(study, capsys):
     args = parser.parse_args(["study", "seed-stability", "--budget", "tiny", "--out", str(study[0]), "--dry-run"])
     assert args.func(args) == 0
     text = capsys.readouterr().out
-    assert "gan-D-seed1" in text and "finished" in text and "estimated:" in text and "gan-lr" not in text
+    assert "gan-strong-D-seed1" in text and "finished" in text and "estimated:" in text and "gan-lr" not in text
 
 
 def test_killed_study_continues_and_a_partial_run_resumes_exactly(tmp_path, study):
@@ -699,9 +810,10 @@ def test_killed_study_continues_and_a_partial_run_resumes_exactly(tmp_path, stud
 
     with pytest.raises(KeyboardInterrupt):
         run_study(out, TINY, ("seed-stability",), log=stop_at_second_seed)
-    assert {p.parent.parent.name for p in out.glob("runs/*/checkpoints/*")} == {"diffusion-D-seed0", "gan-D-seed0"}
+    seed0 = {"diffusion-D-seed0", "dcgan-D-seed0", "gan-strong-D-seed0"}  # every family's reference comes first
+    assert {p.parent.parent.name for p in out.glob("runs/*/checkpoints/*")} == seed0
     references = {p: p.stat().st_mtime_ns for p in out.glob("results/curves/*.json")}
-    assert {p.stem for p in references} == {"diffusion-D-seed0", "gan-D-seed0"}
+    assert {p.stem for p in references} == seed0
     # a run killed after its first step: train it partially with the config the study would use (its stage 1)
     handle = open_study(out, TINY, log=lambda _: None)
     spec = RunSpec("diffusion-D-seed1", "diffusion", "seed", seed=1)
@@ -712,7 +824,7 @@ def test_killed_study_continues_and_a_partial_run_resumes_exactly(tmp_path, stud
 
     logs: list[str] = []
     outcome = run_study(out, TINY, ("seed-stability",), log=logs.append)
-    assert outcome.trained == ["diffusion-D-seed1", "gan-D-seed1"]
+    assert outcome.trained == ["diffusion-D-seed1", "dcgan-D-seed1", "gan-strong-D-seed1"]
     assert any(line.startswith("resumed from") and "step 1" in line for line in logs)
     final = matched_config(handle.config(spec), reference.images_seen)
     assert [s for s, _ in list_checkpoints(out / "runs" / spec.name / "checkpoints")] == [final.train_steps] == [4]
@@ -737,12 +849,12 @@ def test_curve_points_are_cached_per_run_stage_and_checkpoint(tmp_path, study):
 
     out = tmp_path / "copy"
     shutil.copytree(study[0], out)
-    name = "gan-D-seed1"
+    name = "gan-strong-D-seed1"
     run_dir, layout = out / "runs" / name, read_layout(out)
     stored = read_curve(out, name)
 
     def measure(stage: int):
-        return measure_stage(out, name, "gan", run_dir, stage, layout, TINY)
+        return measure_stage(out, name, "gan-strong", run_dir, stage, layout, TINY)
 
     assert measure(2) == (None, "cached")  # stored under this (final) checkpoint's SHA
     assert measure(1) == (None, "cached")  # measured at step 2; the run went on to step 4
@@ -769,10 +881,10 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
 
     out = tmp_path / "copy"
     shutil.copytree(study[0], out)
-    shutil.rmtree(out / "runs" / "gan-lr-x4")
-    (out / "results" / "runs" / "gan-lr-x4.json").unlink()
+    shutil.rmtree(out / "runs" / "gan-strong-lr-x4")
+    (out / "results" / "runs" / "gan-strong-lr-x4.json").unlink()
     state = json.loads((out / "plan.json").read_text())
-    state["runs"]["gan-lr-x4"]["status"] = "pending"
+    state["runs"]["gan-strong-lr-x4"]["status"] = "pending"
     (out / "plan.json").write_text(json.dumps(state))
 
     def diverge(config, run_dir, **_):
@@ -782,10 +894,10 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
 
     monkeypatch.setattr(execute, "train", diverge)
     outcome = run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
-    assert outcome.trained == ["gan-lr-x4"]
-    assert json.loads((out / "plan.json").read_text())["runs"]["gan-lr-x4"]["status"] == "diverged"
+    assert outcome.trained == ["gan-strong-lr-x4"]
+    assert json.loads((out / "plan.json").read_text())["runs"]["gan-strong-lr-x4"]["status"] == "diverged"
     grid = json.loads((out / "results" / "hparam-stability.json").read_text())["result"]
-    cell = next(c for g in grid for c in g["cells"] if c["name"] == "gan-lr-x4")
+    cell = next(c for g in grid for c in g["cells"] if c["name"] == "gan-strong-lr-x4")
     assert cell["outcome"] == "diverged" and cell["swd"] is None
     assert "diverged" in (out / "study.md").read_text()
     assert run_study(out, TINY, ("hparam-stability",), log=lambda _: None).trained == []  # not retried
@@ -795,7 +907,7 @@ def test_a_diverged_cell_is_recorded_and_reported(tmp_path, study, monkeypatch):
 
     monkeypatch.setattr(execute, "train", broken)
     state = json.loads((out / "plan.json").read_text())
-    state["runs"]["gan-lr-x4"]["status"] = "pending"
+    state["runs"]["gan-strong-lr-x4"]["status"] = "pending"
     (out / "plan.json").write_text(json.dumps(state))
     with pytest.raises(UserError, match="not readable"):  # other errors are the user's to fix, not a verdict
         run_study(out, TINY, ("hparam-stability",), log=lambda _: None)
@@ -814,26 +926,34 @@ def test_data_claim_reads_the_same_picture_shares_and_the_seed_yardstick():
                                  (), pair("seed vs seed (pooled)", "seed", 10, seed_distance), False)
 
     def verdict(diffusion: FamilySensitivity, gan: FamilySensitivity):
-        return data_claim(SensitivityResult(calibration, (diffusion, gan), 256))
+        claim = data_claim(SensitivityResult(calibration, (diffusion, gan), 256), "dcgan")
+        assert claim.against == "dcgan" and claim.number == 3
+        return claim
 
     # the GAN's pictures mostly change, diffusion's mostly stay, and relative to a seed the GAN moves more
-    claim = verdict(family("diffusion", 210, 0.03, 0.06), family("gan", 20, 0.12, 0.15))
+    claim = verdict(family("diffusion", 210, 0.03, 0.06), family("dcgan", 20, 0.12, 0.15))
     assert claim.verdict == "supported" and "strong" in claim.strength and "not specific" not in claim.strength
     # the same shares, but the GAN's change is no larger than diffusion's relative to a new seed: said so
-    claim = verdict(family("diffusion", 210, 0.03, 0.055), family("gan", 28, 0.075, 0.151))
+    claim = verdict(family("diffusion", 210, 0.03, 0.055), family("dcgan", 28, 0.075, 0.151))
     assert claim.verdict == "supported" and "not specific to data" in claim.strength
     # the GAN keeps most of its pictures: not "completely different"
-    assert verdict(family("diffusion", 250, 0.01, 0.06), family("gan", 200, 0.02, 0.15)).verdict == "not supported"
+    assert verdict(family("diffusion", 250, 0.01, 0.06), family("dcgan", 200, 0.02, 0.15)).verdict == "not supported"
     # the GAN keeps the same picture as often as diffusion
-    assert verdict(family("diffusion", 100, 0.05, 0.06), family("gan", 100, 0.05, 0.15)).verdict == "not supported"
+    assert verdict(family("diffusion", 100, 0.05, 0.06), family("dcgan", 100, 0.05, 0.15)).verdict == "not supported"
     # neither separated: about half of each
-    assert verdict(family("diffusion", 130, 0.04, 0.06), family("gan", 122, 0.05, 0.15)).verdict == "inconclusive"
+    assert verdict(family("diffusion", 130, 0.04, 0.06), family("dcgan", 122, 0.05, 0.15)).verdict == "inconclusive"
+    # the other GAN is judged on its own pairs; a GAN without pairs (left out by --gans) is not measured
+    result = SensitivityResult(calibration, (family("diffusion", 210, 0.03, 0.06), family("dcgan", 20, 0.12, 0.15),
+                                             family("gan-strong", 200, 0.02, 0.15)), 256)
+    assert [data_claim(result, g).verdict for g in ("dcgan", "gan-strong")] == ["supported", "not supported"]
+    alone = SensitivityResult(calibration, result.families[:2], 256)
+    assert data_claim(alone, "gan-strong").verdict == "not measured" and "gan-strong" in data_claim(alone, "gan-strong").evidence
 
 
 def _run_eval(name: str, swd: float, swd_std: float = 1.0, diversity: float = 0.8, status: str = "finished"):
     from landiff.workflows.study.evaluation import RunEval
 
-    family = "gan" if name.startswith("gan") else "diffusion"
+    family = next(f for f in FAMILIES if name.startswith(f"{f}-"))
     return RunEval(name, family, status, 4, 32, 1.0, 1e6, 1e6, 1, 0.01, swd, swd_std, 50.0, 1.0, diversity,
                    diversity < 0.4, 16, "")
 
@@ -872,8 +992,10 @@ def _quality_claim(diffusion: list[float], gan: list[float]):
     from landiff.workflows.study.verdict import quality_claim
 
     runs = {f"{family}-D-seed{k}": _run_eval(f"{family}-D-seed{k}", v)
-            for family, values in (("diffusion", diffusion), ("gan", gan)) for k, v in enumerate(values)}
-    return quality_claim(quality(runs))
+            for family, values in (("diffusion", diffusion), ("dcgan", gan)) for k, v in enumerate(values)}
+    pairs = quality(runs)
+    assert pairs is not None and [q.gan.family for q in pairs] == ["dcgan"]  # only the GANs that were measured
+    return quality_claim(pairs[0], "dcgan")
 
 
 def test_quality_claim_follows_the_ratio_interval():
@@ -881,17 +1003,18 @@ def test_quality_claim_follows_the_ratio_interval():
     # s = 0.1: half-widths on the log scale 0.2267 (95 %) and 0.3759 (99 %). R = 1/2: 95 % [0.399, 0.627], 99 % up to 0.728
     claim = _quality_claim(_around(10, 0.1), _around(20, 0.1))
     assert claim.verdict == "supported" and claim.strength.startswith("strong") and "small difference" not in claim.strength
-    for text in ("ratio diffusion / GAN of the geometric means 0.5,", "95% interval [0.399, 0.627]", "99% [0.343, 0.728]",
-                 "4.0 df", "diffusion 10 ± 1 vs GAN 20.1 ± 2", "3 and 3 seeds", "floor 50", "rule: supported when"):
+    assert claim.against == "dcgan"
+    for text in ("ratio diffusion / dcgan of the geometric means 0.5,", "95% interval [0.399, 0.627]", "99% [0.343, 0.728]",
+                 "4.0 df", "diffusion 10 ± 1 vs dcgan 20.1 ± 2", "3 and 3 seeds", "floor 50", "rule: supported when"):
         assert text in claim.evidence, text
     # ln R = −0.3: 95 % upper bound e^−0.0733 = 0.929 < 1, 99 % upper bound e^0.0759 = 1.079: moderately
     claim = _quality_claim(_around(10 * math.exp(-0.3), 0.1), _around(10, 0.1))
     assert claim.verdict == "supported" and claim.strength.startswith("moderate")
     # reversed: the GAN is better, strongly (R = 2) and moderately (ln R = 0.3)
     claim = _quality_claim(_around(20, 0.1), _around(10, 0.1))
-    assert claim.verdict == "not supported" and claim.strength.startswith("the GAN was better (strong")
+    assert claim.verdict == "not supported" and claim.strength.startswith("dcgan was better (strong")
     claim = _quality_claim(_around(10 * math.exp(0.3), 0.1), _around(10, 0.1))
-    assert claim.verdict == "not supported" and claim.strength.startswith("the GAN was better (moderate")
+    assert claim.verdict == "not supported" and claim.strength.startswith("dcgan was better (moderate")
     # s = 0.02 (95 % half-width 0.0453), ln R = 0.03: [e^−0.0153, e^0.0753] = [0.985, 1.078] lies within [0.85, 1.15]: a tie
     claim = _quality_claim(_around(10 * math.exp(0.03), 0.02), _around(10, 0.02))
     assert claim.verdict == "not supported" and "equivalent within ±15%" in claim.strength
@@ -914,7 +1037,8 @@ def test_quality_claim_follows_the_ratio_interval():
         _quality_claim([0.0, 5.0], [10.0, 10.0])
     from landiff.workflows.study.verdict import quality_claim
 
-    assert quality_claim(None).verdict == "not measured"
+    assert (quality_claim(None, "gan-strong").verdict, quality_claim(None, "gan-strong").against) == (
+        "not measured", "gan-strong")
 
 
 def test_stability_claim_on_constructed_results():
@@ -932,7 +1056,10 @@ def test_stability_claim_on_constructed_results():
             cells = tuple(CellResult("lr", str(k), f"{family}-{k}", 1.0, 0.1, 0.8, 0.0,
                                      "worse" if k < unstable else "similar") for k in range(6))
             return FamilyGrid(family, seeds(family, [10, 12], diversity), cells)
-        return stability_claim((grid("diffusion", d_unstable, d_diversity), grid("gan", g_unstable, 0.8)))
+        claim = stability_claim((grid("diffusion", d_unstable, d_diversity), grid("dcgan", g_unstable, 0.8),
+                                 grid("gan-strong", 6 - g_unstable, 0.8)), "dcgan")
+        assert claim.against == "dcgan" and "dcgan " + f"{g_unstable}/6" in claim.evidence
+        return claim
 
     # one-sided Fisher by hand: 5/6 vs 0/6 unstable: p = C(6,5)·C(6,0)/C(12,5) = 6/792 = 0.0076 < 0.01
     claim = stability_verdict(5, 0)
@@ -942,20 +1069,21 @@ def test_stability_claim_on_constructed_results():
     # 3/6 vs 1/6: p = (C(6,3)C(6,1) + C(6,4)C(6,0))/C(12,4) = 135/495 = 0.27: the direction agrees, no more
     assert stability_verdict(3, 1).verdict == "inconclusive"
     reverse = stability_verdict(1, 3)
-    assert reverse.verdict == "not supported" and "GAN was the less stable" in reverse.strength
+    assert reverse.verdict == "not supported" and "dcgan was the less stable" in reverse.strength
     assert stability_verdict(2, 2).verdict == "not supported"
     assert stability_verdict(5, 0, d_diversity=0.2).verdict == "inconclusive"  # the default itself collapsed
+    assert stability_claim((), "gan-strong").verdict == "not measured"
 
 
 def test_study_under_torchrun_trains_the_same_plan_with_the_batch_split(tmp_path, study):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "landiff", "--",
-               "study", "seed-stability", "--budget", "tiny", "--out", str(out)]
+               "study", "seed-stability", "--budget", "tiny", "--gans", "dcgan", "--out", str(out)]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained 4 run(s), measured 4") == 1  # rank 0 alone reports
     assert json.loads((out / "plan.json").read_text())["world"] == 2
-    for name in ("diffusion-D-seed0", "diffusion-D-seed1", "gan-D-seed0", "gan-D-seed1"):
+    for name in ("diffusion-D-seed0", "diffusion-D-seed1", "dcgan-D-seed0", "dcgan-D-seed1"):
         config = json.loads((out / "runs" / name / "config.json").read_text())
         single = json.loads((study[0] / "runs" / name / "config.json").read_text())
         assert config["optim"]["batch"] * 2 == single["optim"]["batch"]  # the plan's batch is global

@@ -4,21 +4,27 @@ the curve's mean ± s.d. over seeds, and every branch of the verdict rule."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
 import pytest
 
 from landiff.workflows.study.evaluation import CurvePoint, RunEval
-from landiff.workflows.study.experiments import CostResult, cost_of
+from landiff.workflows.study.experiments import CostResult, cost, cost_of
+from landiff.workflows.study.options import FAMILIES
 from landiff.workflows.study.verdict import cost_claim
 
 T = 100.0  # the target SWD of the branch tests: every seed's final point
 
 
+def _family(name: str) -> str:
+    return next(f for f in FAMILIES if name.startswith(f"{f}-D-"))
+
+
 def _run_eval(name: str) -> RunEval:
-    family = "gan" if name.startswith("gan") else "diffusion"
-    return RunEval(name, family, "finished", 4, 32, 1.0, 1e6, 1e6, 1, 0.01, 100.0, 1.0, 50.0, 1.0, 0.8, False, 16, "")
+    return RunEval(name, _family(name), "finished", 4, 32, 1.0, 1e6, 1e6, 1, 0.01, 100.0, 1.0, 50.0, 1.0, 0.8, False, 16, "")
 
 
 def _point(stage: int, flops: float, swd: float, seconds_per_flop: float) -> CurvePoint:
@@ -26,14 +32,20 @@ def _point(stage: int, flops: float, swd: float, seconds_per_flop: float) -> Cur
 
 
 def _cost(curves: dict[str, list[tuple[float, float]]], target: float | None = None,
-          seconds_per_flop: dict[str, float] | None = None) -> CostResult:
-    """cost_of on curves given as (training FLOPs, SWD) per stage, by run name; training seconds ∝ FLOPs."""
-    scale = seconds_per_flop or {"diffusion": 1e-9, "gan": 1e-9}
-    points = {name: [_point(k + 1, f, swd, scale[name.split("-")[0]]) for k, (f, swd) in enumerate(curve)]
-              for name, curve in curves.items()}
-    result = cost_of({name: _run_eval(name) for name in curves}, points, target)
+          seconds_per_flop: dict[str, float] | None = None, gan: str = "dcgan") -> CostResult:
+    """cost_of, diffusion against ``gan``, on curves given as (training FLOPs, SWD) per stage, by run name;
+    training seconds ∝ FLOPs."""
+    points = _points(curves, seconds_per_flop)
+    result = cost_of({name: _run_eval(name) for name in curves}, points, target, gan=gan)
     assert result is not None
     return result
+
+
+def _points(curves: dict[str, list[tuple[float, float]]],
+            seconds_per_flop: dict[str, float] | None = None) -> dict[str, list[CurvePoint]]:
+    scale = seconds_per_flop or {}
+    return {name: [_point(k + 1, f, swd, scale.get(_family(name), 1e-9)) for k, (f, swd) in enumerate(curve)]
+            for name, curve in curves.items()}
 
 
 def test_compute_to_the_target_and_its_ratio_by_hand_and_against_scipy():
@@ -42,11 +54,11 @@ def test_compute_to_the_target_and_its_ratio_by_hand_and_against_scipy():
         "diffusion-D-seed0": [(1e12, 200.0), (4e12, 100.0)],  # 150 halfway in SWD: w = ½, 1e12·4^½ = 2e12
         "diffusion-D-seed1": [(1e12, 300.0), (4e12, 100.0)],  # w = ¾: 1e12·4^¾ = 2^1.5·1e12
         "diffusion-D-seed2": [(2e12, 180.0), (8e12, 120.0)],  # w = ½: 4e12
-        "gan-D-seed0": [(1e10, 300.0), (4e10, 100.0)],  # w = ¾: 2^1.5·1e10
-        "gan-D-seed1": [(1e10, 250.0), (4e10, 50.0)],  # w = ½: 2e10
-        "gan-D-seed2": [(1e10, 350.0), (4e10, 150.0)],  # the highest final SWD: the target, reached at its last point
+        "dcgan-D-seed0": [(1e10, 300.0), (4e10, 100.0)],  # w = ¾: 2^1.5·1e10
+        "dcgan-D-seed1": [(1e10, 250.0), (4e10, 50.0)],  # w = ½: 2e10
+        "dcgan-D-seed2": [(1e10, 350.0), (4e10, 150.0)],  # the highest final SWD: the target, reached at its last point
     }
-    c = _cost(curves, seconds_per_flop={"diffusion": 1e-9, "gan": 1e-8})
+    c = _cost(curves, seconds_per_flop={"diffusion": 1e-9, "dcgan": 1e-8})
     assert c.target_swd == 150.0
     d_flops, g_flops = [2e12, 2**1.5 * 1e12, 4e12], [2**1.5 * 1e10, 2e10, 4e10]
     assert [s.to_target_flops for s in c.diffusion.seeds] == pytest.approx(d_flops, rel=1e-12)
@@ -71,9 +83,9 @@ def test_compute_to_the_target_and_its_ratio_by_hand_and_against_scipy():
         assert interval.df == pytest.approx(res.df, rel=1e-9)
         half = stats.t.ppf(0.975, res.df) * interval.log_se  # t_critical is exact at integer df, ≤ 5 % wider above df 2
         assert half * (1 - 1e-3) <= math.log(interval.high95 / interval.ratio) <= half * 1.05
-    claim = cost_claim(c)
-    assert claim.verdict == "supported" and claim.strength.startswith("strong")
-    for text in ("target SWD 150", "diffusion / GAN 100,", "95% interval [45.6, 219]", "4.0 df", "3/3 seeds",
+    claim = cost_claim(c, "dcgan")
+    assert claim.verdict == "supported" and claim.strength.startswith("strong") and claim.against == "dcgan"
+    for text in ("target SWD 150", "diffusion / dcgan 100,", "95% interval [45.6, 219]", "4.0 df", "3/3 seeds",
                  "by the same rule on wall-clock: supported"):
         assert text in claim.evidence, text
 
@@ -81,7 +93,7 @@ def test_compute_to_the_target_and_its_ratio_by_hand_and_against_scipy():
 def test_the_curve_is_mean_and_sd_over_the_seeds_at_each_stage():
     curves = {"diffusion-D-seed0": [(1e9, 300.0), (2e9, 200.0), (4e9, 150.0)],
               "diffusion-D-seed1": [(1.2e9, 260.0), (2.2e9, 180.0)],  # its last stage made no progress: no point
-              "gan-D-seed0": [(1e8, 400.0), (2e8, 250.0)], "gan-D-seed1": [(1e8, 420.0), (2e8, 230.0)]}
+              "dcgan-D-seed0": [(1e8, 400.0), (2e8, 250.0)], "dcgan-D-seed1": [(1e8, 420.0), (2e8, 230.0)]}
     c = _cost(curves)
     d = c.diffusion.curve
     assert [(s.stage, s.seeds) for s in d] == [(1, 2), (2, 2), (3, 1)]
@@ -104,8 +116,8 @@ def _claim(d_flops: list[float], g_flops: list[float], d_first: int | None = Non
     def curve(flops: float, first: bool) -> list[tuple[float, float]]:
         return [(flops, 0.5 * T), (2 * flops, 0.4 * T)] if first else [(flops / 2, 2 * T), (flops, T)]
     curves = {f"diffusion-D-seed{k}": curve(v, k == d_first) for k, v in enumerate(d_flops)}
-    curves |= {f"gan-D-seed{k}": curve(v, k == g_first) for k, v in enumerate(g_flops)}
-    return cost_claim(_cost(curves, seconds_per_flop=seconds_per_flop))
+    curves |= {f"dcgan-D-seed{k}": curve(v, k == g_first) for k, v in enumerate(g_flops)}
+    return cost_claim(_cost(curves, seconds_per_flop=seconds_per_flop), "dcgan")
 
 
 def test_each_branch_of_the_claim_2_rule():
@@ -141,29 +153,55 @@ def test_each_branch_of_the_claim_2_rule():
     assert claim.verdict == "not supported" and "direction unresolved" in claim.strength
     # below 2x, but the GAN's values are upper bounds: its true compute may be lower, so C may be larger
     claim = _claim(_around(5e8, 0.1), _around(1e9, 0.1), g_first=2)
-    assert claim.verdict == "inconclusive" and "the GAN's compute is an upper bound" in claim.strength
+    assert claim.verdict == "inconclusive" and "dcgan's compute is an upper bound" in claim.strength
     # diffusion's upper bounds do not block "not supported" (its true compute is lower still), and it is said
     claim = _claim(_around(5e8, 0.1), _around(1e9, 0.1), d_first=0)
     assert claim.verdict == "not supported" and "upper bounds" in claim.strength
 
 
 def test_claim_2_needs_two_seeds_per_family_that_reached_the_target():
-    assert cost_claim(None).verdict == "not measured"
+    assert (cost_claim(None, "gan-strong").verdict, cost_claim(None, "gan-strong").against) == ("not measured", "gan-strong")
     claim = _claim([1e10], _around(1e9, 0.1))  # one diffusion seed: a ratio, no interval
     assert claim.verdict == "inconclusive" and "fewer than 2 seeds reached the target (diffusion 1/1)" in claim.strength
     # a target below what two diffusion seeds reached: they never reach it (NaN), so only one is left
     curves = {"diffusion-D-seed0": [(1e10, 200.0), (2e10, 40.0)], "diffusion-D-seed1": [(1e10, 200.0), (2e10, 90.0)],
               "diffusion-D-seed2": [(1e10, 200.0), (2e10, 80.0)],
-              "gan-D-seed0": [(1e9, 200.0), (2e9, 30.0)], "gan-D-seed1": [(1e9, 200.0), (2e9, 20.0)]}
+              "dcgan-D-seed0": [(1e9, 200.0), (2e9, 30.0)], "dcgan-D-seed1": [(1e9, 200.0), (2e9, 20.0)]}
     c = _cost(curves, target=50.0)
     assert [s.reached for s in c.diffusion.seeds] == [True, False, False] and c.gan.reached == 2
     assert math.isnan(c.diffusion.seeds[1].to_target_flops) and math.isnan(c.flops.low95)
-    claim = cost_claim(c)
+    claim = cost_claim(c, "dcgan")
     assert claim.verdict == "inconclusive" and "diffusion 1/3" in claim.strength and "never" in claim.evidence
 
 
 def test_wall_clock_is_judged_by_the_same_rule_beside_the_flops_verdict():
     # C = 10 in FLOPs, but a diffusion FLOP takes a tenth of a GAN FLOP's time: C = 1 in wall-clock
-    claim = _claim(_around(1e10, 0.1), _around(1e9, 0.1), seconds_per_flop={"diffusion": 1e-10, "gan": 1e-9})
+    claim = _claim(_around(1e10, 0.1), _around(1e9, 0.1), seconds_per_flop={"diffusion": 1e-10, "dcgan": 1e-9})
     assert claim.verdict == "supported"  # the verdict follows FLOPs
     assert "by the same rule on wall-clock: not supported (less than 2x, the direction unresolved" in claim.evidence
+
+
+def test_each_gan_is_its_own_pair_with_its_own_target(tmp_path):
+    """With two GANs, claim 2 compares diffusion with each alone: a pair's target is the highest final SWD over
+    diffusion's and that GAN's seeds, whatever the other GAN reached, and both pairs come out of cost()."""
+    curves = {"diffusion-D-seed0": [(1e12, 200.0), (4e12, 100.0)], "diffusion-D-seed1": [(1e12, 300.0), (4e12, 100.0)],
+              "dcgan-D-seed0": [(1e10, 300.0), (4e10, 150.0)], "dcgan-D-seed1": [(1e10, 250.0), (4e10, 50.0)],
+              "gan-strong-D-seed0": [(1e10, 300.0), (4e10, 80.0)], "gan-strong-D-seed1": [(1e10, 250.0), (4e10, 90.0)]}
+    dcgan, strong = _cost(curves, gan="dcgan"), _cost(curves, gan="gan-strong")
+    assert (dcgan.target_swd, strong.target_swd) == (150.0, 100.0)  # gan-strong's own pair: diffusion's 100 is highest
+    assert [f.family for f in dcgan.families] == ["diffusion", "dcgan"] and strong.gan.family == "gan-strong"
+    alone = {k: v for k, v in curves.items() if not k.startswith("gan-strong")}
+    alone_pair = _cost(alone, gan="dcgan")  # the other GAN changes nothing in this pair
+    assert (alone_pair.target_swd, alone_pair.flops.ratio, alone_pair.flops.low95) == (
+        dcgan.target_swd, dcgan.flops.ratio, dcgan.flops.low95)
+    evaluations = {name: _run_eval(name) for name in curves}
+    folder = tmp_path / "results" / "curves"
+    folder.mkdir(parents=True)
+    for name, points in _points(curves).items():
+        (folder / f"{name}.json").write_text(json.dumps([dataclasses.asdict(p) for p in points]))
+    both = cost(evaluations, tmp_path)
+    assert both is not None and [c.gan.family for c in both] == ["dcgan", "gan-strong"]
+    assert [c.target_swd for c in both] == [150.0, 100.0]
+    claims = [cost_claim(c, c.gan.family) for c in both]
+    assert [c.against for c in claims] == ["dcgan", "gan-strong"]
+    assert "diffusion / gan-strong" in claims[1].evidence and "dcgan" not in claims[1].evidence

@@ -3,6 +3,7 @@
     landiff study --data synthetic --budget 60 --out runs/study         # all experiments, ~60 min on 2 CPU cores
     landiff study data-sensitivity --budget 60 --out runs/study         # one experiment; shares the runs
     landiff study --budget 60 --out runs/study --dry-run                # the plan and its estimated minutes
+    landiff study --gans dcgan --budget 60 --out runs/study-dcgan       # diffusion vs the DCGAN alone (shorter)
     torchrun --nproc_per_node=4 -m landiff -- study --budget 240 --resolution 64 --out runs/study64
 
 Re-running the same command continues a killed study; finished runs are reused. See docs/study.md.
@@ -18,7 +19,7 @@ from landiff.options import DEVICE, N_IMAGES, OUT_DIR, SEED, STEPS, Spec, check_
 from landiff.runs.config import RECIPES, recipe
 from landiff.train.distributed import env_dist
 from landiff.workflows.study.execute import run_study
-from landiff.workflows.study.options import EXPERIMENTS, make_options
+from landiff.workflows.study.options import EXPERIMENTS, GAN_FAMILIES, make_options
 from landiff.workflows.study.preview import plan_text
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--diffusion-preset", "choice", "recipe of the diffusion runs (default tiny; tiny-v1, iddpm-tiny, "
          "ddpm-tiny or edm-tiny walk the lineage at the same net and optimiser)", default="tiny",
          choices=tuple(name for name in RECIPES if recipe(name).model == "diffusion")).add_to(p)
+    Spec("--gans", "str", "the GANs each claim is tested against, comma-separated: "
+         f"{', '.join(GAN_FAMILIES)} or both (default: {','.join(GAN_FAMILIES)}); fewer GANs give the other runs more "
+         "of the budget", metavar="GANS").add_to(p)
     SEED.add_to(p, name="--data-seed", help="seed of the data selection and perturbations")
     DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
@@ -64,7 +68,7 @@ def options_from(args: argparse.Namespace) -> StudyOptions:
     return make_options(data=args.data, budget=args.budget, resolution=args.resolution, images=args.images,
                         fraction=args.fraction, seeds=args.seeds, n=args.n, curve_n=args.curve_n,
                         curve_points=args.curve_points, sample_steps=args.sample_steps, data_seed=args.data_seed,
-                        ema_length=args.ema_length, diffusion_preset=args.diffusion_preset)
+                        ema_length=args.ema_length, diffusion_preset=args.diffusion_preset, gans=args.gans)
 
 
 def run(args: argparse.Namespace) -> int:

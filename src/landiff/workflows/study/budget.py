@@ -10,8 +10,8 @@ is the number of training images it sees relative to the reference
 (:func:`~landiff.workflows.study.plan.relative_images`: 1, but ½ and 2 for the batch ×½ and ×2 cells at
 equal steps), times the family's :data:`~landiff.workflows.study.options.TRAIN_WEIGHT`. With
 ``L_f`` = the sum over family f's runs of their relative images, a unit is
-``training minutes / Σ_f TRAIN_WEIGHT[f] · L_f`` and the reference run of family f trains
-``TRAIN_WEIGHT[f]`` units.
+``training minutes / Σ_f TRAIN_WEIGHT[f] · L_f`` (over the families that take part: diffusion and
+the GANs of ``--gans``) and the reference run of family f trains ``TRAIN_WEIGHT[f]`` units.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from landiff.errors import UserError
 from landiff.workflows.study.options import (
     EXPERIMENTS,
-    FAMILIES,
     MODEL,
     TINY_REFERENCE_STEPS,
     TRAIN_WEIGHT,
@@ -88,12 +87,25 @@ def estimate_run_minutes(spec: RunSpec, options: StudyOptions, allocation: Alloc
     return allocation.run_minutes(spec.family) * relative_images(spec, options)
 
 
+def _refuse_absurd_seeds(options: StudyOptions) -> None:
+    """Refuses, before the plan is listed, a ``--seeds`` whose seed runs' evaluation alone exceeds the budget
+    (listing 10¹² runs would never end)."""
+    if options.budget is None:
+        return
+    seconds = sum(_eval_seconds(RunSpec(f"{f}-D-seed1", f, "seed", seed=1), options) for f in options.families)
+    if options.seeds * seconds / 60 > options.budget:
+        raise UserError(f"--seeds {options.seeds}: evaluating the seed runs alone would take about "
+                        f"{options.seeds * seconds / 60:.3g} min, more than --budget {options.budget:g}; give fewer --seeds")
+
+
 def allocate(options: StudyOptions) -> Allocation:
     """Splits ``options.budget`` (see the module docstring) over the full plan.
 
     Raises:
-        UserError: the budget leaves less than a third of itself for training.
+        UserError: the budget leaves less than a third of itself for training, or cannot even evaluate the
+            seed runs.
     """
+    _refuse_absurd_seeds(options)
     plan = build_plan(options, EXPERIMENTS)
     eval_minutes, setup = estimate_eval_minutes(options, plan), estimate_setup_minutes(options, plan)
     if options.budget is None:
@@ -103,6 +115,7 @@ def allocate(options: StudyOptions) -> Allocation:
         need = (eval_minutes + setup) / (2 / 3 - SAFETY)
         raise UserError(f"--budget {options.budget:g} leaves {max(train, 0):.1f} min for training after about "
                         f"{eval_minutes + setup:.1f} min of evaluation; give --budget {math.ceil(need)} or more, or lower --n")
-    load = {f: sum(relative_images(s, options) for s in plan if s.family == f) for f in FAMILIES}
-    unit = train / sum(TRAIN_WEIGHT[f] * load[f] for f in FAMILIES)
-    return Allocation({f: unit * TRAIN_WEIGHT[f] for f in FAMILIES}, 0, eval_minutes, setup)
+    families = options.families
+    load = {f: sum(relative_images(s, options) for s in plan if s.family == f) for f in families}
+    unit = train / sum(TRAIN_WEIGHT[f] * load[f] for f in families)
+    return Allocation({f: unit * TRAIN_WEIGHT[f] for f in families}, 0, eval_minutes, setup)

@@ -34,7 +34,7 @@ from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.datasets import DataLayout, prepare_data, read_layout
 from landiff.workflows.study.evaluation import RunEval, diverged_eval, evaluate_run, measure_stage
 from landiff.workflows.study.experiments import run_experiments
-from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Allocation, Experiment, StudyOptions
+from landiff.workflows.study.options import EXPERIMENTS, Allocation, Experiment, StudyOptions
 from landiff.workflows.study.plan import (
     RunSpec,
     build_plan,
@@ -230,7 +230,7 @@ def run_study(out: Path, options: StudyOptions, experiments: Sequence[Experiment
     # and leave it alone): re-creating a group per run in one process does not rendezvous reliably.
     # It is left, together, before rank 0 measures, so no rank waits in a collective meanwhile.
     with process_group(device):
-        for family in FAMILIES:
+        for family in options.families:  # diffusion and the GANs of --gans
             train_seed_run(study, RunSpec(reference_name(family), family, "seed"))
         for spec in plan:
             if not spec.is_reference:

@@ -1,16 +1,19 @@
 """The five experiments as pure functions of the stored measurements (``OUT/results/runs/*.json``,
 the curve files and the runs' samples); each result is a small dataclass, also written as JSON.
 
-1. quality — SWD of each family over its training seeds (mean ± s.d.), Welch comparison;
+1. quality — SWD of each family over its training seeds (mean ± s.d.), diffusion against each GAN;
 2. cost — wall-clock, images, FLOPs, sampling cost, the quality-vs-compute curve over seeds, and the
    training compute each seed run needed to reach a common quality level along its own curve, with
-   the ratio diffusion / GAN of the geometric means and its interval;
+   the ratio diffusion / GAN of the geometric means and its interval, against each GAN;
 3. data-sensitivity — see :mod:`landiff.workflows.study.sensitivity`;
 4. hparam-stability — each grid cell's SWD, divergence / collapse, and its distance from the
    default in units of the seed-to-seed spread;
 5. seed-stability — the spread of the final SWD over seeds against the metric's own noise.
 
-Rebuilding the report calls these again on the same files: it never trains or samples.
+The claims compare diffusion with each GAN family in turn (:data:`GAN_FAMILIES`), so the two-family
+results (:class:`QualityResult`, :class:`CostResult`) come once per GAN that was measured: a pair is
+judged exactly as a study with that GAN alone would judge it. Rebuilding the report calls these again
+on the same files: it never trains or samples.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 
 from landiff.workflows.study.datasets import read_layout
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO, CurvePoint, RunEval, load_eval, read_curve, write_json
-from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, Experiment, Family, StudyOptions
+from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, GAN_FAMILIES, Experiment, Family, StudyOptions
 from landiff.workflows.study.plan import RunSpec, build_plan
 from landiff.workflows.study.sensitivity import SensitivityResult, data_sensitivity
 from landiff.workflows.study.similarity import calibrate
@@ -75,7 +78,7 @@ def family_seeds(family: Family, evaluations: Mapping[str, RunEval]) -> FamilySe
 
 @dataclass(frozen=True)
 class QualityResult:
-    """Both families over seeds. ``ratio`` is diffusion / GAN of the geometric-mean SWD with its
+    """Diffusion and one GAN over seeds. ``ratio`` is diffusion / GAN of the geometric-mean SWD with its
     intervals (below 1: diffusion better; claim 1 is judged on it); ``comparison`` is Welch's
     GAN − diffusion on the arithmetic means (positive: diffusion better), shown alongside."""
 
@@ -85,13 +88,19 @@ class QualityResult:
     ratio: RatioInterval
 
 
-def quality(evaluations: Mapping[str, RunEval]) -> QualityResult | None:
-    """None until both families have a measured seed run. An SWD ≤ 0 raises ValueError from
-    :func:`log_ratio`: SWD is 0 only for identical image sets, so such a value is a broken measurement."""
-    d, g = family_seeds("diffusion", evaluations), family_seeds("gan", evaluations)
+def quality_against(evaluations: Mapping[str, RunEval], gan: Family) -> QualityResult | None:
+    """Diffusion against ``gan``; None until both have a measured seed run. An SWD ≤ 0 raises ValueError
+    from :func:`log_ratio`: SWD is 0 only for identical image sets, so such a value is a broken measurement."""
+    d, g = family_seeds("diffusion", evaluations), family_seeds(gan, evaluations)
     if d is None or g is None:
         return None
     return QualityResult(d, g, welch(g.summary, d.summary), log_ratio(d.summary, g.summary))
+
+
+def quality(evaluations: Mapping[str, RunEval]) -> tuple[QualityResult, ...] | None:
+    """Diffusion against each GAN with a measured seed run (GAN_FAMILIES order); None when there is none."""
+    pairs = tuple(q for gan in GAN_FAMILIES if (q := quality_against(evaluations, gan)) is not None)
+    return pairs or None
 
 
 @dataclass(frozen=True)
@@ -163,11 +172,12 @@ class FamilyCost:
 
 @dataclass(frozen=True)
 class CostResult:
-    """Every family's costs; the target quality (the highest final curve SWD over every seed run of every
-    family, the best quality all of them reached); the training time every family's mean curve covers
-    (``equal_seconds``: where ``swd_at_equal_time`` is read); and the ratios diffusion / GAN of the
-    geometric-mean compute to the target, with their intervals (Welch's t on the logs of the per-seed
-    values, :func:`log_ratio`), in FLOPs and in training wall-clock (claim 2)."""
+    """Diffusion against one GAN: both families' costs (``families``: diffusion, then the GAN); the target
+    quality (the highest final curve SWD over every seed run of the two, the best quality all of them
+    reached); the training time both mean curves cover (``equal_seconds``: where ``swd_at_equal_time`` is
+    read); and the ratios diffusion / GAN of the geometric-mean compute to the target, with their
+    intervals (Welch's t on the logs of the per-seed values, :func:`log_ratio`), in FLOPs and in training
+    wall-clock (claim 2)."""
 
     families: tuple[FamilyCost, ...]
     target_swd: float
@@ -184,7 +194,7 @@ class CostResult:
 
     @property
     def gan(self) -> FamilyCost:
-        return self.family("gan")
+        return next(f for f in self.families if f.family != "diffusion")
 
     def ratio(self, field: str) -> float:
         """diffusion / GAN for a numeric field of :class:`FamilyCost`."""
@@ -249,11 +259,11 @@ def _family_cost(seeds: FamilySeeds, evaluations: Mapping[str, RunEval], curves:
 
 
 def cost_of(evaluations: Mapping[str, RunEval], curves: Mapping[str, Sequence[CurvePoint]],
-            target: float | None = None) -> CostResult | None:
-    """Claim 2's numbers from the seed runs' measurements and their curves (by run name); None until every
-    family has a measured seed run with a curve. ``target``: the SWD to reach (default: the highest final
-    curve SWD over every seed run of every family, which every seed run reached)."""
-    families = [family_seeds(f, evaluations) for f in FAMILIES]
+            target: float | None = None, *, gan: Family) -> CostResult | None:
+    """Claim 2's numbers, diffusion against ``gan``, from the seed runs' measurements and their curves (by
+    run name); None until both families have a measured seed run with a curve. ``target``: the SWD to
+    reach (default: the highest final curve SWD over every seed run of the two, which every one reached)."""
+    families = [family_seeds(f, evaluations) for f in ("diffusion", gan)]
     seeds = [f for f in families if f is not None]
     if len(seeds) < len(families) or not all(any(curves.get(name) for name in f.names) for f in seeds):
         return None
@@ -261,16 +271,19 @@ def cost_of(evaluations: Mapping[str, RunEval], curves: Mapping[str, Sequence[Cu
     target = max(curve[-1].swd for curve in runs.values() if curve) if target is None else target
     equal = min(curve_stages([runs[name] for name in f.names])[-1].train_seconds for f in seeds)
     costs = {f.family: _family_cost(f, evaluations, runs, target, equal) for f in seeds}
-    d, g = costs["diffusion"], costs["gan"]  # claim 2 compares these two
+    d, g = costs["diffusion"], costs[gan]  # claim 2 compares these two
     return CostResult(tuple(costs.values()), target, equal,
                       log_ratio(summarize(d.values("flops")), summarize(g.values("flops"))),
                       log_ratio(summarize(d.values("seconds")), summarize(g.values("seconds"))))
 
 
-def cost(evaluations: Mapping[str, RunEval], out: Path) -> CostResult | None:
-    """:func:`cost_of` on the curves stored in ``out`` (``results/curves/<seed run>.json``)."""
+def cost(evaluations: Mapping[str, RunEval], out: Path) -> tuple[CostResult, ...] | None:
+    """:func:`cost_of` against each GAN, on the curves stored in ``out`` (``results/curves/<seed run>.json``);
+    None when no pair is measured."""
     names = [name for name in evaluations if any(name.startswith(f"{f}-D-seed") for f in FAMILIES)]
-    return cost_of(evaluations, {name: read_curve(out, name) for name in names})
+    curves = {name: read_curve(out, name) for name in names}
+    pairs = tuple(c for gan in GAN_FAMILIES if (c := cost_of(evaluations, curves, gan=gan)) is not None)
+    return pairs or None
 
 
 @dataclass(frozen=True)
@@ -339,8 +352,8 @@ class StudyResults:
 
     options: StudyOptions
     evaluations: dict[str, RunEval]
-    quality: QualityResult | None
-    cost: CostResult | None
+    quality: tuple[QualityResult, ...] | None  # diffusion against each measured GAN
+    cost: tuple[CostResult, ...] | None  # likewise
     sensitivity: SensitivityResult | None
     hparam: tuple[FamilyGrid, ...] | None
     seeds: tuple[FamilySeeds, ...]
@@ -348,7 +361,7 @@ class StudyResults:
 
 def read_options(out: Path) -> StudyOptions:
     values = json.loads((out / STATE_NAME).read_text(encoding="utf-8"))["options"]
-    return StudyOptions(**values)
+    return StudyOptions.from_dict(values)
 
 
 def read_evaluations(out: Path, plan: Sequence[RunSpec]) -> dict[str, RunEval]:

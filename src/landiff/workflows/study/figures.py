@@ -11,27 +11,36 @@ import numpy as np
 
 from landiff.grid import make_grid, png_bytes
 from landiff.report.figures import colour, figure_png, new_figure, tile_size, upscale
-from landiff.workflows.study.experiments import CostResult, FamilyGrid
+from landiff.workflows.study.experiments import CostResult, FamilyCost, FamilyGrid
+from landiff.workflows.study.options import FAMILIES
 from landiff.workflows.study.plan import DEFAULT_SETTING
 
 _LOWER = {"x1/4", "x1/2"}
 
 
-def curve_png(cost: CostResult, floor: float) -> bytes:
-    """SWD vs training FLOPs, images seen and wall-clock, every family: mean ± s.d. over its seed runs at each
-    stage (error bars, at the seeds' mean x), each seed's own curve as a thin line; the target and the floor."""
+def curve_png(costs: Sequence[CostResult], floor: float) -> bytes:
+    """SWD vs training FLOPs, images seen and wall-clock, every family of ``costs`` (diffusion against each GAN):
+    mean ± s.d. over its seed runs at each stage (error bars, at the seeds' mean x), each seed's own curve as a
+    thin line; each pair's target (dashed, in the GAN's colour) and the floor."""
     figure = new_figure(14.0, 3.8)
     panels = (("train_flops", "training FLOPs"), ("images_seen", "training images seen"),
               ("train_seconds", "training wall-clock (s)"))
+    families: dict[str, FamilyCost] = {}  # a family's curve is the same in every pair it is in
+    for c in costs:
+        for f in c.families:
+            families.setdefault(f.family, f)
     for axes, (field, label) in zip(figure.subplots(1, 3), panels, strict=True):
-        for k, family in enumerate(cost.families):
+        for family in families.values():
+            k = FAMILIES.index(family.family)
             for seed in family.seeds:
                 axes.plot([getattr(p, field) for p in seed.curve], [p.swd for p in seed.curve], color=colour(k),
                           alpha=0.3, linewidth=0.8)
             sd = [s.swd_sd if math.isfinite(s.swd_sd) else 0.0 for s in family.curve]
             axes.errorbar([getattr(s, field) for s in family.curve], [s.swd for s in family.curve], yerr=sd, marker="o",
                           color=colour(k), capsize=2, label=f"{family.family} ({len(family.seeds)} seeds, mean ± s.d.)")
-        axes.axhline(cost.target_swd, color="black", linestyle="--", linewidth=0.8, label=f"target {cost.target_swd:.3g}")
+        for c in costs:
+            axes.axhline(c.target_swd, color=colour(FAMILIES.index(c.gan.family)), linestyle="--", linewidth=0.8,
+                         label=f"target vs {c.gan.family} {c.target_swd:.3g}")
         if math.isfinite(floor):
             axes.axhline(floor, color="grey", linestyle=":", label=f"real vs real {floor:.3g}")
         axes.set_xscale("log")

@@ -10,13 +10,17 @@ steps (see :mod:`landiff.workflows.study.plan`). ``--budget tiny`` is the miniat
 tests: very small networks, a few steps per run, a few images.
 
 A family is a name in :data:`FAMILIES` with a row in each table keyed by family: :data:`MODEL`
-here, and the recipe and grid tables of :mod:`landiff.workflows.study.plan`.
+here, and the recipe and grid tables of :mod:`landiff.workflows.study.plan`. The families are diffusion
+and the GANs of :data:`GAN_FAMILIES`, each named after its recipe (``landiff train --preset``): the
+DCGAN and ``gan-strong``; ``--gans`` (:attr:`StudyOptions.gans`) chooses which GANs take part, and
+every claim is judged against each of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,13 +30,15 @@ from landiff.runs.posthoc_ema import sigma_rel_to_gamma
 
 Experiment = Literal["quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability"]
 EXPERIMENTS: tuple[Experiment, ...] = ("quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
-Family = Literal["diffusion", "gan"]
-FAMILIES: tuple[Family, ...] = ("diffusion", "gan")
+Family = Literal["diffusion", "dcgan", "gan-strong"]
+FAMILIES: tuple[Family, ...] = ("diffusion", "dcgan", "gan-strong")
+# The GAN families, in report order; each family's name is its recipe (landiff.runs.config.RECIPES).
+GAN_FAMILIES: tuple[Family, ...] = ("dcgan", "gan-strong")
 # The model each family trains (its trainer, and whether sampling takes sample_steps network evaluations).
-MODEL: dict[Family, Literal["diffusion", "gan"]] = {"diffusion": "diffusion", "gan": "gan"}
+MODEL: dict[Family, Literal["diffusion", "gan"]] = {"diffusion": "diffusion", "dcgan": "gan", "gan-strong": "gan"}
 # Training minutes of a family's runs relative to each other: a diffusion run trains 3x as long as a
-# GAN run (the study's ~3 min vs ~1 min).
-TRAIN_WEIGHT: dict[Family, float] = {"diffusion": 3.0, "gan": 1.0}
+# GAN run (the study's ~3 min vs ~1 min); a GAN run trains the same minutes whichever GAN it is.
+TRAIN_WEIGHT: dict[Family, float] = {"diffusion": 3.0, "dcgan": 1.0, "gan-strong": 1.0}
 
 DEFAULT_BUDGET = 60.0
 TINY_REFERENCE_STEPS = 4
@@ -61,6 +67,8 @@ class StudyOptions:
             ``--posthoc-ema``; EDM2, landiff.runs.posthoc_ema).
         diffusion_preset: the recipe of every diffusion run (``tiny``, or a lineage preset such as
             ``tiny-v1``, ``iddpm-tiny``, ``ddpm-tiny`` or ``edm-tiny`` to compare the lineages).
+        gans: the GAN families that take part (:data:`GAN_FAMILIES` order; ``--gans``); each claim is
+            judged against each of them.
     """
 
     data: str = "synthetic"
@@ -76,13 +84,25 @@ class StudyOptions:
     data_seed: int = 0
     ema_length: float | None = None
     diffusion_preset: str = "tiny"
+    gans: tuple[Family, ...] = GAN_FAMILIES
 
     @property
     def tiny(self) -> bool:
         return self.budget is None
 
+    @property
+    def families(self) -> tuple[Family, ...]:
+        """The families that take part: diffusion and the chosen GANs, in :data:`FAMILIES` order."""
+        return tuple(f for f in FAMILIES if f == "diffusion" or f in self.gans)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The options as plan.json stores them (JSON types: ``gans`` as a list)."""
+        return {**dataclasses.asdict(self), "gans": list(self.gans)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StudyOptions:
+        """The options of :meth:`to_dict`'s dictionary."""
+        return cls(**{**values, "gans": tuple(values.get("gans", GAN_FAMILIES))})
 
 
 def parse_budget(text: str) -> float | None:
@@ -102,6 +122,20 @@ def parse_budget(text: str) -> float | None:
     return minutes
 
 
+def parse_gans(text: str | Sequence[str]) -> tuple[Family, ...]:
+    """``"dcgan,gan-strong"`` (or a sequence of names) → the GAN families, in :data:`GAN_FAMILIES` order.
+
+    Raises:
+        UserError: an empty list, a name that is not a GAN family, or a name given twice.
+    """
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else [str(n) for n in text]
+    unknown = [n for n in names if n not in GAN_FAMILIES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise UserError(f"--gans must name {' and/or '.join(GAN_FAMILIES)}, comma-separated, each once; got "
+                        f"{text if isinstance(text, str) else ','.join(names)!r}")
+    return tuple(f for f in GAN_FAMILIES if f in names)
+
+
 def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 32, **given: Any) -> StudyOptions:
     """Options with the defaults of the mode (``tiny`` or timed) for every field left at None.
 
@@ -109,7 +143,8 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
         data: the ``--data`` string.
         budget: ``"tiny"`` or minutes as text.
         resolution: image size in px.
-        given: images, fraction, seeds, n, curve_n, curve_points, sample_steps, data_seed (None = default).
+        given: images, fraction, seeds, n, curve_n, curve_points, sample_steps, data_seed, ema_length,
+            diffusion_preset, gans (text such as ``"dcgan,gan-strong"`` or a sequence; None = default).
 
     Raises:
         UserError: a value out of range, naming its flag.
@@ -117,10 +152,12 @@ def make_options(data: str = "synthetic", budget: str = "60", resolution: int = 
     minutes = parse_budget(budget)
     names = ("images", "seeds", "n", "curve_n", "curve_points", "sample_steps")
     defaults = dict(zip(names, _DEFAULTS[minutes is None], strict=True))
-    unknown = set(given) - set(names) - {"fraction", "data_seed", "ema_length", "diffusion_preset"}
+    unknown = set(given) - set(names) - {"fraction", "data_seed", "ema_length", "diffusion_preset", "gans"}
     if unknown:
         raise TypeError(f"unknown study options: {sorted(unknown)}")
     values = {k: v for k, v in given.items() if v is not None}
+    if "gans" in values:
+        values["gans"] = parse_gans(values["gans"])
     options = StudyOptions(data=data, budget=minutes, resolution=resolution, **{**defaults, **values})
     validate(options)
     return options
@@ -148,6 +185,8 @@ def validate(options: StudyOptions) -> None:
         raise UserError("--data must name 'synthetic', an image folder or a prepared dataset")
     if options.ema_length:  # 0: the fixed-decay EMA
         sigma_rel_to_gamma(options.ema_length)  # refuses a length outside [0.01, 0.25], naming it
+    if parse_gans(options.gans) != options.gans:
+        raise UserError(f"--gans must list {', '.join(GAN_FAMILIES)} in this order, got {','.join(options.gans)!r}")
     diffusion_presets = [name for name in RECIPES if recipe(name).model == "diffusion"]
     if options.diffusion_preset not in diffusion_presets:
         raise UserError(f"--diffusion-preset must be a diffusion recipe ({', '.join(diffusion_presets)}), "

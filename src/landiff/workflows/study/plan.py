@@ -10,8 +10,12 @@ Runs per family (names ``<family>-…``):
 * grid cells (:data:`GRID`, one factor at a time around the default): diffusion lr ×¼ / ×4, batch ×½ / ×2
   twice (equal images, and equal steps: ``batch-x1_2-equal-steps``, ``batch-x2-equal-steps``), linear
   schedule, and "fixed σ + mse → learned σ + hybrid" (two factors in one cell, labelled so: with a fixed
-  σ the hybrid loss trains exactly like mse, and a learned σ needs the bound); GAN lr ×¼ / ×4, the same
-  four batch cells, Adam β1 0.9 (vs the paper's 0.5), 2 D steps per G step.
+  σ the hybrid loss trains exactly like mse, and a learned σ needs the bound); each GAN (the DCGAN and
+  ``gan-strong``, the same cells for both) lr ×¼ / ×4, the same four batch cells, Adam β1 0.9 (vs the
+  paper's 0.5), 2 D steps per G step.
+
+The families are ``options.families``: diffusion and the GANs of ``--gans``, each GAN family built from
+the recipe of its name (``gan_recipe(..., preset=family)``).
 
 Budgets: the reference trains for its minutes (``landiff train --minutes``), in ``curve_points``
 equal parts; every other run of the family trains ``ceil(images seen by the reference / images per
@@ -38,7 +42,7 @@ from typing import Literal
 from landiff.errors import UserError
 from landiff.runs.config import TrainConfig, validate
 from landiff.workflows.pairing import diffusion_recipe, gan_recipe
-from landiff.workflows.study.options import EXPERIMENTS, FAMILIES, MODEL, Allocation, Experiment, Family, StudyOptions
+from landiff.workflows.study.options import EXPERIMENTS, MODEL, Allocation, Experiment, Family, StudyOptions
 
 Variant = Literal["D", "replace", "remove", "duplicate"]
 VARIANTS: tuple[Variant, ...] = ("replace", "remove", "duplicate")
@@ -69,10 +73,13 @@ class Cell:
 # half the images): each pair confounds the batch with one of the two, together they separate them.
 BATCH_CELLS = tuple(Cell("batch", setting, label=f"{setting} (equal {match})", match=match)
                     for match in ("images", "steps") for setting in ("x1/2", "x2"))
+# Every GAN gets the same cells, so their stability is measured on the same changes.
+GAN_CELLS = (Cell("lr", "x1/4"), Cell("lr", "x4"), *BATCH_CELLS, Cell("beta1", "0.9"), Cell("d_steps", "2"))
 GRID: dict[Family, tuple[Cell, ...]] = {
     "diffusion": (Cell("lr", "x1/4"), Cell("lr", "x4"), *BATCH_CELLS, Cell("schedule", "linear"),
                   Cell("loss", "hybrid", label="learned σ + hybrid")),
-    "gan": (Cell("lr", "x1/4"), Cell("lr", "x4"), *BATCH_CELLS, Cell("beta1", "0.9"), Cell("d_steps", "2")),
+    "dcgan": GAN_CELLS,
+    "gan-strong": GAN_CELLS,
 }
 # What the default config has for each factor (the middle column of the heat-map). The "loss" cell
 # changes the variance with the loss (a fixed σ makes hybrid train like mse; a learned σ with mse
@@ -122,7 +129,7 @@ def build_plan(options: StudyOptions, experiments: Sequence[Experiment] = EXPERI
     unknown = [e for e in experiments if e not in EXPERIMENTS]
     if unknown:
         raise UserError(f"unknown experiment {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}")
-    runs = [run for family in FAMILIES for run in family_runs(family, options, experiments)]
+    runs = [run for family in options.families for run in family_runs(family, options, experiments)]
     return sorted(runs, key=lambda run: not run.is_reference)
 
 
@@ -130,7 +137,8 @@ def _shrink(config: TrainConfig) -> TrainConfig:
     """The ``tiny`` miniature: networks and batches small enough for a test to train in seconds.
 
     Only the family's own network shrinks: the other family's section keeps its defaults, which
-    ``validate`` requires (a field the run would ignore is refused)."""
+    ``validate`` requires (a field the run would ignore is refused). A GAN keeps its recipe's loss,
+    spectral norm, DiffAugment and EMA (all of them work at 8 channels)."""
     config = dataclasses.replace(config, precision="fp32", optim=dataclasses.replace(config.optim, batch=8))
     if config.model == "gan":
         return dataclasses.replace(config, gan=dataclasses.replace(config.gan, ngf=8, ndf=8))
@@ -144,7 +152,7 @@ def base_config(family: Family, options: StudyOptions, data: str, seed: int) -> 
     if MODEL[family] == "diffusion":
         config = diffusion_recipe(data, options.resolution, 0.0, preset=options.diffusion_preset)
     else:
-        config = gan_recipe(data, options.resolution, 0.0)
+        config = gan_recipe(data, options.resolution, 0.0, preset=family)  # a GAN family is named after its recipe
     config = dataclasses.replace(config, seed=seed, preview_count=0, keep_checkpoints=1, log_every=25,
                                  checkpoint_every=CHECKPOINT_EVERY)
     if config.model == "diffusion" and options.ema_length:  # sampled with a post-hoc EMA length

@@ -2,8 +2,8 @@
 
 A pure function of the study folder — plan.json, the data layout, the stored measurements and the
 runs' samples — built with landiff.report's document model and renderers, so rebuilding it never
-trains or samples. Order: overview, Observations (the four claims), one section per experiment,
-every run, how to reproduce.
+trains or samples. Order: overview, Observations (the four claims, each against every GAN of the
+study), one section per experiment, every run, how to reproduce.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from landiff.workflows.study.sections import (
     seed_section,
     sensitivity_section,
 )
-from landiff.workflows.study.verdict import observations
+from landiff.workflows.study.verdict import CLAIMS, Claim, observations
 
 TITLE = "landiff study: diffusion vs GAN, four claims measured"
 
@@ -41,15 +41,26 @@ def overview(results: StudyResults, out: Path) -> list[Block]:
     ]
 
 
+def _summary(claims: list[Claim], gans: tuple[str, ...]) -> Table:
+    """One row per claim, one column per GAN it was tested against: the verdicts at a glance."""
+    verdicts = {(c.number, c.against): c.verdict for c in claims}
+    rows = tuple((f"{k}. {statement}", *(verdicts.get((k, g), "") for g in gans))
+                 for k, statement in enumerate(CLAIMS, 1))
+    return Table(("claim", *(f"against {g}" for g in gans)), rows)
+
+
 def observations_blocks(results: StudyResults) -> list[Block]:
+    claims, gans = observations(results), results.options.gans
     items = []
-    for claim in observations(results):
+    for claim in claims:
         how = f"; {claim.strength}" if claim.strength else ""
-        items.append(f"Claim {claim.number}, '{claim.statement}': {claim.verdict.upper()}{how}. {claim.evidence}.")
+        items.append(f"Claim {claim.number}, '{claim.statement}', against {claim.against}: {claim.verdict.upper()}{how}. "
+                     f"{claim.evidence}.")
     return [Heading("Observations", 2),
-            Paragraph("Each of the study's four original impressions, tested by the rule stated in its section "
-                      "(and in landiff.workflows.study.verdict)."),
-            Bullets(tuple(items))]
+            Paragraph(f"Each of the study's four original impressions, tested against each GAN of the study "
+                      f"({', '.join(gans)}) by the rule stated in its section (and in landiff.workflows.study.verdict): "
+                      "the rule compares diffusion with that GAN alone, as a study of the two would."),
+            _summary(claims, gans), Bullets(tuple(items))]
 
 
 def runs_table(results: StudyResults) -> list[Block]:
@@ -70,7 +81,7 @@ def reproduce(results: StudyResults, out: Path) -> list[Block]:
     o = results.options
     budget = "tiny" if o.budget is None else f"{o.budget:g}"
     command = (f"landiff study --data {o.data} --budget {budget} --resolution {o.resolution} --images {o.images} "
-               f"--fraction {o.fraction:g} --seeds {o.seeds} --n {o.n} --out {out}")
+               f"--fraction {o.fraction:g} --seeds {o.seeds} --n {o.n} --gans {','.join(o.gans)} --out {out}")
     return [Heading("Reproduce", 2), Paragraph(f"{command} (re-running continues a killed study; finished runs are "
                                                 "reused). Each experiment alone: landiff study quality|cost|"
                                                 "data-sensitivity|hparam-stability|seed-stability with the same options.")]

@@ -2,7 +2,8 @@
 
 Each function takes the :class:`~landiff.workflows.study.experiments.StudyResults` (and the study folder for
 images) and returns ``(blocks, {png name: bytes})``; it states the experiment's budget, sample sizes
-and the uncertainty of what it shows.
+and the uncertainty of what it shows. Tables and figures cover every family of the study (diffusion and
+the GANs of ``--gans``); what a claim is judged on is shown once per GAN (diffusion against it).
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ from landiff.workflows.study import figures
 from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.datasets import read_layout
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO, samples_of
-from landiff.workflows.study.experiments import WORSE_Z, CostResult, FamilyCost, FamilyGrid, FamilySeeds, StudyResults
-from landiff.workflows.study.options import FAMILIES, TRAIN_WEIGHT
+from landiff.workflows.study.experiments import (
+    WORSE_Z,
+    CostResult,
+    FamilyCost,
+    FamilyGrid,
+    FamilySeeds,
+    QualityResult,
+    StudyResults,
+)
+from landiff.workflows.study.options import TRAIN_WEIGHT
 from landiff.workflows.study.plan import base_config
 from landiff.workflows.study.sensitivity import PairStats
 from landiff.workflows.study.similarity import calibration_distances
@@ -43,50 +52,67 @@ def _not_measured(blocks: list[Block], experiment: str) -> tuple[list[Block], As
     return blocks + [Paragraph(f"Not measured yet: landiff study {experiment}")], {}
 
 
+def _gan_text(family: str, g: TrainConfig) -> str:
+    """One GAN family's default config in words."""
+    changes = [text for on, text in ((g.gan.spectral_norm, "a spectrally normalised D"),
+                                     (g.gan.loss != "ns", f"the {g.gan.loss} loss"),
+                                     (bool(g.gan.diffaugment), f"DiffAugment ({g.gan.diffaugment}) on D's inputs"),
+                                     (g.gan.ema, "sampled from an EMA of G")) if on]
+    design = "DCGAN's G with " + ", ".join(changes) if changes else "DCGAN"
+    return (f"{family} = {design}, Adam lr {g.optim.lr:g}, β1 {g.optim.beta1:g}, batch {g.optim.batch}, "
+            f"{g.gan.d_steps} D step per G step")
+
+
 def recipe_text(results: StudyResults) -> str:
-    """The two default configs in words (from the same functions that built the runs)."""
+    """The default configs in words (from the same functions that built the runs)."""
     o = results.options
-    d, g = base_config("diffusion", o, "D", 0), base_config("gan", o, "D", 0)
+    d = base_config("diffusion", o, "D", 0)
     process = ("EDM formulation (preconditioned denoiser, log-normal noise levels)" if d.diffusion.formulation == "edm"
                else f"{d.diffusion.prediction}-prediction, {d.diffusion.schedule} schedule, {d.diffusion.loss} loss")
+    gans = "; ".join(_gan_text(f, base_config(f, o, "D", 0)) for f in o.gans)
     return (f"Default configs (landiff's own recipes, the grid's centre): diffusion = {d.preset} UNet, {process}, "
-            f"AdamW lr {d.optim.lr:g}, batch {d.optim.batch}; GAN = DCGAN, Adam lr {g.optim.lr:g}, β1 {g.optim.beta1:g}, "
-            f"batch {g.optim.batch}, {g.gan.d_steps} D step per G step (DCGAN §4).")
+            f"AdamW lr {d.optim.lr:g}, batch {d.optim.batch}; {gans}.")
 
 
 def budget_text(results: StudyResults) -> str:
     o, a = results.options, allocate(results.options)
     if o.tiny:
         return f"Budget: tiny (miniature for tests: {a.reference_steps} steps per reference run)."
-    minutes = " or ".join(f"{a.run_minutes(f):.2f} min ({f})" for f in FAMILIES)
+    minutes = " or ".join(f"{a.run_minutes(f):.2f} min ({f})" for f in o.families)
     return (f"Budget: {o.budget:g} min in all; each reference run (seed 0 on D) trains {minutes}, every other run "
             f"the same number of training images as its family's reference (the equal-steps batch cells: the same "
             f"number of optimiser steps); the full plan's evaluation was estimated at {a.eval_minutes:.1f} min.")
 
 
 def quality_section(results: StudyResults, out: Path) -> tuple[list[Block], Assets]:
-    q = results.quality
+    pairs = results.quality
     blocks: list[Block] = [Heading("1. Quality (claim 1)", 2)]
-    if q is None:
+    if pairs is None:
         return _not_measured(blocks, "quality")
+    d = pairs[0].diffusion
     blocks.append(Paragraph(
-        f"{recipe_text(results)} Metric: SWD x1e3 (lower is better) of {q.diffusion.n} samples against as many held-out "
+        f"{recipe_text(results)} Metric: SWD x1e3 (lower is better) of {d.n} samples against as many held-out "
         f"real images, {results.options.sample_steps}-step DPM-Solver++ for diffusion; ± is the s.d. of 3 metric "
-        f"repeats per run, and over seeds for the means. Claim 1 is judged on the ratio diffusion / GAN of the two "
-        f"families' geometric-mean SWD over seeds (below 1: diffusion better), with 95% and 99% intervals from Welch's "
-        f"t on log SWD; rule: {QUALITY_RULE}."))
-    rows = [_seed_row(f, k, results) for f in (q.diffusion, q.gan) for k in range(len(f.names))]
+        f"repeats per run, and over seeds for the means. Claim 1 is judged against each GAN on the ratio diffusion / "
+        f"GAN of the two families' geometric-mean SWD over seeds (below 1: diffusion better), with 95% and 99% "
+        f"intervals from Welch's t on log SWD; rule: {QUALITY_RULE}."))
+    families = [d, *(q.gan for q in pairs)]
+    rows = [_seed_row(f, k, results) for f in families for k in range(len(f.names))]
     rows += [(f.family, "mean ± s.d. (s.e.)", f"{_pm(f.summary.mean, f.summary.sd)} ({f.summary.se:.2g})", "", "", "")
-             for f in (q.diffusion, q.gan)]
-    rows.append(("real vs real", "floor", f"{q.diffusion.floor:.3g}", "", "", ""))
+             for f in families]
+    rows.append(("real vs real", "floor", f"{d.floor:.3g}", "", "", ""))
     blocks.append(Table(("family", "run", "SWD", "diversity vs data", "images seen", "train time"), tuple(rows)))
-    c, r = q.comparison, q.ratio
-    blocks.append(Paragraph(f"Diffusion / GAN = {r.ratio:.3g} (ratio of geometric means), 95% interval [{r.low95:.3g}, "
-                            f"{r.high95:.3g}], 99% interval [{r.low99:.3g}, {r.high99:.3g}], on {r.df:.1f} degrees of "
-                            f"freedom. On the arithmetic means: GAN − diffusion = {_pm(c.difference, c.se)} (± s.e.), "
-                            f"Welch's t = {c.t:.2f} on {c.df:.1f} degrees of freedom; significance: {c.level}."))
+    blocks += [Paragraph(_quality_pair_text(q)) for q in pairs]
     grids, assets = _sample_grids(results, out)
     return blocks + grids, assets
+
+
+def _quality_pair_text(q: QualityResult) -> str:
+    c, r, gan = q.comparison, q.ratio, q.gan.family
+    return (f"Against {gan}: diffusion / {gan} = {r.ratio:.3g} (ratio of geometric means), 95% interval [{r.low95:.3g}, "
+            f"{r.high95:.3g}], 99% interval [{r.low99:.3g}, {r.high99:.3g}], on {r.df:.1f} degrees of freedom. On the "
+            f"arithmetic means: {gan} − diffusion = {_pm(c.difference, c.se)} (± s.e.), Welch's t = {c.t:.2f} on "
+            f"{c.df:.1f} degrees of freedom; significance: {c.level}.")
 
 
 def _seed_row(f: FamilySeeds, k: int, results: StudyResults) -> tuple[str, ...]:
@@ -100,43 +126,54 @@ def _sample_grids(results: StudyResults, out: Path) -> tuple[list[Block], Assets
     if layout is None:
         return [], {}
     sets: dict[str, np.ndarray] = {"real": layout.reference_images()}
-    sets.update({f: samples_of(out, f"{f}-D-seed0") for f in FAMILIES})
+    families = [f for f in results.options.families if f"{f}-D-seed0" in results.evaluations]
+    sets.update({f: samples_of(out, f"{f}-D-seed0") for f in families})
     count, tile = grid_count(list(sets.values()), 16), tile_size(list(sets.values()))
     assets = {f"{FIGURES}/samples-{name}.png": grid_png(images, count, tile) for name, images in sets.items()}
     captions: dict[str, str] = {"real": "held-out real images"}
-    captions.update({f: f"{f}, seed 0" for f in FAMILIES})
+    captions.update({f: f"{f}, seed 0" for f in families})
     return [FigureRow(tuple(Figure(f"{FIGURES}/samples-{n}.png", captions[n], captions[n]) for n in sets))], assets
 
 
 def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
-    c = results.cost
+    pairs = results.cost
     blocks: list[Block] = [Heading("2. Cost (claim 2)", 2)]
-    if c is None:
+    if pairs is None:
         return _not_measured(blocks, "cost")
-    seeds, n = max(len(f.seeds) for f in c.families), c.families[0].seeds[0].curve[0].n
+    seeds = max(len(f.seeds) for c in pairs for f in c.families)
+    n = pairs[0].families[0].seeds[0].curve[0].n
     blocks.append(Paragraph(
         f"{budget_text(results)} {_design(results)} Costs are also given in images seen and FLOPs (torch's FLOP "
         f"counter: convolutions, matmuls, attention). The quality-vs-compute curve measures every seed run on D "
         f"({seeds} per family) after each of {results.options.curve_points} training stages with {n} samples per point "
         f"(seed 0 after equal parts of its minutes, the other seeds after the same fractions of their steps, so the "
-        f"seeds' points line up in images seen and FLOPs); it is shown as mean ± s.d. over seeds per stage. Target "
-        f"quality: SWD {c.target_swd:.3g}, the highest final curve SWD over every seed run of both families (the best "
-        f"quality that all of them reached). Each seed's compute to the target interpolates log-FLOPs between its own "
-        f"points (a seed already below the target at its first point gives an upper bound, marked ≤; one that never "
-        f"reaches it has none); claim 2 is judged on the ratio diffusion / GAN of the geometric means over seeds, with "
-        f"its 95% interval from Welch's t on log FLOPs; rule: {COST_RULE}. The same is shown for wall-clock."))
-    blocks.append(_cost_table(c))
-    blocks.append(Paragraph(_ratio_text("training FLOPs", c.flops) + " " + _ratio_text("training wall-clock", c.seconds)))
-    blocks += [_curve_table(c), _seed_table(c)]
-    floor = results.quality.diffusion.floor if results.quality else math.nan
+        f"seeds' points line up in images seen and FLOPs); it is shown as mean ± s.d. over seeds per stage. Claim 2 "
+        f"is judged against each GAN in turn. The target quality of a pair is the highest final curve SWD over every "
+        f"seed run of diffusion and that GAN (the best quality that all of them reached). Each seed's compute to the "
+        f"target interpolates log-FLOPs between its own points (a seed already below the target at its first point "
+        f"gives an upper bound, marked ≤; one that never reaches it has none); the claim is judged on the ratio "
+        f"diffusion / GAN of the geometric means over seeds, with its 95% interval from Welch's t on log FLOPs; rule: "
+        f"{COST_RULE}. The same is shown for wall-clock."))
+    for c in pairs:
+        blocks += _cost_pair(c)
+    blocks.append(_curve_table(pairs))
+    floor = results.quality[0].diffusion.floor if results.quality else math.nan
     blocks.append(Figure(f"{FIGURES}/curve.png", "quality vs training compute", "SWD after each training stage, mean ± "
                          "s.d. over the seed runs (thin lines: each seed), against training FLOPs, images seen and "
-                         "training wall-clock"))
-    return blocks, {f"{FIGURES}/curve.png": figures.curve_png(c, floor)}
+                         "training wall-clock; dashed: each GAN's target"))
+    return blocks, {f"{FIGURES}/curve.png": figures.curve_png(pairs, floor)}
 
 
-def _ratio_text(what: str, r: RatioInterval) -> str:
-    return (f"Diffusion / GAN in {what} to the target: {r.ratio:.3g} (ratio of geometric means over seeds), 95% "
+def _cost_pair(c: CostResult) -> list[Block]:
+    """Diffusion against one GAN: the cost table, the ratios to the target and each seed's compute to it."""
+    gan = c.gan.family
+    ratios = _ratio_text("training FLOPs", c.flops, gan) + " " + _ratio_text("training wall-clock", c.seconds, gan)
+    return [Heading(f"diffusion vs {gan}", 3), Paragraph(f"Target quality: SWD {c.target_swd:.3g}."), _cost_table(c),
+            Paragraph(ratios), _seed_table(c)]
+
+
+def _ratio_text(what: str, r: RatioInterval, gan: str) -> str:
+    return (f"Diffusion / {gan} in {what} to the target: {r.ratio:.3g} (ratio of geometric means over seeds), 95% "
             f"interval [{r.low95:.3g}, {r.high95:.3g}], 99% [{r.low99:.3g}, {r.high99:.3g}], {r.df:.1f} degrees of freedom.")
 
 
@@ -158,12 +195,17 @@ def _cost_table(c: CostResult) -> Table:
         shown = [fmt(v) if math.isfinite(v) else "not reached" if field.startswith("to_") else "n/a" for v in values]
         ratio = c.ratio(field)
         rows.append((label, *shown, f"{ratio:.3g}x" if field != "reached" and math.isfinite(ratio) else ""))
-    return Table(("", *(f.family for f in c.families), "diffusion / GAN"), tuple(rows))
+    return Table(("", *(f.family for f in c.families), f"diffusion / {c.gan.family}"), tuple(rows))
 
 
-def _curve_table(c: CostResult) -> Table:
+def _curve_table(pairs: tuple[CostResult, ...]) -> Table:
+    """Every family's curve over seeds, stage by stage (a family's curve is the same in every pair)."""
+    families: dict[str, FamilyCost] = {}
+    for c in pairs:
+        for f in c.families:
+            families.setdefault(f.family, f)
     rows = [(f.family, str(s.stage), str(s.seeds), si(s.images_seen), si(s.train_flops, "FLOP"),
-             duration(s.train_seconds), _pm(s.swd, s.swd_sd)) for f in c.families for s in f.curve]
+             duration(s.train_seconds), _pm(s.swd, s.swd_sd)) for f in families.values() for s in f.curve]
     return Table(("family", "stage", "seeds", "images seen", "training FLOPs", "train time", "SWD (mean ± s.d. over seeds)"),
                  tuple(rows))
 
@@ -184,10 +226,11 @@ def _seed_table(c: CostResult) -> Table:
 
 def _design(results: StudyResults) -> str:
     if results.options.tiny:
-        return "In the miniature both families train the same number of steps."
-    weights = " : ".join(f"{TRAIN_WEIGHT[f]:g}" for f in FAMILIES)
-    return (f"The reference runs train for their allocated wall-clock ({' : '.join(FAMILIES)} = {weights}); the "
-            "table also reads the mean curves at the same training time (equal wall-clock).")
+        return "In the miniature every family trains the same number of steps."
+    families = results.options.families
+    weights = " : ".join(f"{TRAIN_WEIGHT[f]:g}" for f in families)
+    return (f"The reference runs train for their allocated wall-clock ({' : '.join(families)} = {weights}); the "
+            "tables also read the mean curves at the same training time (equal wall-clock).")
 
 
 def _pair_row(p: PairStats, relative: float) -> tuple[str, ...]:
@@ -240,7 +283,8 @@ def hparam_section(results: StudyResults) -> tuple[list[Block], Assets]:
         "and x4, batch x1/2 and x2 twice, at equal training images (x1/2 takes twice the optimiser steps) and at equal "
         "optimiser steps (x1/2 sees half the images; rows 'batch (equal images)' and 'batch (equal steps)'), and per "
         "family the linear schedule and fixed σ + mse → learned σ + hybrid (diffusion; one cell changing two factors, "
-        "since with a fixed σ the hybrid loss trains exactly like mse) or Adam β1 / D steps per G step (GAN); one "
+        "since with a fixed σ the hybrid loss trains exactly like mse) or Adam β1 / D steps per G step (each GAN, "
+        "the same cells for every GAN); one "
         "seed per cell, each trained on as many images as the default (the equal-steps cells: as many optimiser "
         f"steps) and measured on {results.hparam[0].default.n} samples. A cell diverged when the trainer stopped after "
         f"{TrainConfig.max_consecutive_skips} consecutive "

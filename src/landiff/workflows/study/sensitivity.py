@@ -79,7 +79,7 @@ class FamilySensitivity:
 
 @dataclass(frozen=True)
 class SensitivityResult:
-    """The calibrated rule and both families' pairs."""
+    """The calibrated rule and the pairs of every family that has measured runs."""
 
     calibration: Calibration
     families: tuple[FamilySensitivity, ...]
@@ -87,6 +87,10 @@ class SensitivityResult:
 
     def family(self, family: Family) -> FamilySensitivity:
         return next(f for f in self.families if f.family == family)
+
+    def find(self, family: Family) -> FamilySensitivity | None:
+        """The family's pairs, or None when it has no measured run (a GAN left out by ``--gans``)."""
+        return next((f for f in self.families if f.family == family), None)
 
 
 def _se(values: np.ndarray) -> float:
@@ -138,9 +142,10 @@ def family_sensitivity(family: Family, evaluations: Mapping[str, RunEval], out: 
 
 
 def data_sensitivity(evaluations: Mapping[str, RunEval], out: Path, calibration: Calibration) -> SensitivityResult | None:
-    """Both families' results, or None when no D′ run has been measured yet."""
+    """The results of every family with a measured run, or None when no D′ run has been measured yet."""
     if not any(name.endswith(VARIANTS) for name in evaluations):
         return None
-    families = tuple(family_sensitivity(f, evaluations, out, calibration) for f in FAMILIES)
+    present = [f for f in FAMILIES if any(e.family == f for e in evaluations.values())]
+    families = tuple(family_sensitivity(f, evaluations, out, calibration) for f in present)
     n = next((p.same.n for f in families for p in f.variants), 0)
     return SensitivityResult(calibration, families, n)

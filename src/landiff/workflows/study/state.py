@@ -23,9 +23,13 @@ from landiff.runs.config import TrainConfig
 from landiff.runs.files import atomic_write_text
 from landiff.workflows.study.options import StudyOptions
 
-# 2: every seed run trains in stages with its own curve (results/curves/<run>.json); a study of
-# format 1 has curve points for the seed-0 runs only, so it cannot be continued.
-STATE_FORMAT = 2
+# 3: the GAN families are named after their recipes (dcgan-…, gan-strong-…) and ``options.gans`` says
+# which take part; a study of format 2 named its one GAN "gan" (gan-D-seed0 …). 2: every seed run trains
+# in stages with its own curve (results/curves/<run>.json); format 1 had curve points for the seed-0
+# runs only. Neither can be continued.
+STATE_FORMAT = 3
+_OLDER = {1: "a study from before every seed run had its own curve",
+          2: "a study from before the strong GAN, with one GAN family named 'gan'"}
 STATE_NAME = "plan.json"
 Status = Literal["pending", "started", "finished", "diverged"]
 
@@ -71,7 +75,9 @@ def read_state(out: Path) -> StudyState | None:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UserError(f"cannot read {path} ({err}); pick a new --out, or delete the file to re-check every run") from None
     if state.format != STATE_FORMAT:
-        raise UserError(f"{path} has format {state.format}, this landiff reads {STATE_FORMAT}; pick a new --out")
+        what = _OLDER.get(state.format, "another landiff's study")
+        raise UserError(f"{path} has format {state.format} ({what}), this landiff reads format {STATE_FORMAT}; "
+                        "pick a new --out (its runs stay readable by landiff sample, eval and compare)")
     return state
 
 

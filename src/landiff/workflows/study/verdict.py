@@ -1,7 +1,10 @@
 """The "Observations": for each of the study's four original claims, what the measurements say.
 
 Each verdict is "supported", "not supported", "inconclusive" or "not measured", with the numbers
-and the rule that decided it (stated here and in the report):
+and the rule that decided it (stated here and in the report). Every claim is judged against each GAN
+of the study in turn (``--gans``: the DCGAN and ``gan-strong``), by the rule below applied to
+diffusion and that GAN alone, as a study with that one GAN would judge it; "the GAN" in the rules is
+that GAN, and :attr:`Claim.against` names it:
 
 1. *Diffusion gives higher-quality images than the GAN.* R = diffusion SWD / GAN SWD, the ratio of
    the two families' geometric means over seeds, with its 95 % and 99 % intervals (Welch's t on the
@@ -13,8 +16,8 @@ and the rule that decided it (stated here and in the report):
    a family has fewer than two seeds, so there is no interval) inconclusive. The direction is
    checked first: an interval below 1 but inside the band is supported, noted as a small difference.
 2. *Training diffusion is far more expensive.* The target quality is the highest final curve SWD over
-   every seed run of both families (the best quality all of them reached; with one seed per family,
-   the worse family's final point). Each seed run's training FLOPs to first reach it are interpolated
+   every seed run of diffusion and that GAN (the best quality all of them reached; with one seed per
+   family, the worse family's final point). Each seed run's training FLOPs to first reach it are interpolated
    along its own curve (log-compute between points; NaN if it never does; its first point's compute,
    an upper bound, if already below the target there). C = diffusion / GAN, the ratio of the two
    families' geometric means of those per-seed FLOPs, with its 95 % interval (Welch's t on log FLOPs,
@@ -51,7 +54,8 @@ from typing import Literal
 
 from landiff.workflows.study.evaluation import COLLAPSE_RATIO
 from landiff.workflows.study.experiments import CostResult, FamilyCost, FamilyGrid, QualityResult, SeedCost, StudyResults
-from landiff.workflows.study.sensitivity import SensitivityResult
+from landiff.workflows.study.options import Family
+from landiff.workflows.study.sensitivity import FamilySensitivity, SensitivityResult
 from landiff.workflows.study.uncertainty import RatioInterval, fisher_greater, two_proportions
 
 Verdict = Literal["supported", "not supported", "inconclusive", "not measured"]
@@ -68,10 +72,12 @@ CLAIMS = (
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim's verdict; ``strength`` says how firmly, ``evidence`` gives the numbers."""
+    """One claim's verdict against one GAN (``against``: its family, e.g. ``dcgan``); ``strength`` says how
+    firmly, ``evidence`` gives the numbers."""
 
     number: int
     statement: str
+    against: str
     verdict: Verdict
     strength: str
     evidence: str
@@ -96,32 +102,37 @@ def _equivalent(r: RatioInterval) -> bool:
 
 
 def _quality_evidence(q: QualityResult) -> str:
-    d, g, r = q.diffusion.summary, q.gan.summary, q.ratio
-    return (f"SWD (lower is better) diffusion {_pm(d.mean, d.sd)} vs GAN {_pm(g.mean, g.sd)} (mean ± s.d. over "
+    d, g, r, gan = q.diffusion.summary, q.gan.summary, q.ratio, q.gan.family
+    return (f"SWD (lower is better) diffusion {_pm(d.mean, d.sd)} vs {gan} {_pm(g.mean, g.sd)} (mean ± s.d. over "
             f"{d.n} and {g.n} seeds, {q.diffusion.n} samples each; real-vs-real floor {q.diffusion.floor:.3g}); "
-            f"ratio diffusion / GAN of the geometric means {r.ratio:.3g}, 95% interval [{r.low95:.3g}, {r.high95:.3g}], "
-            f"99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log SWD, {r.df:.1f} df); rule: {QUALITY_RULE}")
+            f"ratio diffusion / {gan} of the geometric means {r.ratio:.3g}, 95% interval [{r.low95:.3g}, "
+            f"{r.high95:.3g}], 99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log SWD, {r.df:.1f} df); "
+            f"rule: {QUALITY_RULE}")
 
 
-def quality_claim(q: QualityResult | None) -> Claim:
+def quality_claim(q: QualityResult | None, gan: Family) -> Claim:
+    """Claim 1 against ``gan`` (``q``: diffusion against it, None when not measured)."""
+    def claim(verdict: Verdict, strength: str, evidence: str) -> Claim:
+        return Claim(1, CLAIMS[0], gan, verdict, strength, evidence)
+
     if q is None:
-        return Claim(1, CLAIMS[0], "not measured", "", "run: landiff study quality")
+        return claim("not measured", "", "run: landiff study quality")
     r, text = q.ratio, _quality_evidence(q)
     if not (math.isfinite(r.low95) and math.isfinite(r.high95)):
-        return Claim(1, CLAIMS[0], "inconclusive", "no interval: each family needs at least 2 seeds", text)
+        return claim("inconclusive", "no interval: each family needs at least 2 seeds", text)
     small = (f"; a small difference: the whole 95% interval lies within ±{EQUIVALENCE:.0%}" if _equivalent(r) else "")
     if r.high95 < 1:
         firm = ("strong: the 99% interval also lies below 1" if r.high99 < 1 else
                 "moderate: the 95% interval lies below 1, the 99% interval reaches 1")
-        return Claim(1, CLAIMS[0], "supported", firm + small, text)
+        return claim("supported", firm + small, text)
     if r.low95 > 1:
         firm = ("strong: the 99% interval also lies above 1" if r.low99 > 1 else
                 "moderate: the 95% interval lies above 1, the 99% interval reaches 1")
-        return Claim(1, CLAIMS[0], "not supported", f"the GAN was better ({firm})" + small, text)
+        return claim("not supported", f"{gan} was better ({firm})" + small, text)
     if _equivalent(r):
-        return Claim(1, CLAIMS[0], "not supported", f"equivalent within ±{EQUIVALENCE:.0%} at this budget: the whole 95% "
+        return claim("not supported", f"equivalent within ±{EQUIVALENCE:.0%} at this budget: the whole 95% "
                      f"interval lies in [{1 - EQUIVALENCE:.2f}, {1 + EQUIVALENCE:.2f}]", text)
-    return Claim(1, CLAIMS[0], "inconclusive", f"the 95% interval contains 1 and reaches outside ±{EQUIVALENCE:.0%}: "
+    return claim("inconclusive", f"the 95% interval contains 1 and reaches outside ±{EQUIVALENCE:.0%}: "
                  "neither a difference nor a tie at this budget", text)
 
 
@@ -145,8 +156,8 @@ def cost_outcome(r: RatioInterval, diffusion: FamilyCost, gan: FamilyCost) -> tu
                              f"moderate: the 95% interval lies at or above {FAR_MORE:g}x, the 99% interval reaches below")
     if r.high95 < FAR_MORE:
         if gan.bounded:
-            return "inconclusive", ("the 95% interval lies below 2x, but the GAN's compute is an upper bound (a seed was "
-                                    "already below the target at its first curve point), so that upper bound does not hold")
+            return "inconclusive", (f"the 95% interval lies below 2x, but {gan.family}'s compute is an upper bound (a seed "
+                                    "was already below the target at its first curve point), so that upper bound does not hold")
         return "not supported", _below_far_more(r) + ("; diffusion's values are upper bounds, so its true compute may be "
                                                       "lower still" if diffusion.bounded else "")
     return "inconclusive", f"the 95% interval contains {FAR_MORE:g}x"
@@ -173,81 +184,101 @@ def _per_seed(f: FamilyCost) -> str:
 
 def _cost_evidence(c: CostResult) -> str:
     d, g, r, t = c.diffusion, c.gan, c.flops, c.seconds
-    return (f"target SWD {c.target_swd:.3g} (the highest final curve SWD over every seed run, {d.seeds[0].curve[0].n} "
-            f"samples per point); training FLOPs to reach it per seed: diffusion {_per_seed(d)}, GAN {_per_seed(g)} "
-            f"(≤: already below the target at the first curve point, an upper bound); geometric means "
-            f"{d.to_target_flops:.3g} ({d.reached}/{len(d.seeds)} seeds) vs {g.to_target_flops:.3g} "
-            f"({g.reached}/{len(g.seeds)}): diffusion / GAN {r.ratio:.3g}, 95% interval [{r.low95:.3g}, {r.high95:.3g}], "
-            f"99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log FLOPs, {r.df:.1f} df); in training wall-clock "
-            f"{d.to_target_seconds / 60:.2f} vs {g.to_target_seconds / 60:.2f} min: {t.ratio:.3g}, 95% interval "
-            f"[{t.low95:.3g}, {t.high95:.3g}]; per training image diffusion costs {c.ratio('flops_per_train_image'):.2g}x "
-            f"the GAN's FLOPs, per generated image {c.ratio('flops_per_sample'):.3g}x ({d.nfe} network evaluations vs "
-            f"{g.nfe}); after {c.equal_seconds / 60:.2f} min of training each, mean SWD diffusion "
-            f"{d.swd_at_equal_time:.3g} vs GAN {g.swd_at_equal_time:.3g}; rule: {COST_RULE}")
+    gan = g.family
+    return (f"target SWD {c.target_swd:.3g} (the highest final curve SWD over every seed run of diffusion and {gan}, "
+            f"{d.seeds[0].curve[0].n} samples per point); training FLOPs to reach it per seed: diffusion {_per_seed(d)}, "
+            f"{gan} {_per_seed(g)} (≤: already below the target at the first curve point, an upper bound); geometric "
+            f"means {d.to_target_flops:.3g} ({d.reached}/{len(d.seeds)} seeds) vs {g.to_target_flops:.3g} "
+            f"({g.reached}/{len(g.seeds)}): diffusion / {gan} {r.ratio:.3g}, 95% interval [{r.low95:.3g}, "
+            f"{r.high95:.3g}], 99% [{r.low99:.3g}, {r.high99:.3g}] (Welch's t on log FLOPs, {r.df:.1f} df); in "
+            f"training wall-clock {d.to_target_seconds / 60:.2f} vs {g.to_target_seconds / 60:.2f} min: {t.ratio:.3g}, "
+            f"95% interval [{t.low95:.3g}, {t.high95:.3g}]; per training image diffusion costs "
+            f"{c.ratio('flops_per_train_image'):.2g}x {gan}'s FLOPs, per generated image {c.ratio('flops_per_sample'):.3g}x "
+            f"({d.nfe} network evaluations vs {g.nfe}); after {c.equal_seconds / 60:.2f} min of training each, mean SWD "
+            f"diffusion {d.swd_at_equal_time:.3g} vs {gan} {g.swd_at_equal_time:.3g}; rule: {COST_RULE}")
 
 
-def cost_claim(c: CostResult | None) -> Claim:
+def cost_claim(c: CostResult | None, gan: Family) -> Claim:
+    """Claim 2 against ``gan`` (``c``: diffusion against it, None when not measured)."""
     if c is None:
-        return Claim(2, CLAIMS[1], "not measured", "", "run: landiff study cost")
+        return Claim(2, CLAIMS[1], gan, "not measured", "", "run: landiff study cost")
     verdict, why = cost_outcome(c.flops, c.diffusion, c.gan)
     by_time, why_time = cost_outcome(c.seconds, c.diffusion, c.gan)
     text = _cost_evidence(c) + f"; by the same rule on wall-clock: {by_time} ({why_time})"
-    return Claim(2, CLAIMS[1], verdict, why, text)
+    return Claim(2, CLAIMS[1], gan, verdict, why, text)
 
 
-def data_claim(s: SensitivityResult | None) -> Claim:
-    if s is None:
-        return Claim(3, CLAIMS[2], "not measured", "", "run: landiff study data-sensitivity")
-    d, g = s.family("diffusion"), s.family("gan")
+def _data_text(s: SensitivityResult, d: FamilySensitivity, g: FamilySensitivity) -> str:
     pd, pg = d.variant("replace"), g.variant("replace")
-    if pd is None or pg is None:
-        return Claim(3, CLAIMS[2], "not measured", "", "the replace variant of both families is needed")
+    assert pd is not None and pg is not None
+    return (f"with {s.n} shared latent inputs, 'the same picture' between the D-model and the D-replace model: "
+            f"diffusion {pd.same.share:.0%} [{pd.same.low:.0%}, {pd.same.high:.0%}], {g.family} {pg.same.share:.0%} "
+            f"[{pg.same.low:.0%}, {pg.same.high:.0%}] (Wilson 95%); D-vs-D′ distance relative to seed-vs-seed: "
+            f"diffusion {d.relative('replace'):.2f}, {g.family} {g.relative('replace'):.2f}; one D′ training per family")
+
+
+def data_claim(s: SensitivityResult | None, gan: Family) -> Claim:
+    """Claim 3 against ``gan``, on the ``replace`` variant."""
+    def claim(verdict: Verdict, strength: str, evidence: str) -> Claim:
+        return Claim(3, CLAIMS[2], gan, verdict, strength, evidence)
+
+    if s is None:
+        return claim("not measured", "", "run: landiff study data-sensitivity")
+    d, g = s.find("diffusion"), s.find(gan)
+    if d is None or g is None or d.variant("replace") is None or g.variant("replace") is None:
+        return claim("not measured", "", f"the replace variant of diffusion and {gan} is needed")
     collapsed = [f.family for f in (d, g) if f.collapsed]
     if collapsed:
-        return Claim(3, CLAIMS[2], "inconclusive", "", f"the D-model of {', '.join(collapsed)} collapsed (its samples are "
-                     f"less than {COLLAPSE_RATIO:.0%} as diverse as the data), so 'the same picture' says nothing about it; "
+        return claim("inconclusive", "", f"the D-model of {', '.join(collapsed)} collapsed (its samples are less than "
+                     f"{COLLAPSE_RATIO:.0%} as diverse as the data), so 'the same picture' says nothing about it; "
                      "train longer (a larger --budget)")
-    cmp = two_proportions(pd.same, pg.same)
+    pd, pg = d.variant("replace"), g.variant("replace")
+    assert pd is not None and pg is not None
+    cmp, text = two_proportions(pd.same, pg.same), _data_text(s, d, g)
     rel_d, rel_g = d.relative("replace"), g.relative("replace")
-    text = (f"with {s.n} shared latent inputs, 'the same picture' between the D-model and the D-replace model: "
-            f"diffusion {pd.same.share:.0%} [{pd.same.low:.0%}, {pd.same.high:.0%}], GAN {pg.same.share:.0%} "
-            f"[{pg.same.low:.0%}, {pg.same.high:.0%}] (Wilson 95%); D-vs-D′ distance relative to seed-vs-seed: "
-            f"diffusion {rel_d:.2f}, GAN {rel_g:.2f}; one D′ training per family")
     seed_note = ""
     if math.isfinite(rel_d) and math.isfinite(rel_g) and rel_g <= rel_d:
-        seed_note = ("; but relative to a new training seed the GAN changed no more than diffusion: its images depend "
+        seed_note = (f"; but relative to a new training seed {gan} changed no more than diffusion: its images depend "
                      "as much on its seed as on its data, so the sensitivity is not specific to data")
     if pg.same.high < MOSTLY and cmp.level != "none" and cmp.difference > 0:
-        return Claim(3, CLAIMS[2], "supported", _strength(cmp.level) + seed_note, text)
+        return claim("supported", _strength(cmp.level) + seed_note, text)
     if pg.same.low >= MOSTLY or pg.same.share >= pd.same.share:
-        return Claim(3, CLAIMS[2], "not supported", seed_note.lstrip("; "), text)
-    return Claim(3, CLAIMS[2], "inconclusive", "the shares do not separate beyond their uncertainty" + seed_note, text)
+        return claim("not supported", seed_note.lstrip("; "), text)
+    return claim("inconclusive", "the shares do not separate beyond their uncertainty" + seed_note, text)
 
 
-def stability_claim(grids: tuple[FamilyGrid, ...] | None) -> Claim:
+def stability_claim(grids: tuple[FamilyGrid, ...] | None, gan: Family) -> Claim:
+    """Claim 4 against ``gan``: diffusion's unstable grid cells against ``gan``'s."""
+    def claim(verdict: Verdict, strength: str, evidence: str) -> Claim:
+        return Claim(4, CLAIMS[3], gan, verdict, strength, evidence)
+
     found = {g.family: g for g in grids or ()}
-    if "diffusion" not in found or "gan" not in found:
-        return Claim(4, CLAIMS[3], "not measured", "", "run: landiff study hparam-stability")
-    d, g = found["diffusion"], found["gan"]
+    if "diffusion" not in found or gan not in found:
+        return claim("not measured", "", "run: landiff study hparam-stability")
+    d, g = found["diffusion"], found[gan]
     nd, ng = len(d.cells), len(g.cells)
     p = fisher_greater(d.unstable, nd, g.unstable, ng)
     text = (f"unstable cells (diverged, collapsed or worse than the default by > 2 combined s.d.): diffusion "
-            f"{d.unstable}/{nd}, GAN {g.unstable}/{ng}; one-sided Fisher p = {p:.3f}")
+            f"{d.unstable}/{nd}, {gan} {g.unstable}/{ng}; one-sided Fisher p = {p:.3f}")
     failed = [grid.family for grid in (d, g) if grid.default.collapsed]
     if failed:
-        return Claim(4, CLAIMS[3], "inconclusive", "", text + f"; the default config collapsed on a seed "
-                     f"(samples < {COLLAPSE_RATIO:.0%} as diverse as the data) for: {', '.join(failed)}, so its grid "
-                     "has no healthy reference")
+        return claim("inconclusive", "", text + f"; the default config collapsed on a seed (samples < "
+                     f"{COLLAPSE_RATIO:.0%} as diverse as the data) for: {', '.join(failed)}, so its grid has no "
+                     "healthy reference")
     if d.unstable > g.unstable and p < 0.05:
-        return Claim(4, CLAIMS[3], "supported", "moderate: p < 0.05" if p >= 0.01 else "strong: p < 0.01", text)
+        return claim("supported", "moderate: p < 0.05" if p >= 0.01 else "strong: p < 0.01", text)
     if d.unstable <= g.unstable:
         reverse = fisher_greater(g.unstable, ng, d.unstable, nd)
-        strength = f"the GAN was the less stable, p = {reverse:.3f}" if g.unstable > d.unstable else ""
-        return Claim(4, CLAIMS[3], "not supported", strength, text)
-    return Claim(4, CLAIMS[3], "inconclusive", "the direction agrees but the counts are too small", text)
+        strength = f"{gan} was the less stable, p = {reverse:.3f}" if g.unstable > d.unstable else ""
+        return claim("not supported", strength, text)
+    return claim("inconclusive", "the direction agrees but the counts are too small", text)
 
 
 def observations(results: StudyResults) -> list[Claim]:
-    """The four claims in order."""
-    return [quality_claim(results.quality), cost_claim(results.cost), data_claim(results.sensitivity),
-            stability_claim(results.hparam)]
+    """The four claims in order, each against every GAN of the study in turn (``--gans`` order): a flat list,
+    claim 1 against each GAN, then claim 2 against each, and so on."""
+    quality = {q.gan.family: q for q in results.quality or ()}
+    cost = {c.gan.family: c for c in results.cost or ()}
+    gans = results.options.gans
+    return ([quality_claim(quality.get(g), g) for g in gans] + [cost_claim(cost.get(g), g) for g in gans]
+            + [data_claim(results.sensitivity, g) for g in gans] + [stability_claim(results.hparam, g) for g in gans])
