@@ -124,6 +124,13 @@ def _scenarios(out: Path, rank: int) -> None:
         train(gan, out / "gan-straight", log=_quiet)
     train(gan, out / "gan-resumed", stop_after=2, log=_quiet)
     train(gan, out / "gan-resumed", log=_quiet)
+    # every GAN flavour at once: spectral norm, hinge loss, lazy R1 (every 2nd D update), DiffAugment
+    flavoured = gan_config(batch=4, gan=dataclasses.replace(gan.gan, loss="hinge", spectral_norm=True, r1_gamma=0.5,
+                                                            r1_every=2, diffaugment="color,translation,cutout"))
+    with _capture_snapshots(out, "gan-flavours", rank):
+        train(flavoured, out / "gan-flavours-straight", log=_quiet)
+    train(flavoured, out / "gan-flavours-resumed", stop_after=2, log=_quiet)
+    train(flavoured, out / "gan-flavours-resumed", log=_quiet)
     (out / f"record-rank{rank}.json").write_text(json.dumps(record))
 
 
@@ -182,7 +189,7 @@ def _last_checkpoint(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 # ----------------------------------------------------------------- the tests
 def test_ranks_hold_identical_weights_ema_and_optimiser(ddp):
-    for tag in ("diffusion", "gan"):
+    for tag in ("diffusion", "gan", "gan-flavours"):
         for step in (2, 4):
             a, b = _tensors(ddp / f"{tag}-rank0-step{step}.safetensors"), _tensors(ddp / f"{tag}-rank1-step{step}.safetensors")
             assert a.keys() == b.keys() and any(k.startswith("ema.") for k in a)
@@ -219,7 +226,8 @@ def test_two_ranks_equal_one_process_with_the_global_batch(ddp, tmp_path):
 
 
 def test_resume_under_ddp_equals_uninterrupted(ddp):
-    for straight, resumed in (("ddp-straight", "ddp-resumed"), ("gan-straight", "gan-resumed")):
+    for straight, resumed in (("ddp-straight", "ddp-resumed"), ("gan-straight", "gan-resumed"),
+                              ("gan-flavours-straight", "gan-flavours-resumed")):
         (a, meta_a), (b, meta_b) = _last_checkpoint(ddp / straight), _last_checkpoint(ddp / resumed)
         assert a.keys() == b.keys()
         assert {k for k in a if k.startswith("rng.rank")} >= {"rng.rank0.torch", "rng.rank1.torch", "rng.rank1.host"}
