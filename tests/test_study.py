@@ -641,6 +641,11 @@ def test_every_experiment_runs_end_to_end(study):
                  "gan-strong = DCGAN's G with a spectrally normalised D, the hinge loss, DiffAugment "
                  "(color,translation,cutout)", "--gans dcgan,gan-strong", "every family trains the same number of steps"):
         assert text in md, text
+    from landiff.runs.config import TUNING
+
+    for gan in ("dcgan", "gan-strong"):  # the tuning budget of both recipes, beside the costs
+        assert (f"Tuning budget: the diffusion recipe (tiny) was chosen from {TUNING['tiny']} configurations, {gan}'s "
+                f"from {TUNING[gan]} configuration") in md.replace("\\", "")
 
 
 def test_the_report_states_each_claim_against_each_gan(study):

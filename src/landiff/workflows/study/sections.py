@@ -16,7 +16,7 @@ import numpy as np
 from landiff.report.figures import grid_count, grid_png, tile_size
 from landiff.report.numbers import duration, si
 from landiff.report.render import Block, Figure, FigureRow, Heading, Paragraph, Table
-from landiff.runs.config import TrainConfig
+from landiff.runs.config import TUNING, TrainConfig
 from landiff.workflows.study import figures
 from landiff.workflows.study.budget import allocate
 from landiff.workflows.study.datasets import read_layout
@@ -155,7 +155,7 @@ def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
         f"diffusion / GAN of the geometric means over seeds, with its 95% interval from Welch's t on log FLOPs; rule: "
         f"{COST_RULE}. The same is shown for wall-clock."))
     for c in pairs:
-        blocks += _cost_pair(c)
+        blocks += _cost_pair(c, results.options.diffusion_preset)
     blocks.append(_curve_table(pairs))
     floor = results.quality[0].diffusion.floor if results.quality else math.nan
     blocks.append(Figure(f"{FIGURES}/curve.png", "quality vs training compute", "SWD after each training stage, mean ± "
@@ -164,12 +164,24 @@ def cost_section(results: StudyResults) -> tuple[list[Block], Assets]:
     return blocks, {f"{FIGURES}/curve.png": figures.curve_png(pairs, floor)}
 
 
-def _cost_pair(c: CostResult) -> list[Block]:
+def _cost_pair(c: CostResult, diffusion_preset: str) -> list[Block]:
     """Diffusion against one GAN: the cost table, the ratios to the target and each seed's compute to it."""
     gan = c.gan.family
     ratios = _ratio_text("training FLOPs", c.flops, gan) + " " + _ratio_text("training wall-clock", c.seconds, gan)
-    return [Heading(f"diffusion vs {gan}", 3), Paragraph(f"Target quality: SWD {c.target_swd:.3g}."), _cost_table(c),
-            Paragraph(ratios), _seed_table(c)]
+    return [Heading(f"diffusion vs {gan}", 3), Paragraph(f"Target quality: SWD {c.target_swd:.3g}. "
+                                                           + tuning_text(diffusion_preset, gan)),
+            _cost_table(c), Paragraph(ratios), _seed_table(c)]
+
+
+def tuning_text(diffusion_preset: str, gan_preset: str) -> str:
+    """The tuning budget of both recipes: how many configurations were measured to choose each."""
+    def tried(preset: str) -> str:
+        count = TUNING.get(preset)
+        return f"{count} configuration{'s' if count != 1 else ''}" if count else "an unrecorded number of configurations"
+
+    return (f"Tuning budget: the diffusion recipe ({diffusion_preset}) was chosen from {tried(diffusion_preset)}, "
+            f"{gan_preset}'s from {tried(gan_preset)} (landiff.runs.config.TUNING; a paper recipe adopted as "
+            "published counts as one).")
 
 
 def _ratio_text(what: str, r: RatioInterval, gan: str) -> str:
