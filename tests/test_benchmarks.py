@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -144,3 +145,13 @@ def test_gan_screen_quick_measures_each_variant_with_and_without_ema(tmp_path):
         raw, ema, best = _number(row[2].strip()), _number(row[3].strip()), _number(row[4].strip())
         assert raw > 0 and ema > 0 and best == min(raw, ema) and _number(row[5].strip()) > 0
     assert "(3 configurations)" in out
+
+
+def test_draw_spread_quick_measures_real_and_run_draws(tmp_path):
+    out = _run("draw_spread.py", "--quick", cwd=tmp_path)
+    rows = _rows(out, "real vs real") + _rows(out, "quick-gan")
+    assert len(rows) == 2
+    for cells in rows:
+        draws = cells[1:5]
+        assert len(draws) == 4 and all(_number(c) > 0 for c in draws)
+        assert "±" in cells[5] and _number(cells[5]) == pytest.approx(np.mean([_number(c) for c in draws]), abs=0.06)
