@@ -19,7 +19,6 @@ own cost (one resampling per image) is reported as the img/s of the training log
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -29,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import RESULTS, append_results  # noqa: E402
+from measure import RESULTS, append_results, training_parser  # noqa: E402
 
 BUDGET_RACE_STEPS = 1456
 
@@ -48,17 +47,9 @@ def subset_folder(source: Path, count: int, out: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--ref", default=None, help="held-out images (default: the synthetic held-out split)")
+    parser = training_parser(__doc__, "bench-runs/augment-small", BUDGET_RACE_STEPS)
     parser.add_argument("--subset", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=BUDGET_RACE_STEPS)
     parser.add_argument("--augment", default="0.12,0.25", help="p values to try beside 0")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("bench-runs/augment-small"))
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.subset, args.steps, args.n, args.no_append, args.augment = 16, 2, 8, True, "0.5"

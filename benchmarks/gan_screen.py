@@ -20,7 +20,6 @@ is reported. The table records how many configurations were tried.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import RESULTS, append_results  # noqa: E402
+from measure import RESULTS, append_results, training_parser  # noqa: E402
 
 SCREEN_STEPS = 503  # 3/10 of the budget race DCGAN's 1678 steps
 ALL_AUGMENTS = "color,translation,cutout"
@@ -81,16 +80,8 @@ def swd(loaded, use_ema: bool, reference, n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--ref", default=None, help="held-out images (default: the synthetic held-out split)")
+    parser = training_parser(__doc__, "bench-runs/gans", SCREEN_STEPS)
     parser.add_argument("--variants", default=",".join(SCREENED))
-    parser.add_argument("--steps", type=int, default=SCREEN_STEPS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=Path("bench-runs/gans"))
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -42,3 +43,18 @@ def append_results(path: Path, text: str) -> None:
     """Appends ``text`` (a Markdown section) to ``path`` after a blank line."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("\n" + text.rstrip("\n") + "\n")
+
+
+def training_parser(doc: str, out: str, steps: int) -> argparse.ArgumentParser:
+    """The options every train-then-measure benchmark shares: data, held-out reference, steps, seed,
+    sample count, run folder, ``--quick`` (CI's seconds-long check) and ``--no-append``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--ref", default=None, help="held-out images (default: the synthetic held-out split)")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-append", action="store_true")
+    return parser

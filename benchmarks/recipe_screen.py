@@ -16,7 +16,6 @@ length is reported with its SWD. The table records how many configurations were 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import RESULTS, append_results  # noqa: E402
+from measure import RESULTS, append_results, training_parser  # noqa: E402
 
 SCREEN_STEPS = 437  # 3/10 of the budget race's 1456 steps
 
@@ -68,17 +67,9 @@ def variant_config(name: str, data: str, resolution: int, steps: int, seed: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--ref", default=None, help="held-out images (default: the synthetic held-out split)")
+    parser = training_parser(__doc__, "bench-runs/recipes", SCREEN_STEPS)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--steps", type=int, default=SCREEN_STEPS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--lengths", default="0.05,0.1,0.2")
-    parser.add_argument("--out", type=Path, default=Path("bench-runs/recipes"))
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
