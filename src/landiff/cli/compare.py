@@ -20,7 +20,8 @@ from landiff.workflows.pairing import DEFAULT_GANS, train_entrants
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("compare", help="evaluate runs with one protocol (optionally train both families first)")
+    p = subparsers.add_parser("compare", help="evaluate runs with one protocol (optionally train the diffusion "
+                              "default and GANs first)")
     Spec("runs", "path", "run directories", nargs="*").add_to(p)
     N_IMAGES.add_to(p, default=256, help="images per run and reference images")
     SEED.add_to(p, help="seeds of the samples (seed..seed+n-1) and of the metrics")
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--gans", "str", "GAN presets --train trains beside the diffusion model, comma-separated "
          f"(default: {','.join(DEFAULT_GANS)})", metavar="PRESETS").add_to(p)
     Spec("--resolution", "int", "resolution for --train", default=32, low=8, unit="px").add_to(p)
-    OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its two runs")
+    OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its runs (diffusion/ and one per GAN preset)")
     p.set_defaults(func=run)
 
 
@@ -101,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.gans is not None:
         raise UserError("--gans names the GANs that --train trains; add --train, or drop --gans")
     if not runs:
-        raise UserError("give run directories to compare, or --train --data … to train both families first")
+        raise UserError("give run directories to compare, or --train --data … to train the diffusion default and "
+                        "the GANs first")
     summaries = compare_runs(runs, options)
     for s in summaries:
         print(f"{s['run']}: {s['family']} SWD {s['metrics']['swd']['value']:.2f} ± {s['metrics']['swd']['std']:.2f}, "
