@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from landiff.cli.main import main
-from landiff.data.landscape_export import is_synth_output
+from landiff.data.landscape_export import HORIZON_MIDDLE, LAYOUT_CLASSES, is_synth_output
 from landiff.data.landscapes import (
     CLASSES,
     class_for_index,
@@ -191,6 +191,26 @@ def test_synth_cli_writes_pngs_and_params(tmp_path, capsys) -> None:
     assert is_synth_output(out) and len((out / "params.jsonl").read_text().splitlines()) == 2
     assert not (out / "snow").exists() and (out / "sunset" / "000001.png").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["synth"]  # no temporary directories left
+
+
+def test_synth_cli_labels_by_layout(tmp_path, capsys) -> None:
+    """--label-by layout files each scene under its lake / horizon class, whatever its palette, and a
+    folder loader reads those folders as the labels."""
+    out = tmp_path / "layouts"
+    assert main(["data", "synth", "--out", str(out), "--n", "24", "--size", "16", "--label-by", "layout"]) == 0
+    records = [json.loads(line) for line in (out / "params.jsonl").read_text().splitlines()]
+    for r in records:
+        p = r["params"]
+        expected = f"{'lake' if p['lake'] else 'land'}-{'high' if p['horizon'] < HORIZON_MIDDLE else 'low'}"
+        assert r["layout"] == expected and r["file"].startswith(f"{expected}/") and (out / r["file"]).is_file()
+        assert r["layout_label"] == LAYOUT_CLASSES.index(expected)
+    assert len({r["layout"] for r in records}) >= 3  # 24 scenes reach most of the four classes
+    assert {r["class"] for r in records} == {"day", "sunset", "night", "snow"}  # palettes mixed within classes
+    assert is_synth_output(out) and json.loads((out / "synth.json").read_text())["label_by"] == "layout"
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert set(folders) <= set(LAYOUT_CLASSES)
+    # Re-running over it is allowed (it is synth output), as for the palette labels.
+    assert main(["data", "synth", "--out", str(out), "--n", "4", "--size", "8", "--label-by", "layout"]) == 0
 
 
 @pytest.mark.parametrize(
