@@ -33,6 +33,7 @@ import landiff.cli.study
 import landiff.cli.weights
 import landiff.data.prepared
 import landiff.metrics.evaluate
+import landiff.train.classifier_trainer as classifier_trainer
 import landiff.train.diffusion_trainer as diffusion_trainer
 import landiff.train.gan_trainer as gan_trainer
 from landiff.cli.main import build_parser, main
@@ -97,7 +98,7 @@ def guard_work(monkeypatch):
     def stop(*_args, **_kwargs):
         raise ReachedWork
 
-    for module in (diffusion_trainer, gan_trainer):
+    for module in (diffusion_trainer, gan_trainer, classifier_trainer):
         real = module.resume_state
 
         def after_resume(*args, _real=real, **kwargs):
@@ -555,7 +556,7 @@ def test_train_flag_ranges_agree_with_validate():
         unbounded = spec.kind != "seed" and spec.low is None and spec.high is None
         if spec.kind not in ("int", "float", "seed") or unbounded:
             continue  # net fields: the UNet checks them (nets/config.py), not validate()
-        base = recipe("dcgan" if section == "gan" else "tiny")
+        base = recipe({"gan": "dcgan", "classifier": "classifier-32"}.get(section or "", "tiny"))
         for value in _boundary_values(spec):
             if section is None:
                 config = dataclasses.replace(base, **{field: value})

@@ -67,3 +67,17 @@ def small_dcgan(*, width: int = 16, **changes) -> TrainConfig:
     """A 32 px DCGAN with ``width``-channel G and D and a ``width``-dim latent; 4-image previews."""
     config = dcgan32(width, synthetic_n=32, preview_count=4, log_every=2, checkpoint_every=100, sample_every=100)
     return dataclasses.replace(config, **changes)
+
+
+def tiny_classifier(**changes) -> TrainConfig:
+    """The classifier-32 recipe as a 16 px trunk (16 channels, two levels, attention at 8 px) in fp32 on 64 landscapes,
+    batch 8 at a constant LR of 1e-3; a log line and a held-out evaluation every 3 steps, no rotation checkpoints."""
+    config = recipe("classifier-32")
+    net = dataclasses.replace(config.net, resolution=16, base_channels=16, channel_mult=(1, 2), num_res_blocks=1,
+                              attention_resolutions=(8,), head_channels=16)
+    config = dataclasses.replace(
+        config, net=net, resolution=16, synthetic_n=64, precision="fp32", log_every=3, checkpoint_every=100,
+        train_steps=6, optim=dataclasses.replace(config.optim, batch=8, lr=1e-3, warmup=2, decay="none"),
+        classifier=dataclasses.replace(config.classifier, eval_every=3, holdout=8),
+    )
+    return dataclasses.replace(config, **changes)

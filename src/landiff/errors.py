@@ -7,3 +7,12 @@ class UserError(Exception):
 
 class TrainingDiverged(UserError):
     """Training stopped after too many consecutive non-finite steps (the message names the last good checkpoint)."""
+
+
+class UnlabelledData(UserError):
+    """Class labels were asked of data that has none (images loose in a folder's root, a dataset prepared
+    without labels); ``reason`` says which, without the fix (that depends on what asked for labels)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -55,6 +55,7 @@ from landiff.options import (
     unet_bytes,
 )
 from landiff.progress import Progress
+from landiff.runs.load import refuse_classifier
 from landiff.train import load_run
 from landiff.train.data_stream import keyed_seed
 from landiff.train.distributed import gather_cat, process_group
@@ -95,6 +96,7 @@ def run_nll(args: argparse.Namespace) -> int:
     check_output_file(Path(args.run) / "metrics-nll.jsonl", "--run")  # the result must not be lost after the work
     with process_group(args.device) as (dist, device):
         loaded = load_run(args.run, device=str(device))
+        refuse_classifier(loaded, "eval nll")
         if loaded.diffusion is None:
             raise UserError(f"{args.run} is a GAN run; a likelihood bound exists only for diffusion runs (eval nll)")
         if loaded.config.diffusion.formulation != "discrete":

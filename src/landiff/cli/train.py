@@ -3,9 +3,12 @@
     landiff train --run runs/tiny --preset tiny --steps 3000          # re-run the same line to resume
     landiff train --run runs/c --preset iddpm-cifar --data photos/ --class-cond --dry-run
     landiff train --run runs/gan --model gan --resolution 32 --steps 5000   # DCGAN baseline (recipe dcgan)
+    landiff train --run runs/clf --model classifier --minutes 10            # ADM's noisy classifier (classifier-32)
 
 ``--model gan`` defaults to the ``dcgan`` recipe (and ``--preset dcgan`` implies ``--model gan``);
-flags of the other family (e.g. ``--schedule`` for a GAN, ``--z-dim`` for diffusion) are refused.
+``--model classifier`` to ``classifier-32`` (``classifier-64`` with ``--resolution 64`` or more), whose
+run guides a diffusion model (``landiff sample --classifier``). Flags of another family (e.g.
+``--schedule`` for a GAN, ``--z-dim`` for diffusion, ``--preview-count`` for a classifier) are refused.
 
 Data-parallel on several GPUs or nodes: the same command under ``torchrun`` (``--batch`` is per
 process; the log states the global batch). SIGTERM or Ctrl-C saves a checkpoint at the end of the
@@ -29,9 +32,11 @@ from landiff.diffusion import FORMULATIONS, LOSSES, PREDICTIONS, SCHEDULES, TIME
 from landiff.errors import UserError
 from landiff.options import DEVICE, Spec, check_memory, check_output_dir, dcgan_bytes, unet_bytes
 from landiff.runs.config import (
+    CLASSIFIER_NOISES,
     DISCRETE_ONLY,
     GAN_LOSSES,
     INT_BOUNDS,
+    MODELS,
     NUMBER_BOUNDS,
     RECIPES,
     REFUSED_COMBINATIONS,
@@ -72,7 +77,9 @@ OVERRIDES: dict[str, tuple[str | None, str, Any]] = {
     "max_skips": (None, "max_consecutive_skips", int), "ema_snapshot_every": (None, "ema_snapshot_every", int),
     "augment": (None, "augment", float), "ema_length": (None, "ema_length", float),
     "gan_loss": ("gan", "loss", str), "r1_gamma": ("gan", "r1_gamma", float), "r1_every": ("gan", "r1_every", int),
-    "diffaugment": ("gan", "diffaugment", str),
+    "diffaugment": ("gan", "diffaugment", str), "noise": ("classifier", "noise", str),
+    "noise_schedule": ("classifier", "schedule", str), "noise_steps": ("classifier", "num_steps", int),
+    "holdout": ("classifier", "holdout", "holdout"), "eval_every": ("classifier", "eval_every", int),
 }
 # UNet fields as the UNet's own validation names them → the flag that sets them.
 NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "num_res_blocks": "--res-blocks",
@@ -82,6 +89,8 @@ NET_FLAGS = {"base_channels": "--channels", "channel_mult": "--channel-mult", "n
 DIFFUSION_ONLY = {"label_dropout", "preview_sampler", "preview_steps", "accum", "ema_snapshot_every", "posthoc_ema",
                   "augment", "ema_length", "no_posthoc_ema"}
 GAN_ONLY = {"gan_ema", "spectral_norm"}
+# Flags of the previews, which a classifier does not draw (the net section is a classifier's trunk too).
+PREVIEW_FLAGS = {"preview_count", "sample_every"}
 
 
 def _train_specs() -> dict[str, Spec]:
@@ -95,10 +104,12 @@ def _train_specs() -> dict[str, Spec]:
     choices = {"precision": ("auto", "fp32", "bf16", "fp16"), "preview_sampler": SAMPLERS,
                "schedule": SCHEDULES, "prediction": PREDICTIONS, "variance": VARIANCES, "loss": LOSSES,
                "timestep_sampler": TIMESTEP_SAMPLERS, "decay": ("none", "cosine", "linear"),
-               "formulation": FORMULATIONS, "weighting": WEIGHTINGS, "gan_loss": GAN_LOSSES}
+               "formulation": FORMULATIONS, "weighting": WEIGHTINGS, "gan_loss": GAN_LOSSES,
+               "noise": CLASSIFIER_NOISES, "noise_schedule": SCHEDULES}
     units = {"resolution": "px", "steps": "optimiser steps", "minutes": "minutes", "batch": "images per process",
              "synthetic_n": "images", "diffusion_steps": "timesteps T", "channels": "channels",
-             "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps"}
+             "checkpoint_every": "steps", "sample_every": "steps", "log_every": "steps", "warmup": "steps",
+             "noise_steps": "timesteps T", "eval_every": "steps", "holdout": "fraction or images"}
     specs = {}
     for flag, (_, _, kind) in OVERRIDES.items():
         name = "--" + flag.replace("_", "-")
@@ -114,6 +125,8 @@ def _train_specs() -> dict[str, Spec]:
             specs[flag] = Spec(name, "choice", choices=tuple(choices[flag]), **common)
         elif kind == "ints":  # --attention '' means attention in the middle block only
             specs[flag] = Spec(name, "ints", allow_empty=flag == "attention", **common)
+        elif kind == "holdout":  # a fraction or a count: parsed by _parse, checked by validate()
+            specs[flag] = Spec(name, "str", metavar="F|N", **common)
         else:  # net fields (the UNet names the field and its range) and --data
             specs[flag] = Spec(name, {int: "int", float: "float", str: "str"}[kind], **common)
     return specs
@@ -124,14 +137,15 @@ RUN_SPEC = Spec("--run", "path", "run directory (created, or resumed when it exi
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train or resume a diffusion model or the DCGAN baseline (re-run the same command to resume)",
+        "train", help="train or resume a diffusion model, the DCGAN baseline or a noisy classifier (re-run the same "
+                      "command to resume)",
         epilog=refused_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     RUN_SPEC.add_to(p)
-    Spec("--preset", "choice", "recipe and network (default tiny; dcgan with --model gan)",
-         choices=tuple(RECIPES)).add_to(p)
-    Spec("--model", "choice", "model family (default: the preset's, diffusion for tiny)",
-         choices=("diffusion", "gan")).add_to(p)
+    Spec("--preset", "choice", "recipe and network (default tiny; dcgan with --model gan; classifier-32 with --model "
+         "classifier, classifier-64 from --resolution 64)", choices=tuple(RECIPES)).add_to(p)
+    Spec("--model", "choice", "model family: diffusion, gan (the DCGAN baseline) or classifier (ADM's noisy "
+         "classifier, for classifier guidance) (default: the preset's, diffusion for tiny)", choices=MODELS).add_to(p)
     for spec in _train_specs().values():
         spec.add_to(p)
     p.add_argument("--class-cond", action="store_true", default=None, help="class-conditional (labels from subfolders)")
@@ -181,6 +195,18 @@ PROCESS_HELP = {
 }
 
 
+CLASSIFIER_HELP = {
+    "noise": "classifier: training images are schedule (x_t at t ~ U{0..T-1} of --noise-schedule, ADM's noisy "
+             "classifier; default) or none (clean images at sigma 0: a clean classifier for class-consistency checks)",
+    "noise_schedule": "classifier: the beta schedule of its training noise levels (default cosine, as diffusion)",
+    "noise_steps": "classifier: T of --noise-schedule (default 1000)",
+    "holdout": "classifier: images held out of --data (a seeded split, never trained on) for the held-out accuracy: "
+               "a fraction like 0.05 or 5%, or a count like 500 (default 0.05)",
+    "eval_every": "classifier: measure the held-out accuracy per noise-level quartile every N steps and at the end "
+                  "(stats.jsonl, RUN/classifier-summary.json; default 500)",
+}
+
+
 GAN_HELP = {
     "gan_loss": "GAN loss: ns (non-saturating, DCGAN's; default), hinge (SNGAN's) or rsgan (relativistic pairs)",
     "r1_gamma": "GAN: weight gamma of the R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off (default)",
@@ -209,12 +235,16 @@ def _help(flag: str) -> str:
         return PROCESS_HELP[flag]
     if flag in GAN_HELP:
         return GAN_HELP[flag]
+    if flag in CLASSIFIER_HELP:
+        return CLASSIFIER_HELP[flag]
     return f"override {section + '.' if section else ''}{field}"
 
 
 def _parse(flag: str, raw: str, kind: Any) -> Any:
     if not isinstance(raw, str):  # already typed and range-checked by its Spec while parsing
         return raw
+    if kind == "holdout":
+        return _holdout(raw)
     try:
         if kind == "ints":
             return tuple(int(v) for v in raw.split(",") if v.strip())
@@ -224,10 +254,22 @@ def _parse(flag: str, raw: str, kind: Any) -> Any:
         raise UserError(f"--{flag.replace('_', '-')} must be {want}, got {raw!r}") from None
 
 
+def _holdout(raw: str) -> float | int:
+    """``--holdout``: ``5%`` or ``0.05`` (a fraction), ``500`` (a count); the range is validate()'s."""
+    text = raw.strip()
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100
+        return int(text) if text.isdigit() else float(text)
+    except ValueError:
+        raise UserError(f"--holdout must be a fraction (e.g. 0.05 or 5%) or a number of images (e.g. 500), got {raw!r}") from None
+
+
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Recipe of ``--preset`` (or of ``--model``) with every given flag applied, validated."""
-    config = _recipe_for(args.preset, args.model)
-    sections: dict[str | None, dict[str, Any]] = {None: {}, "net": {}, "diffusion": {}, "optim": {}, "gan": {}}
+    config = _recipe_for(args.preset, args.model, _parse("resolution", args.resolution, int) if args.resolution else None)
+    sections: dict[str | None, dict[str, Any]] = {None: {}, "net": {}, "diffusion": {}, "optim": {}, "gan": {},
+                                                  "classifier": {}}
     for flag, (section, field, kind) in OVERRIDES.items():
         raw = getattr(args, flag)
         if raw is not None:
@@ -249,7 +291,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         sections[None]["channels_last"] = bool(args.channels_last)
     if args.no_ema_warmup:
         sections[None]["ema_warmup"] = False
-    if "resolution" in sections[None] and config.model == "diffusion":
+    if "resolution" in sections[None] and config.model != "gan":  # the UNet's (or classifier trunk's) design size
         sections["net"].setdefault("resolution", sections[None]["resolution"])
     try:
         net = dataclasses.replace(config.net, **sections["net"])
@@ -264,6 +306,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         diffusion=_process(config.diffusion, sections["diffusion"]),
         optim=dataclasses.replace(config.optim, **sections["optim"]),
         gan=dataclasses.replace(config.gan, **sections["gan"]),
+        classifier=dataclasses.replace(config.classifier, **sections["classifier"]),
         **sections[None],
     )
     validate(config)
@@ -293,11 +336,13 @@ def _process(recipe_process: DiffusionConfig, given: dict[str, Any]) -> Diffusio
     return dataclasses.replace(recipe_process, **given)
 
 
-def _recipe_for(preset: str | None, model: str | None) -> TrainConfig:
-    """``--preset`` (default ``tiny``, or ``dcgan`` with ``--model gan``), checked against ``--model``."""
-    if model is not None and model not in ("diffusion", "gan"):
-        raise UserError(f"--model must be one of diffusion, gan; got {model!r}")
-    config = recipe(preset or ("dcgan" if model == "gan" else "tiny"))
+def _recipe_for(preset: str | None, model: str | None, resolution: int | None = None) -> TrainConfig:
+    """``--preset`` (default ``tiny``; ``dcgan`` with ``--model gan``; ``classifier-32`` with ``--model classifier``,
+    ``classifier-64`` when ``--resolution`` is 64 or more), checked against ``--model``."""
+    if model is not None and model not in MODELS:
+        raise UserError(f"--model must be one of {', '.join(MODELS)}; got {model!r}")
+    classifier = "classifier-64" if resolution is not None and resolution >= 64 else "classifier-32"
+    config = recipe(preset or {"gan": "dcgan", "classifier": classifier}.get(model or "", "tiny"))
     if model is not None and model != config.model:
         matching = [name for name in RECIPES if recipe(name).model == model]
         raise UserError(
@@ -307,13 +352,28 @@ def _recipe_for(preset: str | None, model: str | None) -> TrainConfig:
     return config
 
 
+def _families(flag: str, section: str | None) -> tuple[str, ...]:
+    """The model families that read ``flag`` (of config ``section``)."""
+    if section == "diffusion" or flag in DIFFUSION_ONLY:
+        return ("diffusion",)
+    if section == "gan" or flag in GAN_ONLY:
+        return ("gan",)
+    if section == "classifier":
+        return ("classifier",)
+    if section == "net":  # the UNet, or the classifier's trunk
+        return ("diffusion", "classifier")
+    if flag in PREVIEW_FLAGS:
+        return ("diffusion", "gan")
+    return MODELS
+
+
 def _check_family(flag: str, section: str | None, model: str) -> None:
     """Refuses a flag the chosen model family would silently ignore."""
-    diffusion_only = section in ("net", "diffusion") or flag in DIFFUSION_ONLY
-    gan_only = section == "gan" or flag in GAN_ONLY
-    if (diffusion_only and model != "diffusion") or (gan_only and model != "gan"):
-        owner = "diffusion" if diffusion_only else "gan"
-        raise UserError(f"--{flag.replace('_', '-')} only applies to --model {owner} (this run is --model {model})")
+    families = _families(flag, section)
+    if model not in families:
+        why = " (a classifier draws no preview images)" if flag in PREVIEW_FLAGS else ""
+        raise UserError(f"--{flag.replace('_', '-')} only applies to --model {' or '.join(families)} (this run is "
+                        f"--model {model}){why}")
 
 
 def _confirm_restart(args: argparse.Namespace) -> None:
@@ -352,6 +412,10 @@ def check_fits(config: TrainConfig, device: str | None) -> None:
         g = config.gan
         parts = dcgan_bytes(g.z_dim, g.ngf, g.ndf, config.resolution, config.optim.batch, training=True)
         check_memory(parts, ["--batch", "--ngf", "--ndf", "--z-dim"], where)
+    elif config.model == "classifier":  # the encoder half: num_res_blocks of the UNet's 2·num_res_blocks + 1 blocks
+        blocks = config.net.num_res_blocks
+        parts = {k: v * blocks / (2 * blocks + 1) for k, v in unet_bytes(config.net, config.optim.batch, training=True).items()}
+        check_memory(parts, ["--batch", "--channels", "--channel-mult", "--res-blocks", "--resolution"], where)
     else:
         check_memory(unet_bytes(config.net, config.optim.batch, training=True),
                      ["--batch", "--channels", "--channel-mult", "--res-blocks", "--resolution"], where)

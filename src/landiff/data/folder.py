@@ -33,7 +33,7 @@ from landiff.data.scan import (
     read_bytes,
     scan_folder,
 )
-from landiff.errors import UserError
+from landiff.errors import UnlabelledData, UserError
 
 logger = logging.getLogger("landiff.data")
 
@@ -96,9 +96,10 @@ def class_labels(root: Path, paths: list[str], class_cond: bool) -> tuple[list[s
         return [], [0] * len(paths)
     loose = [p for p in paths if "/" not in p]
     if loose:
-        raise UserError(
-            f"class-conditional data: {str(root)!r} has images directly in it (e.g. {loose[0]!r}); "
-            "put images in class subfolders (ROOT/<class>/image.jpg) or drop --class-cond"
+        reason = f"{str(root)!r} has images directly in it (e.g. {loose[0]!r})"
+        raise UnlabelledData(
+            f"class-conditional data: {reason}; put images in class subfolders (ROOT/<class>/image.jpg) or drop "
+            "--class-cond", reason,
         )
     names = sorted({p.split("/", 1)[0] for p in paths})
     ids = {name: i for i, name in enumerate(names)}

@@ -42,7 +42,7 @@ from landiff.data.scan import (
     read_bytes,
     scan_folder,
 )
-from landiff.errors import UserError
+from landiff.errors import UnlabelledData, UserError
 from landiff.options import check_disk, check_memory
 from landiff.runs.files import atomic_write, atomic_write_text, fsync_dir, replace_dir
 
@@ -373,9 +373,8 @@ class PreparedDataset(Dataset):
         self.path = _directory_of(path)
         self.manifest = read_manifest(self.path)
         if class_cond and not self.manifest.class_cond:
-            raise UserError(
-                f"{str(self.path)!r} was prepared without class labels; run landiff data prepare with --class-cond"
-            )
+            reason = f"{str(self.path)!r} was prepared without class labels"
+            raise UnlabelledData(f"{reason}; run landiff data prepare with --class-cond", reason)
         use_labels = self.manifest.class_cond if class_cond is None else class_cond
         self.resolution = self.manifest.resolution
         self.classes = list(self.manifest.classes) if use_labels else []

@@ -46,6 +46,48 @@ class Stage(nn.ModuleList):
         return h
 
 
+def time_mlp(config: UNetConfig) -> nn.Sequential:
+    """Sinusoidal features (base_channels wide) → Linear → SiLU → Linear, to the embedding width (DDPM appendix B)."""
+    base, emb_ch = config.base_channels, config.emb_channels
+    return nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+
+
+def res_block(config: UNetConfig, in_ch: int, out_ch: int, resample: Resample = "none") -> ResBlock:
+    """A residual block with the config's embedding width, dropout and norm (AdaGN or additive)."""
+    return ResBlock(in_ch, out_ch, config.emb_channels, config.dropout, config.use_scale_shift_norm, resample)
+
+
+def attention_at(config: UNetConfig, factor: int, ch: int) -> list[nn.Module]:
+    """An attention block when downsample ``factor`` is an attention level of ``config``, else nothing."""
+    if factor in config.attention_downsample_factors:
+        return [AttentionBlock(ch, config.heads_for(ch))]
+    return []
+
+
+def build_encoder(config: UNetConfig) -> tuple[nn.ModuleList, list[int]]:
+    """The downsampling trunk: stages, one per skip connection, and each stage's output channels
+    (the first entry is the input conv's). Shared by the UNet and the noisy classifier."""
+    stages, skip_channels = [], [config.base_channels]
+    ch, factor = config.base_channels, 1
+    for level, mult in enumerate(config.channel_mult):
+        for _ in range(config.num_res_blocks):
+            out_ch = config.base_channels * mult
+            stages.append(Stage([res_block(config, ch, out_ch), *attention_at(config, factor, out_ch)]))
+            ch = out_ch
+            skip_channels.append(ch)
+        if level < config.num_levels - 1:
+            down = res_block(config, ch, ch, "down") if config.resblock_updown else Downsample(ch)
+            stages.append(Stage([down]))
+            factor *= 2
+            skip_channels.append(ch)
+    return nn.ModuleList(stages), skip_channels
+
+
+def middle_block(config: UNetConfig, ch: int) -> Stage:
+    """ResBlock → attention → ResBlock at the lowest resolution (ADM §3)."""
+    return Stage([res_block(config, ch, ch), AttentionBlock(ch, config.heads_for(ch)), res_block(config, ch, ch)])
+
+
 class UNet(nn.Module):
     """ADM UNet; see the module docstring for the layout and ``UNetConfig`` for the options."""
 
@@ -54,48 +96,19 @@ class UNet(nn.Module):
         self.config = config
         base, emb_ch = config.base_channels, config.emb_channels
         # Sinusoidal features → 2-layer MLP with SiLU (DDPM appendix B; width 4·base).
-        self.time_mlp = nn.Sequential(nn.Linear(base, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+        self.time_mlp = time_mlp(config)
         # One extra row: index num_classes is the null label for classifier-free guidance.
         self.class_emb = nn.Embedding(config.num_classes + 1, emb_ch) if config.num_classes > 0 else None
         # Augmentation label → embedding without a bias: a zero label adds nothing (EDM App. C.4).
         self.augment_emb = nn.Linear(config.augment_dim, emb_ch, bias=False) if config.augment_dim > 0 else None
         self.in_conv = nn.Conv2d(config.in_channels, base, 3, padding=1)
-        self.encoder, skip_channels = self._build_encoder()
-        ch = skip_channels[-1]
-        self.middle = Stage([self._res(ch, ch), AttentionBlock(ch, config.heads_for(ch)), self._res(ch, ch)])
+        self.encoder, skip_channels = build_encoder(config)
+        self.middle = middle_block(config, skip_channels[-1])
         self.decoder = self._build_decoder(skip_channels)
         out_ch = base * config.channel_mult[0]
         # Zero output conv: the whole UNet outputs exactly 0 at initialisation (ADM).
         out_conv = zero_init(nn.Conv2d(out_ch, config.out_channels, 3, padding=1))
         self.out = nn.Sequential(group_norm(out_ch), nn.SiLU(), out_conv)
-
-    def _res(self, in_ch: int, out_ch: int, resample: Resample = "none") -> ResBlock:
-        cfg = self.config
-        return ResBlock(in_ch, out_ch, cfg.emb_channels, cfg.dropout, cfg.use_scale_shift_norm, resample)
-
-    def _attention(self, factor: int, ch: int) -> list[nn.Module]:
-        """An attention block when downsample ``factor`` is an attention level, else nothing."""
-        if factor in self.config.attention_downsample_factors:
-            return [AttentionBlock(ch, self.config.heads_for(ch))]
-        return []
-
-    def _build_encoder(self) -> tuple[nn.ModuleList, list[int]]:
-        """Encoder stages, one per skip connection; returns them and each stage's output channels."""
-        cfg = self.config
-        stages, skip_channels = [], [cfg.base_channels]
-        ch, factor = cfg.base_channels, 1
-        for level, mult in enumerate(cfg.channel_mult):
-            for _ in range(cfg.num_res_blocks):
-                out_ch = cfg.base_channels * mult
-                stages.append(Stage([self._res(ch, out_ch), *self._attention(factor, out_ch)]))
-                ch = out_ch
-                skip_channels.append(ch)
-            if level < cfg.num_levels - 1:
-                down = self._res(ch, ch, "down") if cfg.resblock_updown else Downsample(ch)
-                stages.append(Stage([down]))
-                factor *= 2
-                skip_channels.append(ch)
-        return nn.ModuleList(stages), skip_channels
 
     def _build_decoder(self, skip_channels: list[int]) -> nn.ModuleList:
         """Decoder stages: num_res_blocks + 1 per level, each eating one skip (DDPM appendix B)."""
@@ -105,10 +118,10 @@ class UNet(nn.Module):
         for level in reversed(range(cfg.num_levels)):
             out_ch = cfg.base_channels * cfg.channel_mult[level]
             for i in range(cfg.num_res_blocks + 1):
-                blocks = [self._res(ch + skips.pop(), out_ch), *self._attention(factor, out_ch)]
+                blocks = [res_block(cfg, ch + skips.pop(), out_ch), *attention_at(cfg, factor, out_ch)]
                 ch = out_ch
                 if level > 0 and i == cfg.num_res_blocks:
-                    blocks.append(self._res(ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
+                    blocks.append(res_block(cfg, ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
                     factor //= 2
                 stages.append(Stage(blocks))
         return nn.ModuleList(stages)

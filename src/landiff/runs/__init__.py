@@ -10,7 +10,8 @@ workflows: reading a run never imports the trainer (docs/architecture.md).
 """
 
 from landiff.runs.checkpoint import TrainState
-from landiff.runs.config import DiffusionConfig, GANConfig, OptimConfig, TrainConfig
-from landiff.runs.load import LoadedRun, load_run
+from landiff.runs.config import ClassifierConfig, DiffusionConfig, GANConfig, OptimConfig, TrainConfig
+from landiff.runs.load import LoadedRun, load_run, refuse_classifier
 
-__all__ = ["DiffusionConfig", "GANConfig", "LoadedRun", "OptimConfig", "TrainConfig", "TrainState", "load_run"]
+__all__ = ["ClassifierConfig", "DiffusionConfig", "GANConfig", "LoadedRun", "OptimConfig", "TrainConfig", "TrainState",
+           "load_run", "refuse_classifier"]

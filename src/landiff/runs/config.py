@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from landiff.diffusion import FORMULATIONS, LOSSES, PREDICTIONS, SCHEDULES, TIMESTEP_SAMPLERS, VARIANCES, WEIGHTINGS
 from landiff.errors import UserError
+from landiff.nets import CLASSIFIER_PRESETS, UNetConfig
 from landiff.nets import PRESETS as NET_PRESETS
-from landiff.nets import UNetConfig
 from landiff.nets.dcgan import dcgan_layout
 from landiff.nets.diffaugment import parse_policy
 from landiff.runs.files import atomic_write_text
@@ -31,6 +32,8 @@ from landiff.samplers import SAMPLERS, check_sampler_settings
 
 FORMAT_VERSION = 1
 GAN_LOSSES = ("ns", "hinge", "rsgan")
+CLASSIFIER_NOISES = ("schedule", "none")
+MODELS = ("diffusion", "gan", "classifier")
 AUGMENT_DIM = 9  # the width of the augmentation label (landiff.train.augment draws it)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Decay = Literal["none", "cosine", "linear"]
@@ -120,13 +123,48 @@ class GANConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """ADM's noisy classifier (``model="classifier"``, arXiv 2105.05233 §4); its trunk is ``TrainConfig.net``.
+
+    Attributes:
+        noise: ``schedule``: each training image is x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε at t ~ U{0..T−1} of the
+            discrete schedule below (ADM's classifier training), conditioned on σ_t = √((1 − ᾱ_t)/ᾱ_t);
+            ``none``: a clean classifier, trained on x0 at σ = 0 (for class-consistency evaluation).
+        schedule: the β schedule the training noise levels come from (``noise="schedule"``).
+        num_steps: its T.
+        holdout: the held-out split, drawn once (seeded by ``TrainConfig.seed``) from the training data and
+            never trained on: a fraction in (0, 1) of the images, or a whole number ≥ 1 of them.
+        eval_every: measure the held-out accuracy every this many steps (and at the end of the run).
+    """
+
+    noise: str = "schedule"
+    schedule: str = "cosine"
+    num_steps: int = 1000
+    holdout: float = 0.05
+    eval_every: int = 500
+
+    def holdout_count(self, total: int) -> int:
+        """Images held out of ``total``: round(holdout · total) (at least 1) or the count itself.
+
+        Raises:
+            UserError: when no training image would be left.
+        """
+        count = max(1, round(self.holdout * total)) if self.holdout < 1 else int(self.holdout)
+        if count >= total:
+            raise UserError(f"--holdout {self.holdout:g} holds out {count} of the {total} images, leaving none to train "
+                            "on; use a fraction such as 0.05 or a smaller count")
+        return count
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a training run (written to ``config.json``).
 
-    ``model`` picks the family: ``"diffusion"`` uses ``net`` and ``diffusion``; ``"gan"`` uses ``gan``.
-    The other family's fields must keep their defaults (``net``, ``diffusion``, ``label_dropout`` and
-    the preview sampler fields for a GAN; ``gan`` for diffusion): :func:`validate` refuses a value
-    the run would ignore.
+    ``model`` picks the family: ``"diffusion"`` uses ``net`` and ``diffusion``; ``"gan"`` uses ``gan``;
+    ``"classifier"`` (ADM's noisy classifier) uses ``net`` as its trunk and ``classifier``.
+    The other families' fields must keep their defaults (``net``, ``diffusion``, ``label_dropout`` and
+    the preview sampler fields for a GAN; ``gan`` and ``classifier`` for diffusion; ``diffusion``, ``gan``,
+    the previews and the post-hoc EMA for a classifier): :func:`validate` refuses a value the run would ignore.
     """
 
     preset: str = "tiny"
@@ -141,6 +179,7 @@ class TrainConfig:
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     gan: GANConfig = dataclasses.field(default_factory=GANConfig)
+    classifier: ClassifierConfig = dataclasses.field(default_factory=ClassifierConfig)
     train_steps: int = 2000
     max_minutes: float = 0.0  # stop (with a checkpoint) once training time reaches this; 0 = no limit
     ema_decay: float = 0.9999
@@ -190,7 +229,8 @@ class TrainConfig:
                 f"run config has format version {version!r}, this landiff reads version {FORMAT_VERSION}; "
                 "use the landiff version that wrote it, or start a new --run"
             )
-        nested = {"net": UNetConfig, "diffusion": DiffusionConfig, "optim": OptimConfig, "gan": GANConfig}
+        nested = {"net": UNetConfig, "diffusion": DiffusionConfig, "optim": OptimConfig, "gan": GANConfig,
+                  "classifier": ClassifierConfig}
         fields: dict[str, Any] = {}
         for name, value in values.items():
             if name not in {f.name for f in dataclasses.fields(cls)}:
@@ -214,7 +254,7 @@ class TrainConfig:
 RESUME_MUTABLE = frozenset(
     {"train_steps", "max_minutes", "channels_last", "log_every", "checkpoint_every", "sample_every", "keep_checkpoints",
      "num_workers", "compile", "preview_count", "preview_sampler", "preview_steps", "max_consecutive_skips",
-     "ema_length"}
+     "ema_length", "classifier.eval_every"}
 )
 
 # Training recipes: the net preset plus the paper's process and optimiser settings.
@@ -279,6 +319,24 @@ RECIPES: dict[str, dict[str, Any]] = {
         "gan": {"loss": "hinge", "spectral_norm": True, "diffaugment": "color,translation,cutout", "ema": True},
         "ema_decay": 0.999,
     },
+    # ADM's noisy classifier (arXiv 2105.05233 §4; trunks in nets/classifier.py): cross-entropy on x_t at
+    # t ~ U{0..999} of the cosine schedule, AdamW with ADM's lr 3e-4 and weight decay 0.05. ADM's batch of 256
+    # is 1.6 s a step on one CPU core; batch 64 (0.4 s) gives a 10-minute run ~1500 updates. With 100 warm-up
+    # steps and a cosine to 0 over --steps / --minutes, two 300-step runs on the landscapes (20 k images, 512
+    # held out) measured lr 1e-3 no better: held-out accuracy 0.955 (last quartile 0.82) against 3e-4's 0.959
+    # (0.84). ADM keeps no EMA; an EMA of horizon ~200 steps is one lerp a step and is what load_run's
+    # ema_model (and so guidance) uses, so the held-out accuracy is measured on it.
+    "classifier-32": {
+        "model": "classifier", "class_cond": True, "preview_count": 0,
+        "optim": {"lr": 3e-4, "batch": 64, "warmup": 100, "decay": "cosine", "weight_decay": 0.05},
+        "ema_decay": 0.995,
+    },
+    # The same at 64 px (not measured): four times the pixels per image, so half the batch.
+    "classifier-64": {
+        "model": "classifier", "resolution": 64, "class_cond": True, "preview_count": 0,
+        "optim": {"lr": 3e-4, "batch": 32, "warmup": 100, "decay": "cosine", "weight_decay": 0.05},
+        "ema_decay": 0.995,
+    },
 }
 
 # The tuning budget behind each preset: how many training configurations were measured to choose it
@@ -289,6 +347,7 @@ TUNING: dict[str, int] = {
     "tiny": 10,  # recipe screen rounds 1–3 (nine variants, then the annealed LR) and the confirmations
     "gan-strong": 8,  # GAN screen rounds 1–2 (the DCGAN itself among them)
     "dcgan": 1, "ddpm-cifar": 1, "iddpm-cifar": 1, "adm-64": 1,
+    "classifier-32": 2, "classifier-64": 1,  # ADM's recipe on a CPU batch; lr 3e-4 against 1e-3 (above)
 }
 
 
@@ -297,21 +356,24 @@ def recipe(preset: str) -> TrainConfig:
     if preset not in RECIPES:
         raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(RECIPES)} (--preset)")
     values = RECIPES[preset]
-    net = NET_PRESETS.get(values.get("net", preset), UNetConfig())  # GAN recipes have no UNet (the field is unused)
+    name = values.get("net", preset)
+    # GAN recipes have no UNet (the field is unused); a classifier's is its trunk.
+    net = NET_PRESETS.get(name) or CLASSIFIER_PRESETS.get(name) or UNetConfig()
     base = TrainConfig(preset=preset, net=net, resolution=values.get("resolution", net.resolution))
+    sections = ("diffusion", "optim", "gan", "classifier")
     return dataclasses.replace(
         base,
-        diffusion=dataclasses.replace(base.diffusion, **values.get("diffusion", {})),
-        optim=dataclasses.replace(base.optim, **values.get("optim", {})),
-        gan=dataclasses.replace(base.gan, **values.get("gan", {})),
-        **{k: v for k, v in values.items() if k not in ("diffusion", "optim", "gan", "resolution", "net")},
+        **{section: dataclasses.replace(getattr(base, section), **values.get(section, {})) for section in sections},
+        **{k: v for k, v in values.items() if k not in (*sections, "resolution", "net")},
     )
 
 
-def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
+def finalize(config: TrainConfig, num_classes: int, num_images: int | None = None) -> TrainConfig:
     """Makes the net agree with the process and the data (output channels, class count) and fixes the
-    LR decay horizon; validates the result."""
+    LR decay horizon; validates the result (for a classifier, also its held-out split of ``num_images``)."""
     config = resolve_horizon(config)
+    if config.model == "classifier":
+        return _finalize_classifier(config, num_classes, num_images)
     if config.model == "gan":
         gan = dataclasses.replace(config.gan, num_classes=num_classes if config.class_cond else 0)
         config = dataclasses.replace(config, gan=gan)
@@ -325,6 +387,21 @@ def finalize(config: TrainConfig, num_classes: int) -> TrainConfig:
     )
     config = dataclasses.replace(config, net=net)
     validate(config)
+    return config
+
+
+def _finalize_classifier(config: TrainConfig, num_classes: int, num_images: int | None) -> TrainConfig:
+    """The classifier's outputs are the data's classes; refuses data with fewer than two, or a held-out
+    split that leaves nothing to train on."""
+    net = dataclasses.replace(config.net, num_classes=num_classes, learn_sigma=False, augment_dim=0)
+    config = dataclasses.replace(config, net=net)
+    validate(config)
+    if num_classes < 2:
+        raise UserError(f"--model classifier needs labelled data with at least 2 classes; --data {config.data!r} has "
+                        f"{num_classes}: put each class's images in its own subfolder (DATA/<class>/image.png), or use "
+                        "--data synthetic")
+    if num_images is not None:
+        config.classifier.holdout_count(num_images)
     return config
 
 
@@ -346,7 +423,7 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "--preview-count": (0, 1024), "--preview-steps": (1, 100_000), "--z-dim": (1, 10**9), "--ngf": (1, 10**9),
     "--ndf": (1, 10**9), "--d-steps": (1, 1000), "--max-skips": (1, 10**9), "--seed": (0, 2**63 - 1),
     "num_classes": (0, 1 << 20), "optim.decay_steps": (0, 10**12), "--ema-snapshot-every": (1, 10**12),
-    "--r1-every": (1, 10**6),
+    "--r1-every": (1, 10**6), "--noise-steps": (2, 100_000), "--eval-every": (1, 10**12),
 }
 NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
     "--lr": (0.0, 1.0), "--ema-decay": (0.0, 1.0), "--label-dropout": (0.0, 1.0), "--weight-decay": (0.0, 1.0),
@@ -374,9 +451,10 @@ def _validate_fields(config: TrainConfig) -> None:
     _choice("--weighting", d.weighting, WEIGHTINGS)
     _choice("--precision", config.precision, ("auto", "fp32", "bf16", "fp16"))
     _choice("--decay", o.decay, ("none", "cosine", "linear"))
-    _choice("--model", config.model, ("diffusion", "gan"))
+    _choice("--model", config.model, MODELS)
     _choice("--preview-sampler", config.preview_sampler, SAMPLERS)
     _validate_gan_choices(config.gan)
+    _validate_classifier_fields(config.classifier)
     values = {
         "--diffusion-steps": d.num_steps, "--batch": o.batch, "--accum": o.accum, "--warmup": o.warmup,
         "--steps": config.train_steps, "--resolution": config.resolution, "--log-every": config.log_every,
@@ -417,6 +495,23 @@ def _validate_fields(config: TrainConfig) -> None:
             f"{config.net.size_multiple} "
             f"(e.g. {config.net.size_multiple * max(1, config.resolution // config.net.size_multiple)})"
         )
+
+
+def _validate_classifier_fields(c: ClassifierConfig) -> None:
+    """The classifier's training noise, its held-out split and evaluation interval."""
+    if not isinstance(c, ClassifierConfig):
+        raise UserError("run config field 'classifier' is not a classifier config")
+    _choice("--noise", c.noise, CLASSIFIER_NOISES)
+    _choice("--noise-schedule", c.schedule, SCHEDULES)
+    for flag, value in (("--noise-steps", c.num_steps), ("--eval-every", c.eval_every)):
+        low, high = INT_BOUNDS[flag]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise UserError(f"{flag} must be an integer >= {low} and <= {high}, got {value!r:.60}")
+    h = c.holdout
+    if (not isinstance(h, (int, float)) or isinstance(h, bool) or not math.isfinite(h) or h <= 0
+            or (h >= 1 and h != int(h)) or h >= 2**53):
+        raise UserError(f"--holdout must be a fraction in (0, 1) of the training images (e.g. 0.05) or a whole number "
+                        f"of them >= 1 (e.g. 500), got {h!r:.60}")
 
 
 def _validate_gan_choices(gan: GANConfig) -> None:
@@ -482,49 +577,26 @@ REFUSED_COMBINATIONS: tuple[str, ...] = (
     "--r1-every without --r1-gamma: there is no R1 penalty to schedule; add --r1-gamma or drop it",
     "--timestep-sampler log-normal with --loss kl: the bound needs uniform or importance weighted "
     "timesteps; use --loss mse/hybrid, or --timestep-sampler uniform/loss-aware",
+    "--model classifier with a diffusion-process, preview, post-hoc EMA, augmentation, --accum or GAN option: "
+    "the classifier trains on noisy images of its own --noise schedule and draws nothing; drop them",
+    "--noise-schedule/--noise-steps with --noise none: a clean classifier sees no noise levels; drop them",
+    "--noise, --noise-schedule, --noise-steps, --holdout or --eval-every without --model classifier: nothing "
+    "reads them; drop them or train --model classifier",
 )
 
 
 def _validate_combinations(config: TrainConfig) -> None:
     """Refuses settings that are accepted one by one but would silently not do what they say."""
-    d, o = config.diffusion, config.optim
+    o = config.optim
     if config.model == "diffusion":
-        _validate_process(d)
-        if d.variance == "learned_range" and d.loss == "mse":
-            raise UserError("--variance learned_range with --loss mse would never train the variance (L_simple gives "
-                            "it no gradient); use --loss hybrid (Improved DDPM's L_simple + λ·L_vlb) or --loss kl")
-        if d.loss == "hybrid" and d.variance != "learned_range":
-            raise UserError(f"--loss hybrid with --variance {d.variance} trains exactly like --loss mse (the bound term "
-                            "sees a stop-gradient mean and a fixed variance); use --loss mse, or --variance learned_range")
-        if config.preview_count:
-            check_sampler_settings(
-                config.preview_sampler, config.preview_steps, d.num_steps,
-                sampler_flag="--preview-sampler", steps_flag="--preview-steps",
-                process=f" (--diffusion-steps {d.num_steps})", otherwise=" or --preview-count 0",
-            )
-        if not config.class_cond and config.label_dropout != TrainConfig.label_dropout:
-            raise UserError(f"--label-dropout {config.label_dropout:g} has no effect without --class-cond (it drops "
-                            "class labels for classifier-free guidance); add --class-cond or drop --label-dropout")
-        if not config.posthoc_ema and config.ema_snapshot_every != TrainConfig.ema_snapshot_every:
-            raise UserError("--ema-snapshot-every only applies with --posthoc-ema (it saves the power EMAs); add "
-                            "--posthoc-ema or drop --ema-snapshot-every")
-        _validate_ema_length(config)
-        if config.gan != GANConfig():
-            raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema, --gan-loss, --spectral-norm, "
-                            "--r1-gamma, --diffaugment) have no effect on a diffusion run; drop them, or train --model gan")
+        _validate_diffusion_run(config)
     else:
-        ignored = [flag for flag, changed in (
-            ("--diffusion-steps/--schedule/--prediction/--variance/--loss/--timestep-sampler", d != DiffusionConfig()),
-            ("--channels and the other UNet options", config.net != UNetConfig()),
-            ("--preview-sampler/--preview-steps", (config.preview_sampler, config.preview_steps)
-             != (TrainConfig.preview_sampler, TrainConfig.preview_steps)),
-            ("--label-dropout", config.label_dropout != TrainConfig.label_dropout),
-            ("--posthoc-ema/--ema-snapshot-every/--ema-length",
-             (config.posthoc_ema, config.ema_snapshot_every, config.ema_length)
-             != (TrainConfig.posthoc_ema, TrainConfig.ema_snapshot_every, TrainConfig.ema_length)),
-            ("--augment", config.augment != TrainConfig.augment)) if changed]
-        if ignored:
-            raise UserError(f"{ignored[0]} only apply to diffusion and have no effect on a GAN run (--model gan); drop them")
+        _refuse_diffusion_only(config)
+    if config.model == "classifier":
+        _validate_classifier_run(config)
+    elif config.classifier != ClassifierConfig():
+        raise UserError("classifier settings (--noise, --noise-schedule, --noise-steps, --holdout, --eval-every) only "
+                        f"apply to --model classifier and have no effect on a {config.model} run; drop them")
     if o.decay == "none":
         if o.min_lr_ratio or o.decay_steps or o.decay_minutes:
             raise UserError("a min-LR floor (optim.min_lr_ratio) or decay horizon (optim.decay_steps/decay_minutes) has "
@@ -533,6 +605,76 @@ def _validate_combinations(config: TrainConfig) -> None:
         raise UserError(f"--decay {o.decay} has no effect: --warmup {o.warmup} is not below the "
                         f"{o.decay_steps or config.train_steps} "
                         "steps of the run (--steps), so every step is warm-up; lower --warmup or use --decay none")
+
+
+def _validate_diffusion_run(config: TrainConfig) -> None:
+    """The refusals of a diffusion run (process, preview sampler, label dropout, EMAs, GAN settings)."""
+    d = config.diffusion
+    _validate_process(d)
+    if d.variance == "learned_range" and d.loss == "mse":
+        raise UserError("--variance learned_range with --loss mse would never train the variance (L_simple gives "
+                        "it no gradient); use --loss hybrid (Improved DDPM's L_simple + λ·L_vlb) or --loss kl")
+    if d.loss == "hybrid" and d.variance != "learned_range":
+        raise UserError(f"--loss hybrid with --variance {d.variance} trains exactly like --loss mse (the bound term "
+                        "sees a stop-gradient mean and a fixed variance); use --loss mse, or --variance learned_range")
+    if config.preview_count:
+        check_sampler_settings(
+            config.preview_sampler, config.preview_steps, d.num_steps,
+            sampler_flag="--preview-sampler", steps_flag="--preview-steps",
+            process=f" (--diffusion-steps {d.num_steps})", otherwise=" or --preview-count 0",
+        )
+    if not config.class_cond and config.label_dropout != TrainConfig.label_dropout:
+        raise UserError(f"--label-dropout {config.label_dropout:g} has no effect without --class-cond (it drops "
+                        "class labels for classifier-free guidance); add --class-cond or drop --label-dropout")
+    if not config.posthoc_ema and config.ema_snapshot_every != TrainConfig.ema_snapshot_every:
+        raise UserError("--ema-snapshot-every only applies with --posthoc-ema (it saves the power EMAs); add "
+                        "--posthoc-ema or drop --ema-snapshot-every")
+    _validate_ema_length(config)
+    if config.gan != GANConfig():
+        raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema, --gan-loss, --spectral-norm, "
+                        "--r1-gamma, --diffaugment) have no effect on a diffusion run; drop them, or train --model gan")
+
+
+def _refuse_diffusion_only(config: TrainConfig) -> None:
+    """A GAN or classifier run with a diffusion-only setting (the UNet options are a classifier's trunk)."""
+    d, kind = config.diffusion, "GAN" if config.model == "gan" else config.model
+    ignored = [flag for flag, changed in (
+        ("--diffusion-steps/--schedule/--prediction/--variance/--loss/--timestep-sampler", d != DiffusionConfig()),
+        ("--channels and the other UNet options", config.model == "gan" and config.net != UNetConfig()),
+        ("--preview-sampler/--preview-steps", (config.preview_sampler, config.preview_steps)
+         != (TrainConfig.preview_sampler, TrainConfig.preview_steps)),
+        ("--label-dropout", config.label_dropout != TrainConfig.label_dropout),
+        ("--posthoc-ema/--ema-snapshot-every/--ema-length",
+         (config.posthoc_ema, config.ema_snapshot_every, config.ema_length)
+         != (TrainConfig.posthoc_ema, TrainConfig.ema_snapshot_every, TrainConfig.ema_length)),
+        ("--augment", config.augment != TrainConfig.augment)) if changed]
+    if ignored:
+        raise UserError(f"{ignored[0]} only apply to diffusion and have no effect on a {kind} run (--model "
+                        f"{config.model}); drop them")
+
+
+def _validate_classifier_run(config: TrainConfig) -> None:
+    """The refusals of a noisy-classifier run (:data:`REFUSED_COMBINATIONS`)."""
+    c, default = config.classifier, ClassifierConfig()
+    if config.gan != GANConfig():
+        raise UserError("GAN settings (--z-dim, --ngf, --ndf, --d-steps, --gan-ema, --gan-loss, --spectral-norm, "
+                        "--r1-gamma, --diffaugment) have no effect on a classifier run; drop them")
+    if config.preview_count or config.sample_every != TrainConfig.sample_every:
+        raise UserError("a classifier run draws no preview images: use --preview-count 0 (the classifier presets' "
+                        "value) and drop --sample-every")
+    if not config.class_cond:
+        raise UserError("--model classifier learns p(class | x_t) and needs class labels: set class_cond (the "
+                        "classifier presets do; --class-cond)")
+    if config.optim.accum != 1:
+        raise UserError(f"--accum {config.optim.accum}: the classifier trainer does not accumulate gradients; "
+                        "use --accum 1 and a smaller --batch")
+    if c.noise == "none" and (c.schedule, c.num_steps) != (default.schedule, default.num_steps):
+        raise UserError("--noise-schedule/--noise-steps set the training noise levels; a clean classifier (--noise none) "
+                        "has none, so drop them or use --noise schedule")
+    if config.resolution != config.net.resolution:
+        raise UserError(f"--resolution {config.resolution} differs from the classifier trunk's {config.net.resolution} "
+                        "px (its attention pool has one position per pixel of its last level); set net.resolution "
+                        "to the data's resolution")
 
 
 def _validate_ema_length(config: TrainConfig) -> None:

@@ -3,6 +3,11 @@
 A GAN run (``config.model == "gan"``) loads the same way: ``model`` is the generator, ``ema_model``
 its EMA (the generator itself when the run kept no EMA) and ``diffusion`` is None; a generator maps
 ``(z (B, config.gan.z_dim), y=None)`` to images in [−1, 1].
+
+A noisy-classifier run (``config.model == "classifier"``, :attr:`LoadedRun.is_classifier`) loads too:
+``model``/``ema_model`` are :class:`~landiff.nets.classifier.NoisyClassifier` s mapping
+``(x_t (B, C, H, W), sigma (B,))`` to logits, and ``diffusion`` is None. Code that reads
+``diffusion is None`` as "a GAN" must first call :func:`refuse_classifier` (or test ``is_classifier``).
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ from torch import nn
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.errors import UserError
-from landiff.nets import UNet
+from landiff.nets import NoisyClassifier, UNet
 from landiff.nets.dcgan import Generator, standing_statistics
 from landiff.options import check_memory, pick_device
 from landiff.runs.checkpoint import TrainState, check_module_tensors, latest_checkpoint, load_checkpoint, unprefixed
 from landiff.runs.config import TrainConfig, read_config
 from landiff.runs.files import read_json
-from landiff.runs.models import build_diffusion, build_generator, build_unet, gan_net_config, sampling_network
+from landiff.runs.models import (
+    build_classifier,
+    build_diffusion,
+    build_generator,
+    build_unet,
+    gan_net_config,
+    sampling_network,
+)
 from landiff.runs.posthoc_ema import POSTHOC_SIGMA_RELS, list_snapshots, reconstruct, sigma_rel_to_gamma, snapshot_sources
 
 
@@ -32,7 +44,8 @@ from landiff.runs.posthoc_ema import POSTHOC_SIGMA_RELS, list_snapshots, reconst
 class LoadedRun:
     """A trained run ready for sampling or evaluation (both models in eval mode).
 
-    For a GAN run ``model``/``ema_model`` are generators and ``diffusion`` is None. For an EDM run
+    For a GAN run ``model``/``ema_model`` are generators and ``diffusion`` is None; for a classifier run
+    they are noisy classifiers and ``diffusion`` is None too (see :func:`refuse_classifier`). For an EDM run
     (``config.diffusion.formulation == "edm"``) they are :class:`~landiff.diffusion.edm.EDMNetwork`
     denoisers on ``diffusion``, the sampling table; ``.net`` is the UNet.
     """
@@ -53,8 +66,13 @@ class LoadedRun:
         return self.config.model == "gan"
 
     @property
+    def is_classifier(self) -> bool:
+        """A noisy-classifier run (``--model classifier``): it guides a diffusion model, it cannot be sampled."""
+        return self.config.model == "classifier"
+
+    @property
     def num_classes(self) -> int:
-        """Labels the model takes (0: unconditional)."""
+        """Labels the model takes (0: unconditional); for a classifier, the classes it predicts."""
         return self.config.gan.num_classes if self.is_gan else self.config.net.num_classes
 
 
@@ -73,8 +91,11 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     config = _stored_config(meta, checkpoint)
     state = _state(meta["state"], checkpoint)
     dev = pick_device(device)
-    gan = config.model == "gan"
-    make = (lambda: Generator(gan_net_config(config))) if gan else (lambda: UNet(config.net))
+    gan, classifier = config.model == "gan", config.model == "classifier"
+    make: Callable[[], nn.Module] = (
+        (lambda: Generator(gan_net_config(config))) if gan else
+        (lambda: NoisyClassifier(config.net)) if classifier else (lambda: UNet(config.net))
+    )
     prefixes = ("model.g", "ema.g" if config.gan.ema else "model.g") if gan else ("model.net", "ema.net")
     # The shapes the stored config implies, from a network on the meta device (no memory), are
     # compared with the tensors before anything is allocated: as strict as the resume path
@@ -90,6 +111,8 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
     try:
         if gan:
             model, ema_model = build_generator(config, dev), build_generator(config, dev)
+        elif classifier:
+            model, ema_model = build_classifier(config, dev), build_classifier(config, dev)
         else:
             model, ema_model = build_unet(config, dev), build_unet(config, dev)
             diffusion = build_diffusion(config)
@@ -103,7 +126,7 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
         raise UserError(f"{checkpoint} does not match its stored config ({type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
     classes = _classes(checkpoint.parent.parent / "classes.json", config) if config.class_cond else []
-    if not gan:  # what the samplers call: the network itself, or EDM's preconditioned denoiser around it
+    if not gan and not classifier:  # what the samplers call: the network itself, or EDM's preconditioned denoiser
         model, ema_model = sampling_network(config, model), sampling_network(config, ema_model)
     elif config.gan.ema and isinstance(ema_model, Generator):  # it carries G's batch-norm statistics
         standing_statistics(ema_model, config.gan.num_classes)  # re-estimated for its own weights
@@ -113,6 +136,15 @@ def load_run(run_dir: str | Path | None = None, *, checkpoint: str | Path | None
         checkpoint_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(), classes=classes,
         ema_length=ema_length, ema_error=ema_error,
     )
+
+
+def refuse_classifier(loaded: LoadedRun, command: str) -> None:
+    """Raises the one-line :class:`UserError` for a noisy-classifier run given to ``command`` (e.g. ``"eval nll"``),
+    which needs a generative model; returns for any other run."""
+    if loaded.is_classifier:
+        run = loaded.checkpoint.parent.parent
+        raise UserError(f"{run} is a noisy-classifier run (--model classifier): it cannot be sampled (landiff {command}); "
+                        "pass it to `landiff sample --classifier` to guide a diffusion model")
 
 
 def _checkpoint_file(run_dir: str | Path | None, checkpoint: str | Path | None) -> Path:
@@ -191,7 +223,7 @@ def existing_run_config(run_dir: Path) -> TrainConfig | None:
     return read_config(path) if path.exists() else None
 
 
-__all__ = ["LoadedRun", "existing_run_config", "load_run"]
+__all__ = ["LoadedRun", "existing_run_config", "load_run", "refuse_classifier"]
 
 
 def _state(values: dict, checkpoint: Path) -> TrainState:

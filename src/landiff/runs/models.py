@@ -1,7 +1,8 @@
 """The networks and the diffusion process of a run, built from its config.
 
 Training (:mod:`landiff.train`) builds them to train; :func:`landiff.runs.load.load_run` builds
-the same ones to load a checkpoint into. One builder each, so both always agree on the shape.
+the same ones to load a checkpoint into. One builder each (UNet, DCGAN G and D, noisy classifier),
+so both always agree on the shape.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from typing import TypeVar
 import torch
 
 from landiff.diffusion import EDMNetwork, EDMProcess, GaussianDiffusion, beta_schedule
-from landiff.nets import UNet
+from landiff.nets import NoisyClassifier, UNet
 from landiff.nets.dcgan import DCGANConfig, Discriminator, Generator
 from landiff.runs.config import TrainConfig
 
-__all__ = ["build_diffusion", "build_discriminator", "build_edm_process", "build_generator", "build_unet", "gan_net_config",
-           "sampling_network"]
+__all__ = ["build_classifier", "build_diffusion", "build_discriminator", "build_edm_process", "build_generator",
+           "build_unet", "gan_net_config", "sampling_network"]
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 
@@ -51,6 +52,11 @@ def sampling_network(config: TrainConfig, net: torch.nn.Module) -> torch.nn.Modu
 def build_unet(config: TrainConfig, device: torch.device) -> UNet:
     """The run's UNet on ``device`` (channels-last when ``config.channels_last``)."""
     return _placed(UNet(config.net), config, device)
+
+
+def build_classifier(config: TrainConfig, device: torch.device) -> NoisyClassifier:
+    """The noisy classifier of a (finalised) ``model="classifier"`` run on ``device`` (channels-last when asked)."""
+    return _placed(NoisyClassifier(config.net), config, device)
 
 
 def gan_net_config(config: TrainConfig) -> DCGANConfig:

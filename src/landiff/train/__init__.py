@@ -1,9 +1,11 @@
-"""Training: configs and recipes, the diffusion and DCGAN loops, checkpoints and resume, loading a run.
+"""Training: configs and recipes, the diffusion, DCGAN and noisy-classifier loops, checkpoints and resume, loading a run.
 
 :func:`train` is the one entry point: it opens the run (:func:`~landiff.train.loop_common.training_session`)
 and dispatches on ``config.model``: ``"diffusion"`` → :func:`~landiff.train.diffusion_trainer.diffusion_loop`,
-``"gan"`` → :func:`~landiff.train.gan_trainer.gan_loop`; both loops share the run directory, checkpoint
-and resume machinery. :func:`train_diffusion` and :func:`train_gan` are :func:`train` for one family.
+``"gan"`` → :func:`~landiff.train.gan_trainer.gan_loop`, ``"classifier"`` →
+:func:`~landiff.train.classifier_trainer.classifier_loop`; the loops share the run directory, checkpoint
+and resume machinery. :func:`train_diffusion`, :func:`train_gan` and :func:`train_classifier` are
+:func:`train` for one family.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import TYPE_CHECKING, TypedDict
 
 from landiff.errors import UserError
 from landiff.runs.checkpoint import TrainState
-from landiff.runs.config import RECIPES, DiffusionConfig, GANConfig, OptimConfig, TrainConfig, recipe
+from landiff.runs.config import RECIPES, ClassifierConfig, DiffusionConfig, GANConfig, OptimConfig, TrainConfig, recipe
 from landiff.runs.load import LoadedRun, load_run
+from landiff.train.classifier_trainer import classifier_loop
 from landiff.train.diffusion_trainer import diffusion_loop
 from landiff.train.gan_trainer import gan_loop
 from landiff.train.loop_common import training_session
@@ -47,7 +50,7 @@ def train(
         UserError: bad config or run directory.
         TrainingDiverged: ``max_consecutive_skips`` non-finite steps in a row (a :class:`UserError`).
     """
-    loop = gan_loop if config.model == "gan" else diffusion_loop
+    loop = {"gan": gan_loop, "classifier": classifier_loop}.get(config.model, diffusion_loop)
     with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
         return loop(session, stop_after)
 
@@ -71,6 +74,12 @@ def train_gan(config: TrainConfig, run_dir: str | Path, **options: Unpack[TrainO
     return train(_family(config, "gan", "train_gan"), run_dir, **options)
 
 
+def train_classifier(config: TrainConfig, run_dir: str | Path, **options: Unpack[TrainOptions]) -> TrainState:
+    """:func:`train` for a noisy-classifier config (``--model classifier``, e.g. ``recipe("classifier-32")``);
+    refuses any other."""
+    return train(_family(config, "classifier", "train_classifier"), run_dir, **options)
+
+
 def _family(config: TrainConfig, model: str, caller: str) -> TrainConfig:
     """``config`` itself when it is of family ``model``; otherwise the :class:`UserError` naming ``caller``."""
     if config.model != model:
@@ -81,6 +90,7 @@ def _family(config: TrainConfig, model: str, caller: str) -> TrainConfig:
 
 __all__ = [
     "RECIPES",
+    "ClassifierConfig",
     "DiffusionConfig",
     "GANConfig",
     "LoadedRun",
@@ -91,6 +101,7 @@ __all__ = [
     "load_run",
     "recipe",
     "train",
+    "train_classifier",
     "train_diffusion",
     "train_gan",
 ]

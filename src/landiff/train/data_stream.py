@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-DrawKind = Literal["noise", "chunk", "rank", "diffaugment"]
+DrawKind = Literal["noise", "chunk", "rank", "diffaugment", "heldout", "holdout"]
 
 
 def epoch_permutation(size: int, seed: int, epoch: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Pieces both training loops (diffusion and GAN) share, so each loop can stay one readable function.
+"""Pieces the training loops (diffusion, GAN, noisy classifier) share, so each loop can stay one readable function.
 
 - :func:`training_session`: process group (torchrun), data, run directory (rank 0 writes, under
   a lock), signal handling; yields a :class:`Session`.
@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from landiff.data import open_dataset
 from landiff.data.folder import write_skipped_report
 from landiff.data.prepared import is_prepared
-from landiff.errors import TrainingDiverged, UserError
+from landiff.errors import TrainingDiverged, UnlabelledData, UserError
 from landiff.grid import save_grid, to_uint8
 from landiff.progress import Progress
 from landiff.runs.checkpoint import TrainState, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -113,7 +113,7 @@ def training_session(
         dist, dev = stack.enter_context(process_group(device))
         say = log if dist.is_main else _quiet
         dataset = open_training_data(config, dist)
-        config = finalize(config, num_classes=len(dataset_classes(dataset)))
+        config = finalize(config, num_classes=len(dataset_classes(dataset)), num_images=len(dataset))  # type: ignore[arg-type]
         root = Path(run_dir)
         lock = RunLock(root)
         stack.callback(lock.release)
@@ -153,11 +153,18 @@ def open_training_data(config: TrainConfig, dist: Dist) -> Dataset:
         return open_dataset(config.data, config.resolution, class_cond=config.class_cond, flip=config.flip,
                             seed=config.seed, synthetic_n=config.synthetic_n, cache_dir=cache_dir)
 
-    if not folder or cache is None:
-        return open_(None)
-    if dist.world > 1:
-        main_first(lambda: open_(cache), dist)
-    return open_(cache)
+    try:
+        if not folder or cache is None:
+            return open_(None)
+        if dist.world > 1:
+            main_first(lambda: open_(cache), dist)
+        return open_(cache)
+    except UnlabelledData as err:
+        if config.model != "classifier":
+            raise
+        raise UserError(f"--model classifier needs labelled data and {err.reason}: put each class's images in its own "
+                        "subfolder (DATA/<class>/image.png) or prepare them with --class-cond, or train on --data "
+                        "synthetic") from None
 
 
 def _step_of(path: Path | None) -> int:
@@ -367,6 +374,8 @@ class Bookkeeping:
     ``status()`` is the progress bar's text after each step; ``flush(step, images_seen)`` turns the
     interval's statistics into a stats.jsonl record and ``summary(record)`` into the line logged with
     it; ``preview(step)`` writes ``samples/step-N.png`` (called on rank 0 only, so no collectives).
+    ``flush_due(step)`` asks for a record at steps besides every ``log_every``-th and the last (the
+    classifier's held-out evaluations); it must answer the same on every rank.
     """
 
     session: Session
@@ -377,6 +386,7 @@ class Bookkeeping:
     flush: Callable[[int, int], dict[str, Any]]
     summary: Callable[[dict[str, Any]], str]
     preview: Callable[[int], Path]
+    flush_due: Callable[[int], bool] | None = None
 
     def finish_step(self, state: TrainState, *, skipped: bool) -> bool:
         """Bookkeeping after step ``state.step`` (already counted); returns whether the loop must stop now.
@@ -392,7 +402,7 @@ class Bookkeeping:
         signalled = end_step(state, session)
         self.progress.update(state.step, self.status())
         final = state.step == self.last_step or out_of_time(config.max_minutes, state) or signalled
-        if state.step % config.log_every == 0 or final:
+        if state.step % config.log_every == 0 or final or (self.flush_due is not None and self.flush_due(state.step)):
             record = self.flush(state.step, state.images_seen)
             record.update(seconds=state.seconds, skipped_steps=state.skipped_steps)
             log_stats(record, session)

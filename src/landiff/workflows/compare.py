@@ -29,7 +29,7 @@ from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
 from landiff.runs.config import TUNING
 from landiff.runs.files import atomic_write, atomic_write_text
-from landiff.runs.load import LoadedRun, existing_run_config, load_run
+from landiff.runs.load import LoadedRun, existing_run_config, load_run, refuse_classifier
 from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from landiff.workflows.cost import flops_per_image
 
@@ -107,7 +107,9 @@ def _load(run_dir: str | Path, ema_length: float | None, log: Callable[[str], No
     if ema_length and config is not None and config.model == "gan":
         log(f"{run_dir}: --ema-length {ema_length:g} does not apply (a GAN run; its own EMA is used)")
         ema_length = None
-    return load_run(run_dir, device="cpu", ema_length=ema_length)
+    run = load_run(run_dir, device="cpu", ema_length=ema_length)
+    refuse_classifier(run, "compare")
+    return run
 
 
 def _guidance(run: LoadedRun, scale: float) -> float:
