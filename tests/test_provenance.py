@@ -61,7 +61,7 @@ def test_key_changes_with_every_component_and_is_stable():
         "checkpoint_sha256": "b" * 64, "source": "external", "weights": "raw", "sampler": "dpm++", "steps": 20,
         "params": {"eta": 0.5, "spacing": "uniform"}, "precision": "fp32+tf32", "guidance": "cfg",
         "guidance_scale": 2.0, "guidance_model_sha256": "c" * 64, "class_protocol": "fixed", "classes": ("day",),
-        "seed": 1,
+        "seed": 1, "classifier_scale": 2.0,
     }
     assert set(changes) == {f.name for f in dataclasses.fields(Provenance)}
     digests = {name: dataclasses.replace(base, **{name: value}).digest() for name, value in changes.items()}

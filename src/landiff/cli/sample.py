@@ -2,6 +2,12 @@
 
     landiff sample --run runs/tiny --n 64 --sampler dpm++ --steps 20 --out samples/tiny
     landiff sample --run runs/gan --n 64            # a DCGAN run: one generator pass, z of image i from seed S+i
+    landiff sample --run runs/tiny --classifier runs/clf --classifier-scale 2 --class cat   # classifier guidance
+
+Classifier guidance (Dhariwal & Nichol 2021, arXiv 2105.05233 §4) adds s·∇log p(y | x_t) of a noisy-image
+classifier run (``landiff train --model classifier``) to the score at every step of every sampler: a
+class-conditional run is guided towards the --class it is sampled with (matched to the classifier by class
+name), an unconditional run towards the classifier's --class (default all: image i gets class i mod K).
 
 For GAN runs the sampler options (--sampler, --steps, --spacing, --eta, --churn…, --rho, --precision,
 --no-clip, --denoise-strip) do not apply and are reported as ignored; a class-conditional GAN cycles through its classes unless
@@ -28,6 +34,7 @@ import numpy as np
 import torch
 
 from landiff.errors import UserError
+from landiff.generate import check_classifier, classifier_class_labels, to_classifier_labels
 from landiff.grid import png_bytes, save_grid, to_uint8
 from landiff.metrics.provenance import provenance_for, sampling_precision
 from landiff.nets.dcgan import latents
@@ -57,6 +64,7 @@ from landiff.samplers import (
     SAMPLERS,
     SPACINGS,
     Churn,
+    ClassifierGuidance,
     classifier_free_guidance,
     heun_levels,
     refuse_inapplicable,
@@ -102,8 +110,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
          "measured 1.96x faster at the same SWD; else fp32), fp32 or bf16; the sampler's maths stays float32",
          default="auto", choices=PRECISIONS).add_to(p)
     SEED.add_to(p, help="image i uses seed SEED+i")
-    Spec("--class", "str", "class name, or 'all' to cycle through classes", dest="class_name").add_to(p)
+    Spec("--class", "str", "class name, or 'all' to cycle through classes; with --classifier on an unconditional run, "
+         "a class of the classifier (default all)", dest="class_name").add_to(p)
     Spec("--guidance", "float", "classifier-free guidance scale w (1 = conditional)", default=1.0, low=0.0).add_to(p)
+    Spec("--classifier", "path", "classifier run directory (trained with `landiff train --model classifier`) whose "
+         "gradient steers every step towards --class (classifier guidance, ADM); diffusion runs only").add_to(p)
+    Spec("--classifier-scale", "float", "classifier guidance scale s, a factor on grad log p(class | x_t) added to the "
+         "score (0 = unguided, 1 = the exact p(x | class) for a perfect classifier; ADM uses 1-10); needs --classifier "
+         "(default with it: 1)", low=0.0).add_to(p)
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     Spec("--ema-length", "float", "a run trained with --posthoc-ema: sample the post-hoc EMA of this relative length "
          "sigma_rel (EDM2; e.g. 0.05 to 0.2), reconstructed from its snapshots; 0 = the fixed-decay EMA "
@@ -141,6 +155,11 @@ def validate_args(args: argparse.Namespace) -> None:
     _churn(args).check()
     if args.rho is not None and not (math.isfinite(args.rho) and args.rho > 0):
         raise UserError(f"--rho must be a finite number > 0 (EDM uses 7), got {args.rho}")
+    if args.classifier_scale is not None and args.classifier is None:
+        raise UserError("--classifier-scale needs --classifier RUN (a run trained with `landiff train --model classifier`); "
+                        "add --classifier or drop --classifier-scale")
+    if args.classifier_scale is not None and not (math.isfinite(args.classifier_scale) and args.classifier_scale >= 0):
+        raise UserError(f"--classifier-scale must be a finite number >= 0 (0 = unguided), got {args.classifier_scale}")
 
 
 def _churn(args: argparse.Namespace) -> Churn:
@@ -177,10 +196,16 @@ def run(args: argparse.Namespace) -> int:
         if args.ema_length is not None and args.no_ema:
             raise UserError("--ema-length chooses an EMA and --no-ema asks for the raw weights; pass one")
         loaded = load_run(args.run, checkpoint=args.ckpt, device=str(device), ema_length=args.ema_length)
+        if getattr(loaded, "is_classifier", False):
+            raise UserError(f"--run {args.run or args.ckpt} is a classifier run, which draws no images; pass it as "
+                            "--classifier and a diffusion run as --run")
         if loaded.ema_error is not None and dist.is_main:
             print(f"post-hoc EMA sigma_rel {loaded.ema_length:g}: profile reconstructed within "
                   f"{100 * loaded.ema_error:.1f} % (L2)")
         if loaded.is_gan:
+            if args.classifier is not None:
+                raise UserError(f"--classifier guides diffusion sampling; {args.run or args.ckpt} is a GAN run: "
+                                "drop --classifier and --classifier-scale")
             return _run_gan(args, loaded, dist)
         return _run_diffusion(args, loaded, dist)
 
@@ -198,7 +223,10 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
     net = loaded.model if args.no_ema else loaded.ema_model
     model: Callable[..., torch.Tensor] = net
     device = next(net.parameters()).device
-    labels = _labels(loaded, args.class_name, args.n, device)
+    classifier = _load_classifier(args, device)
+    unconditional_guided = classifier is not None and loaded.num_classes == 0  # --class names the classifier's class
+    labels = None if unconditional_guided else _labels(loaded, args.class_name, args.n, device)
+    steer = _classifier_guidance(args, loaded, classifier, labels, device)
     if args.guidance != 1.0:
         if labels is None:
             raise UserError("--guidance needs --class (a class-conditional run and a class to guide towards)")
@@ -218,7 +246,8 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
                           eta=args.eta, churn=_churn(args) if sampler == "heun" else None,
                           rho=args.rho if args.rho is not None else KARRAS_RHO, clip_denoised=not args.no_clip,
                           model_kwargs=kwargs, device=device, precision=precision, callback=callback,
-                          progress=dist.is_main)
+                          progress=dist.is_main,
+                          classifier_guidance=None if steer is None else steer.for_batch(first, first + count))
 
     images = _sample_sharded(args, dist, out, draw, shape)
     if dist.is_main:
@@ -227,13 +256,55 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
             "step": loaded.state.step, "sampler": sampler, "steps": steps, **params, "seed": args.seed,
             "class": args.class_name, "guidance": args.guidance, "ema": not args.no_ema,
             "config": loaded.config.to_dict(),
-            "precision": precision,
-            "provenance": _provenance(args, loaded, labels, sampler=sampler, steps=steps, params=params, autocast=precision),
+            "precision": precision, **_classifier_meta(classifier, steer),
+            "provenance": _provenance(args, loaded, labels, sampler=sampler, steps=steps, params=params, autocast=precision,
+                                      classifier=classifier, steer=steer),
         }
         _finish(out, images, meta)
         if strip:
             save_grid(np.concatenate(strip), out / "denoise-strip.png", columns=len(strip) // 2)
     return 0
+
+
+def _load_classifier(args: argparse.Namespace, device: torch.device) -> LoadedRun | None:
+    """The ``--classifier`` run on ``device`` (None without the option); refuses anything but a classifier run."""
+    if args.classifier is None:
+        return None
+    fix = "pass the directory of a run trained with `landiff train --model classifier`"
+    try:
+        classifier = load_run(args.classifier, device=str(device))
+    except UserError as err:
+        raise UserError(f"--classifier {args.classifier}: {str(err).rstrip('.')}; {fix}") from None
+    if not getattr(classifier, "is_classifier", False):
+        kind = "GAN" if classifier.is_gan else "diffusion"
+        raise UserError(f"--classifier {args.classifier} is a {kind} run, not a classifier; {fix}")
+    return classifier
+
+
+def _classifier_guidance(args: argparse.Namespace, loaded: LoadedRun, classifier: LoadedRun | None,
+                         labels: torch.Tensor | None, device: torch.device) -> ClassifierGuidance | None:
+    """ADM's classifier guidance of all ``--n`` images: towards the run's own labels (mapped by class name)
+    or, for an unconditional run, the classifier's ``--class`` (default all); None without ``--classifier``."""
+    if classifier is None:
+        return None
+    scale = 1.0 if args.classifier_scale is None else args.classifier_scale
+    check_classifier(loaded, classifier, scale)
+    if loaded.num_classes == 0:
+        targets = classifier_class_labels(classifier, args.class_name, args.n)
+    elif labels is None:
+        raise UserError("--classifier on a class-conditional run needs --class NAME or all (the classes to sample and "
+                        "to guide towards)")
+    else:
+        targets = to_classifier_labels(loaded, classifier, labels)
+    return ClassifierGuidance(classifier.ema_model, scale, targets.to(device))
+
+
+def _classifier_meta(classifier: LoadedRun | None, steer: ClassifierGuidance | None) -> dict:
+    """The classifier guidance entries of ``samples.npz``'s meta (empty without ``--classifier``)."""
+    if classifier is None or steer is None:
+        return {}
+    return {"classifier": str(classifier.checkpoint), "classifier_sha256": classifier.checkpoint_sha256,
+            "classifier_scale": steer.scale}
 
 
 def _sampler_params(args: argparse.Namespace, sampler: str, spacing: str) -> dict:
@@ -351,9 +422,12 @@ def _strip_callback(strip: list[np.ndarray], steps: int) -> StepCallback:
 
 
 def _provenance(args: argparse.Namespace, loaded: LoadedRun, labels: torch.Tensor | None, *, sampler: str, steps: int,
-                params: dict, autocast: str = "fp32") -> dict:
+                params: dict, autocast: str = "fp32", classifier: LoadedRun | None = None,
+                steer: ClassifierGuidance | None = None) -> dict:
     """The JSON :class:`~landiff.metrics.provenance.Provenance` of these samples (``eval --samples`` reads it)."""
     raw = loaded.model if args.no_ema else loaded.ema_model
     return provenance_for(loaded, use_ema=not args.no_ema, sampler=sampler, steps=steps, params=params,
                           precision=sampling_precision(raw, autocast), guidance_scale=args.guidance,
-                          labels=None if labels is None else labels.tolist(), seed=args.seed).to_dict()
+                          labels=None if labels is None else labels.tolist(), seed=args.seed, classifier=classifier,
+                          classifier_scale=0.0 if steer is None else steer.scale,
+                          classifier_labels=None if steer is None else steer.labels.tolist()).to_dict()

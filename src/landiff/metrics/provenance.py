@@ -10,7 +10,9 @@ latest checkpoint and ignores records of any other model (see ``landiff.report.c
 
 New sampling options extend the key without a new format: a sampler's settings go into ``params``
 (a JSON object), an EMA length into ``weights`` (e.g. ``"ema-0.10"``), a guidance method into
-``guidance`` with the guiding network in ``guidance_model_sha256``.
+``guidance`` with the guiding network in ``guidance_model_sha256``. A field added later is left out of
+the JSON form and the digest while it has its default (``classifier_scale``), so the records written
+before it keep their keys.
 """
 
 from __future__ import annotations
@@ -55,14 +57,17 @@ class Provenance:
         params: the sampler's settings that change the images (``spacing``, ``eta``,
             ``clip_denoised`` …), JSON scalars.
         precision: the arithmetic of sampling, e.g. ``"fp32"`` or ``"fp32+tf32"``.
-        guidance: ``"none"`` or ``"cfg"`` (classifier-free guidance, Ho & Salimans 2022).
-        guidance_scale: w (1 = plain conditional, also recorded as ``guidance="none"``).
-        guidance_model_sha256: the guiding network's checkpoint when it is another file; None when
-            the model guides itself (CFG) or nothing guides.
-        class_protocol: one of :data:`CLASS_PROTOCOLS`.
+        guidance: ``"none"``, ``"cfg"`` (classifier-free guidance, Ho & Salimans 2022), ``"classifier"``
+            (classifier guidance, Dhariwal & Nichol 2021) or ``"cfg+classifier"`` (both).
+        guidance_scale: the classifier-free w (1 = plain conditional, also recorded as no ``cfg``).
+        guidance_model_sha256: the guiding network's checkpoint when it is another file (the
+            classifier's); None when the model guides itself (CFG) or nothing guides.
+        class_protocol: one of :data:`CLASS_PROTOCOLS`; for an unconditional model under classifier
+            guidance, of the classes guided towards (the classifier's).
         classes: ``balanced``: the class names cycled through, in label order; ``fixed``: the one
             class; ``given``: every image's class name; otherwise empty.
         seed: image k was drawn from seed ``seed + k``; None without sampling.
+        classifier_scale: the classifier guidance scale s (0 = none; left out of the key at 0).
     """
 
     checkpoint_sha256: str
@@ -78,13 +83,15 @@ class Provenance:
     class_protocol: str = "none"
     classes: tuple[str, ...] = ()
     seed: int | None = None
+    classifier_scale: float = 0.0
 
     def __post_init__(self) -> None:  # canonical types, so equal settings give equal digests
         object.__setattr__(self, "params", {str(k): self.params[k] for k in sorted(self.params)})
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
-        if not math.isfinite(self.guidance_scale):
-            raise ValueError(f"guidance_scale must be finite, got {self.guidance_scale}")
+        object.__setattr__(self, "classifier_scale", float(self.classifier_scale))
+        if not (math.isfinite(self.guidance_scale) and math.isfinite(self.classifier_scale)):
+            raise ValueError(f"guidance scales must be finite, got {self.guidance_scale} and {self.classifier_scale}")
         if self.class_protocol not in CLASS_PROTOCOLS:
             raise ValueError(f"class_protocol must be one of {CLASS_PROTOCOLS}, got {self.class_protocol!r}")
 
@@ -105,6 +112,9 @@ class Provenance:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["params"] = dict(self.params)
         values["classes"] = list(self.classes)
+        for name, default in _LATER_FIELDS.items():
+            if values[name] == default:
+                del values[name]
         return values
 
     @classmethod
@@ -125,6 +135,10 @@ class Provenance:
         return found
 
 
+# Fields added after records were first written, with the default at which they are left out.
+_LATER_FIELDS: dict[str, Any] = {"classifier_scale": 0.0}
+
+
 def _digest(values: Mapping[str, Any]) -> str:
     text = json.dumps(values, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
@@ -142,6 +156,9 @@ def provenance_for(
     guidance_model_sha256: str | None = None,
     labels: Sequence[int] | None = None,
     seed: int | None = None,
+    classifier: LoadedRun | None = None,
+    classifier_scale: float = 0.0,
+    classifier_labels: Sequence[int] | None = None,
 ) -> Provenance:
     """The provenance of images drawn from ``loaded`` (or of a bound computed on it: ``sampler=None``).
 
@@ -153,6 +170,10 @@ def provenance_for(
         guidance_scale: classifier-free guidance w; 1 means none.
         labels: the class label of every image (None: no labels were passed).
         seed: the first seed; image k from seed + k.
+        classifier, classifier_scale: the classifier run that guided and its scale s (classifier
+            guidance only when both are given and s > 0: at s = 0 the images are the unguided ones).
+        classifier_labels: the classifier's label of every image; for an unconditional model, what
+            the class protocol records (a conditional model's images keep its own labels' names).
     """
     gan = loaded.diffusion is None
     has_ema = not gan or bool(loaded.config.gan.ema)
@@ -160,13 +181,21 @@ def provenance_for(
         sampler, steps, params = "gan", 1, {}
     protocol, classes = class_protocol(labels, loaded.num_classes, loaded.classes)
     guided = float(guidance_scale) != 1.0 and protocol != "none"
+    by_classifier = classifier is not None and float(classifier_scale) > 0 and sampler is not None
+    if by_classifier and loaded.num_classes == 0:
+        names = list(getattr(classifier, "classes", []))
+        protocol, classes = class_protocol(classifier_labels, len(names), names)
+    if by_classifier:
+        guidance_model_sha256 = getattr(classifier, "checkpoint_sha256", None)
+    method = "+".join(name for name, on in (("cfg", guided), ("classifier", by_classifier)) if on) or "none"
     return Provenance(
         checkpoint_sha256=loaded.checkpoint_sha256, source="checkpoint",
         weights=_weights(loaded, use_ema and has_ema), sampler=sampler, steps=steps, params=dict(params or {}),
         precision=precision if sampler is not None else None,
-        guidance="cfg" if guided else "none", guidance_scale=guidance_scale if guided else 1.0,
-        guidance_model_sha256=guidance_model_sha256 if guided else None,
+        guidance=method, guidance_scale=guidance_scale if guided else 1.0,
+        guidance_model_sha256=guidance_model_sha256 if method != "none" else None,
         class_protocol=protocol, classes=classes, seed=seed if sampler is not None else None,
+        classifier_scale=float(classifier_scale) if by_classifier else 0.0,
     )
 
 

@@ -10,6 +10,8 @@ per-sample streams (:class:`SampleNoise`), so image k depends only on seed k.
 - :func:`dpm_solver_pp_sde_sample`: DPM-Solver++(2M) SDE (Lu et al. 2022, §4), stochastic.
 - :func:`heun_sample`: EDM's Heun sampler with churn (Karras et al. 2022, Alg. 2).
 - :func:`classifier_free_guidance`: wraps a class-conditional network.
+- :class:`ClassifierGuidance`: ADM's classifier guidance (Dhariwal & Nichol 2021, §4), applied by the
+  denoiser for every sampler (the ancestral one by its mean shift).
 
 Every sampler reads the network through :class:`Denoiser` (x̂0 at any trained timestep, for
 every prediction the process knows), so every sampler runs on every model.
@@ -32,6 +34,7 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.noise import SampleNoise, initial_noise
+from landiff.samplers.classifier_guidance import Classifier, ClassifierGuidance
 from landiff.samplers.ddim import ddim_sample, ddim_sigma, ddim_step
 from landiff.samplers.ddpm import ddpm_sample
 from landiff.samplers.denoiser import PRECISIONS, Denoiser, Prediction, SamplingPrecision, resolve_sampling_precision
@@ -84,6 +87,7 @@ def sample(
     precision: SamplingPrecision = "fp32",
     callback: StepCallback | None = None,
     progress: bool = False,
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Draws one image per seed with the chosen sampler.
 
@@ -106,17 +110,28 @@ def sample(
             ``auto`` (bf16 where ``device`` has native bf16; what the commands use).
         callback: ``callback(i, x_t, pred_x0)`` per step.
         progress: show a step counter on an interactive stderr.
+        classifier_guidance: ADM's classifier guidance with one label per seed (None or scale 0:
+            unguided, bit for bit); one classifier gradient per network call.
 
     Returns: (len(seeds), *shape) float32 samples on ``device``.
     """
     check_sampler_settings(sampler, steps, diffusion.num_steps)
     refuse_inapplicable(sampler, eta, churn)
+    if classifier_guidance is not None and len(classifier_guidance.labels) != len(seeds):
+        raise ValueError(f"classifier guidance has {len(classifier_guidance.labels)} labels for {len(seeds)} seeds")
     count = heun_levels(steps) if sampler == "heun" else steps
     timesteps = sampling_timesteps(diffusion.num_steps, count, spacing or DEFAULT_SPACING[sampler], diffusion.alphas_cumprod, rho)
     x_T, noise = initial_noise(seeds, shape, device)
     common: dict[str, Any] = dict(clip_denoised=clip_denoised, model_kwargs=model_kwargs, callback=callback,
-                                  progress=progress, precision=resolve_sampling_precision(precision, device))
+                                  progress=progress, precision=resolve_sampling_precision(precision, device),
+                                  classifier_guidance=classifier_guidance)
     eta = DEFAULT_ETA.get(sampler, 0.0) if eta is None else eta
+    return _dispatch(sampler, model, diffusion, x_T, timesteps, noise, eta, churn, common)
+
+
+def _dispatch(sampler: str, model: ModelFn, diffusion: GaussianDiffusion, x_T: Tensor, timesteps: list[int], noise: SampleNoise,
+              eta: float, churn: Churn | None, common: dict[str, Any]) -> Tensor:
+    """Runs the named sampler with its own settings and the ``common`` ones."""
     if sampler == "ddpm":
         return ddpm_sample(model, diffusion, x_T, timesteps, noise=noise, **common)
     if sampler == "ddim":
@@ -170,6 +185,8 @@ __all__ = [
     "SAMPLERS",
     "SPACINGS",
     "Churn",
+    "Classifier",
+    "ClassifierGuidance",
     "Denoiser",
     "Prediction",
     "SampleNoise",

@@ -13,6 +13,7 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.noise import SampleNoise
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
 
@@ -46,6 +47,7 @@ def ddim_sample(
     callback: StepCallback | None = None,
     progress: bool = False,
     precision: SamplingPrecision = "fp32",
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Draws x_0 with the DDIM update; η = 0 is the deterministic probability-flow-like sampler.
 
@@ -65,6 +67,7 @@ def ddim_sample(
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
         precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
+        classifier_guidance: ADM's classifier guidance, ε form (Alg. 2) in the denoiser; None or s = 0: unguided.
 
     Returns:
         (B, C, H, W) samples.
@@ -76,7 +79,8 @@ def ddim_sample(
             raise ValueError("ddim_sample with eta > 0 needs a SampleNoise (noise=...)")
         noise.check_batch(x_T)
     steps = check_timesteps(timesteps, diffusion.num_steps)
-    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision,
+                        classifier_guidance=classifier_guidance)
     abar = denoiser.alphas_cumprod
     x = x_T
     for step in walk_steps(len(steps), progress, "ddim"):

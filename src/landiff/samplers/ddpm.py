@@ -1,4 +1,5 @@
-"""Ancestral sampling: DDPM Algorithm 2 (Ho et al. 2020), over respaced steps as in Improved DDPM §4."""
+"""Ancestral sampling: DDPM Algorithm 2 (Ho et al. 2020), over respaced steps as in Improved DDPM §4;
+classifier guidance by ADM's mean shift (Dhariwal & Nichol 2021, arXiv 2105.05233, Alg. 1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import Tensor
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import MeanVariance, ModelFn
 from landiff.noise import SampleNoise
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.timesteps import StepCallback, respaced, walk_steps
 
@@ -28,6 +30,7 @@ def ddpm_sample(
     callback: StepCallback | None = None,
     progress: bool = False,
     precision: SamplingPrecision = "fp32",
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Draws x_0 by ancestral sampling x_{t_{i−1}} ~ p(x_{t_{i−1}} | x_{t_i}) (DDPM Alg. 2, IDDPM §4).
 
@@ -36,6 +39,9 @@ def ddpm_sample(
     A mean-predicting network outputs the one-step mean of the *full* process; over fewer steps
     its x̂0 (from the :class:`~landiff.samplers.denoiser.Denoiser`) goes into the respaced
     posterior q(x_{t_{i−1}} | x_{t_i}, x̂0) instead, with the respaced fixed variance.
+
+    Classifier guidance shifts each step's mean by Σ·g (ADM Alg. 1; Σ: the step's variance, learned or
+    not; g = s∇log p(y | x_{t_i})) from the *unguided* prediction, the last step's (noise-free) too.
 
     Args:
         model: ``model(x_t, t, **model_kwargs)`` with original-scale t (B,); C or 2C output channels.
@@ -48,12 +54,14 @@ def ddpm_sample(
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
         precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
+        classifier_guidance: ADM's classifier guidance (None or scale 0: unguided).
 
     Returns:
-        (B, C, H, W) samples, in the data range [−1, 1] when ``clip_denoised``.
+        (B, C, H, W) samples, in the data range [−1, 1] when ``clip_denoised`` (unguided).
     """
     noise.check_batch(x_T)
-    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision,
+                        classifier_guidance=classifier_guidance)  # its predict() is not guided here: see _step_law
     process = respaced(diffusion, timesteps)
     if diffusion.prediction == "mean" and process.num_steps != diffusion.num_steps:
         # The respaced process read as an x0-predicting one, fed the denoiser's x̂0.
@@ -66,18 +74,21 @@ def ddpm_sample(
         p = _step_law(process, denoiser, x, t, reads_x0=process.prediction != diffusion.prediction)
         if callback is not None:
             callback(step, x, p.pred_x0)
-        if i > 0:
-            x = p.mean + torch.exp(0.5 * p.log_variance) * noise.randn(*x.shape[1:]).to(p.mean.dtype)
-        else:
-            x = p.mean
+        x = p.mean + torch.exp(0.5 * p.log_variance) * noise.randn(*x.shape[1:]).to(p.mean.dtype) if i > 0 else p.mean
     return x
 
 
 def _step_law(process: GaussianDiffusion, denoiser: Denoiser, x: Tensor, t: Tensor, *, reads_x0: bool) -> MeanVariance:
-    """p(x_{t_{i−1}} | x_{t_i}) of respaced step ``t``: from the raw output, or from the denoiser's x̂0."""
+    """p(x_{t_{i−1}} | x_{t_i}) of respaced step ``t``: from the raw output, or from the denoiser's
+    unguided x̂0; under classifier guidance N(μ + Σ·g, Σ) (ADM Alg. 1)."""
     original = int(process.timestep_map[int(t[0])])
     if not reads_x0:
-        return process.mean_variance_from_output(denoiser.output(x, original), x, t, denoiser.clip_denoised)
-    pred = denoiser.predict(x, original)
-    output = torch.cat([pred.x0, pred.output[:, x.shape[1]:]], dim=1)  # x̂0 and any learned-variance channels
-    return process.mean_variance_from_output(output, x, t, denoiser.clip_denoised)
+        law = process.mean_variance_from_output(denoiser.output(x, original), x, t, denoiser.clip_denoised)
+    else:
+        pred = denoiser.predict(x, original, guided=False)  # the mean shift below is the guidance
+        output = torch.cat([pred.x0, pred.output[:, x.shape[1]:]], dim=1)  # x̂0 and any learned-variance channels
+        law = process.mean_variance_from_output(output, x, t, denoiser.clip_denoised)
+    g = denoiser.guidance_gradient(x, original)
+    if g is not None:
+        law.mean = law.mean + law.variance * g.to(law.mean.dtype)
+    return law

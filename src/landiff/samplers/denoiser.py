@@ -13,9 +13,15 @@ T noise levels it was trained on. :class:`Denoiser` gives both views:
   :meth:`Denoiser.nearest` rounds any σ to a trained level (EDM's ``round_sigma`` for its
   pretrained discrete models, App. C.3.1), because a discrete network only knows its own levels.
 
-Guidance is a property of the network function (e.g. :func:`~landiff.samplers.guidance.classifier_free_guidance`
-wraps the model before it gets here), so every sampler applies it the same way. Precision: the
-network may run under bf16 autocast; its output is cast back to float32 before any of the maths,
+Classifier-free guidance is a property of the network function
+(:func:`~landiff.samplers.guidance.classifier_free_guidance` wraps the model before it gets here);
+classifier guidance acts on the denoiser's output: given a
+:class:`~landiff.samplers.classifier_guidance.ClassifierGuidance` with s > 0, :meth:`Denoiser.predict`
+returns ADM's guided ε̂' and x̂0' (Alg. 2), so every sampler that reads x̂0 or ε̂ is guided in this one
+place; the ancestral sampler asks for the unguided prediction and shifts its mean instead (Alg. 1).
+The two kinds combine. The classifier sees σ_t of this model's own table at the current timestep.
+
+Precision: the network may run under bf16 autocast; its output is cast back to float32 before any of the maths,
 and the tables stay float64 on the host, so only the network's own arithmetic is in bf16.
 """
 
@@ -33,6 +39,7 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.options import native_bf16
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 
 SamplingPrecision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
@@ -56,10 +63,11 @@ class Prediction:
     """What the network says at one timestep, in the terms every sampler uses.
 
     Attributes:
-        x0: the estimate of the clean image (clamped to [−1, 1] when the denoiser clips).
+        x0: the estimate of the clean image (clamped to [−1, 1] when the denoiser clips; a classifier
+            guidance shift comes after the clamp).
         eps: the noise implied by ``x0`` at this t: (x_t − √ᾱ_t x̂0) / √(1−ᾱ_t).
         output: the raw network output (float32), for samplers that need more of it (the
-            learned-variance channels of the ancestral sampler).
+            learned-variance channels of the ancestral sampler); never classifier-guided.
     """
 
     x0: Tensor
@@ -77,11 +85,14 @@ class Denoiser:
         model_kwargs: extra network inputs, e.g. ``{"y": labels}``.
         precision: ``fp32``, ``bf16`` to run the network under bf16 autocast, or ``auto``: bf16
             where the device of the first input has native bf16.
+        classifier_guidance: ADM's classifier guidance, applied by :meth:`predict` (None, or a scale
+            of 0: unguided, and the classifier is never called).
     """
 
     def __init__(
         self, model: ModelFn, diffusion: GaussianDiffusion, *, clip_denoised: bool = True,
         model_kwargs: dict[str, Any] | None = None, precision: SamplingPrecision = "fp32",
+        classifier_guidance: ClassifierGuidance | None = None,
     ) -> None:
         resolve_sampling_precision(precision, "cpu")  # refuses an unknown value up front
         if not np.array_equal(diffusion.timestep_map, np.arange(diffusion.num_steps)):
@@ -90,7 +101,10 @@ class Denoiser:
         self.clip_denoised, self.model_kwargs, self.precision = clip_denoised, model_kwargs or {}, precision
         self.alphas_cumprod = np.asarray(diffusion.alphas_cumprod, dtype=np.float64)
         self.sigmas = np.sqrt((1.0 - self.alphas_cumprod) / self.alphas_cumprod)  # increasing in t
-        self.evaluations = 0  # network calls so far (a guided call counts once)
+        self.evaluations = 0  # network calls so far (a classifier-free guided call counts once)
+        # s = 0 drops the guidance altogether, so the unguided arithmetic runs: bit-for-bit the same images.
+        self.classifier_guidance = classifier_guidance if classifier_guidance is not None and classifier_guidance.active else None
+        self.classifier_evaluations = 0  # classifier gradients (one forward and backward each)
 
     @property
     def num_steps(self) -> int:
@@ -100,12 +114,29 @@ class Denoiser:
         """The network's raw output (float32) at VP ``x_t`` and original timestep ``t``."""
         return self._output(x_t, self._steps(x_t, t))
 
-    def predict(self, x_t: Tensor, t: int) -> Prediction:
-        """x̂0, ε̂ and the raw output at VP ``x_t`` and original timestep ``t`` (one network call)."""
+    def predict(self, x_t: Tensor, t: int, *, guided: bool = True) -> Prediction:
+        """x̂0, ε̂ and the raw output at VP ``x_t`` and original timestep ``t`` (one network call).
+
+        With classifier guidance (and ``guided``), ε̂' = ε̂ − √(1−ᾱ_t)·g and x̂0' from it (ADM Alg. 2),
+        g = s∇log p(y | x_t) at σ_t; x̂0 is clipped before the shift, not after (see
+        :mod:`landiff.samplers.classifier_guidance`). ``guided=False``: the network's own prediction.
+        """
         steps = self._steps(x_t, t)
         out = self._output(x_t, steps)
         p = self.diffusion.mean_variance_from_output(out, x_t, steps, self.clip_denoised)
-        return Prediction(x0=p.pred_x0, eps=p.pred_eps, output=out)
+        if not guided or self.classifier_guidance is None:
+            return Prediction(x0=p.pred_x0, eps=p.pred_eps, output=out)
+        g = self.guidance_gradient(x_t, t)
+        assert g is not None
+        eps = p.pred_eps - self.diffusion.extract("sqrt_one_minus_alphas_cumprod", steps, x_t) * g.to(p.pred_eps.dtype)
+        return Prediction(x0=self.diffusion.predict_x0_from_eps(x_t, steps, eps), eps=eps, output=out)
+
+    def guidance_gradient(self, x_t: Tensor, t: int) -> Tensor | None:
+        """g = s·∇_{x_t} log p(y | x_t) at σ_t of original timestep ``t``; None when unguided."""
+        if self.classifier_guidance is None:
+            return None
+        self.classifier_evaluations += 1
+        return self.classifier_guidance.gradient(x_t, self.sigma(t))
 
     @staticmethod
     def _steps(x_t: Tensor, t: int) -> Tensor:

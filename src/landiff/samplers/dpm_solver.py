@@ -27,6 +27,7 @@ from torch import Tensor
 
 from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
 
@@ -47,6 +48,7 @@ def dpm_solver_pp_sample(
     callback: StepCallback | None = None,
     progress: bool = False,
     precision: SamplingPrecision = "fp32",
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Solves the diffusion ODE from x_T with DPM-Solver++(2M), one network call per timestep.
 
@@ -64,6 +66,7 @@ def dpm_solver_pp_sample(
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress: show a step counter on an interactive stderr.
         precision: ``fp32``, or ``bf16`` for the network (autocast; the update stays float32).
+        classifier_guidance: ADM's classifier guidance, ε form (Alg. 2) in the denoiser; None or s = 0: unguided.
 
     Returns:
         (B, C, H, W) samples: x̂0 at the last timestep.
@@ -71,7 +74,8 @@ def dpm_solver_pp_sample(
     if order not in (1, 2):
         raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
     steps = check_timesteps(timesteps, diffusion.num_steps)
-    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision,
+                        classifier_guidance=classifier_guidance)
     abar = denoiser.alphas_cumprod[steps]  # descending timesteps: index k is the k-th step taken
     alpha, sigma = np.sqrt(abar), np.sqrt(1.0 - abar)
     lam = np.log(alpha) - np.log(sigma)

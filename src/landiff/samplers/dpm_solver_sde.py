@@ -28,6 +28,7 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.noise import SampleNoise
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.dpm_solver import LOWER_ORDER_FINAL_BELOW, multistep_data
 from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
@@ -49,6 +50,7 @@ def dpm_solver_pp_sde_sample(
     callback: StepCallback | None = None,
     progress: bool = False,
     precision: SamplingPrecision = "fp32",
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Solves the reverse SDE from x_T with DPM-Solver++(2M) SDE, one network call per timestep.
 
@@ -58,25 +60,25 @@ def dpm_solver_pp_sde_sample(
         x_T: (B, C, H, W) starting noise.
         timesteps: the K original timesteps where the network is evaluated (any order).
         noise: per-sample streams for the injected noise.
-        eta, s_noise: the share of the SDE's noise, 0..1 (1: the reverse SDE, 0: the 2M ODE solver),
-            and a scale on it (1: as the SDE says).
+        eta, s_noise: the share of the SDE's noise, 0..1 (1: the reverse SDE, 0: 2M), and a scale on it (1: as is).
         lower_order_final: the first-order step into the last timestep below 15 steps (as 2M).
         clip_denoised: clamp each x̂0 to [−1, 1].
         model_kwargs: extra network inputs, e.g. ``{"y": labels}``.
         callback: ``callback(i, x_t, pred_x0)`` after the network call of step i.
         progress, precision: a step counter on an interactive stderr; ``fp32`` or ``bf16`` (autocast
             for the network only).
+        classifier_guidance: ADM's classifier guidance, ε form (Alg. 2) in the denoiser; None or s = 0: unguided.
 
     Returns: (B, C, H, W) samples: x̂0 at the last timestep.
     """
     _check_settings(eta, s_noise)
     noise.check_batch(x_T)
     steps = check_timesteps(timesteps, diffusion.num_steps)
-    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision,
+                        classifier_guidance=classifier_guidance)
     abar = denoiser.alphas_cumprod[steps]  # descending timesteps: index k is the k-th step taken
     alpha, sigma = np.sqrt(abar), np.sqrt(1.0 - abar)
-    lam = np.log(alpha) - np.log(sigma)
-    count, x, prev_x0, prev_h = len(steps), x_T, None, 0.0
+    lam, count, x, prev_x0, prev_h = np.log(alpha) - np.log(sigma), len(steps), x_T, None, 0.0
     for k in walk_steps(count, progress, "dpm++sde"):
         x0 = denoiser.predict(x, steps[k]).x0
         if callback is not None:

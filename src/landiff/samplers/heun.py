@@ -33,6 +33,7 @@ from landiff.diffusion import GaussianDiffusion
 from landiff.diffusion.gaussian import ModelFn
 from landiff.errors import UserError
 from landiff.noise import SampleNoise
+from landiff.samplers.classifier_guidance import ClassifierGuidance
 from landiff.samplers.denoiser import Denoiser, SamplingPrecision
 from landiff.samplers.timesteps import StepCallback, check_timesteps, walk_steps
 
@@ -89,6 +90,7 @@ def heun_sample(
     callback: StepCallback | None = None,
     progress: bool = False,
     precision: SamplingPrecision = "fp32",
+    classifier_guidance: ClassifierGuidance | None = None,
 ) -> Tensor:
     """Draws x_0 with EDM's Heun sampler over the trained levels of ``timesteps`` (2N − 1 evaluations).
 
@@ -106,17 +108,16 @@ def heun_sample(
             in the VP scaling the other samplers use.
         progress, precision: a step counter on an interactive stderr; ``fp32`` or ``bf16`` (autocast
             for the network only).
+        classifier_guidance: ADM's guidance, D' = D + σ²·s∇_x log p(y | x) (VE view); None or s = 0: unguided.
 
     Returns:
         (B, C, H, W) samples.
     """
     churn = churn or Churn()
-    if churn.s_churn > 0:
-        if noise is None:
-            raise ValueError("heun_sample with churn needs a SampleNoise (noise=...)")
-        noise.check_batch(x_T)
+    _check_churn_noise(churn, noise, x_T)
     steps = check_timesteps(timesteps, diffusion.num_steps)
-    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision)
+    denoiser = Denoiser(model, diffusion, clip_denoised=clip_denoised, model_kwargs=model_kwargs, precision=precision,
+                        classifier_guidance=classifier_guidance)
     levels = len(steps)
     x = x_T * math.sqrt(1.0 + denoiser.sigma(steps[0]) ** 2)
     for i in walk_steps(levels, progress, "heun"):
@@ -133,6 +134,14 @@ def heun_sample(
         d_next = (x_next - denoiser(x_next, steps[i + 1])) / sigma_next
         x = x + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
     raise AssertionError("unreachable")
+
+
+def _check_churn_noise(churn: Churn, noise: SampleNoise | None, x_T: Tensor) -> None:
+    """Churn draws noise: it needs per-sample streams, one per sample of ``x_T``."""
+    if churn.s_churn > 0:
+        if noise is None:
+            raise ValueError("heun_sample with churn needs a SampleNoise (noise=...)")
+        noise.check_batch(x_T)
 
 
 def _churn(denoiser: Denoiser, x: Tensor, t: int, churn: Churn, levels: int, noise: SampleNoise | None) -> tuple[Tensor, int]:
