@@ -3,6 +3,12 @@
     landiff compare runs/diffusion runs/gan --n 512
     landiff compare --train --data synthetic --minutes 20 --out runs/cmp   # trains the entrants first
     landiff compare --train --gans dcgan --minutes 10 --out runs/cmp2       # diffusion vs the DCGAN alone
+    landiff compare runs/cond --classifier runs/noisy --clean-classifier runs/clean   # + the guidance sweep
+    landiff compare runs/cond --clean-classifier runs/clean --guidance-only --guidance-scales 0,2,8
+
+The guidance sweep (:mod:`landiff.workflows.guidance_sweep`) runs after the normal compare, or alone
+with ``--guidance-only``: it writes its own file (compare/guidance.json), so re-running it with other
+scales need not redraw compare's samples, sampler sweep and memorisation check.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from landiff.options import N_IMAGES, OUT_DIR, REPEATS, SEED, STEPS, Spec, check
 from landiff.runs.config import RECIPES
 from landiff.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, PRECISIONS, SAMPLERS
 from landiff.workflows.compare import DEFAULT_SWEEP, CompareOptions, compare_runs, parse_sweep
+from landiff.workflows.guidance_sweep import DEFAULT_SCALES, MAX_POINTS, GuidanceOptions, parse_scales, plan_sweep, run_sweep
 from landiff.workflows.pairing import DEFAULT_GANS, train_entrants
 
 
@@ -51,7 +58,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
          f"(default: {','.join(DEFAULT_GANS)})", metavar="PRESETS").add_to(p)
     Spec("--resolution", "int", "resolution for --train", default=32, low=8, unit="px").add_to(p)
     OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its runs (diffusion/ and one per GAN preset)")
+    _register_guidance(p)
     p.set_defaults(func=run)
+
+
+GUIDANCE_FLAGS = ("classifier", "guidance_scales", "guidance_n", "guidance_only")
+
+
+def _register_guidance(p: argparse.ArgumentParser) -> None:
+    """The options of the guidance sweep (landiff.workflows.guidance_sweep), which --clean-classifier turns on."""
+    scales = ",".join(f"{s:g}" for s in DEFAULT_SCALES)
+    Spec("--clean-classifier", "path", "classifier run trained on clean images (landiff train --model classifier --noise "
+         "none) that judges class consistency; giving it runs the guidance sweep of the one RUN after the compare, "
+         "into RUN/compare/guidance.json", metavar="CLEAN_RUN").add_to(p)
+    Spec("--classifier", "path", "noisy classifier run (landiff train --model classifier --noise schedule) whose "
+         "gradient guides RUN: adds the classifier guidance line (scale s) to the sweep; without it only "
+         "classifier-free guidance (scale w) is swept",
+         metavar="NOISY_RUN").add_to(p)
+    Spec("--guidance-scales", "str", "guidance scales of the sweep, comma-separated numbers >= 0, used as s for "
+         "classifier guidance (s = 0 unguided) and as w for classifier-free guidance (w = 1 plain conditional, "
+         f"w = 0 unconditional); at most {MAX_POINTS} points in all (default {scales})", metavar="S,S,...").add_to(p)
+    N_IMAGES.add_to(p, name="--guidance-n", low=2, help="images per guidance point, the same seeds at every point, "
+                    "balanced over the classes (default 256)")
+    p.add_argument("--guidance-only", action="store_true", help="run only the guidance sweep (needs --clean-classifier): "
+                   "skips the normal compare, e.g. to re-sweep with other --guidance-scales")
+
+
+def guidance_from(args: argparse.Namespace, runs: list[str]) -> GuidanceOptions | None:
+    """The guidance sweep's options, or None when --clean-classifier is not given; refuses bad combinations."""
+    if args.clean_classifier is None:
+        given = [f"--{name.replace('_', '-')}" for name in GUIDANCE_FLAGS if getattr(args, name) not in (None, False)]
+        if given:
+            raise UserError(f"{given[0]} belongs to the guidance sweep, which needs a judge of class consistency: add "
+                            "--clean-classifier CLEAN_RUN (landiff train --model classifier --noise none, on RUN's data)")
+        return None
+    if args.train:
+        raise UserError("--clean-classifier sweeps the guidance of one class-conditional diffusion RUN; --train trains "
+                        "unconditional entrants: give the run directory instead of --train")
+    if len(runs) != 1:
+        raise UserError(f"--clean-classifier: the guidance sweep measures one diffusion RUN, got {len(runs)} run "
+                        "directories; run landiff compare once per run to sweep")
+    for flag in ("classifier", "clean_classifier"):
+        if getattr(args, flag) is not None:
+            check_input_dir(getattr(args, flag), f"--{flag.replace('_', '-')}", "classifier run made by landiff train")
+    return GuidanceOptions(
+        scales=DEFAULT_SCALES if args.guidance_scales is None else parse_scales(args.guidance_scales),
+        n=256 if args.guidance_n is None else args.guidance_n, seed=args.seed, sampler=args.sampler, steps=args.steps,
+        precision=args.precision, reference=args.ref, inception=args.inception, repeats=args.repeats,
+        ema_length=args.ema_length)
 
 
 def options_from(args: argparse.Namespace) -> CompareOptions:
@@ -60,7 +114,7 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
             raise UserError(f"--{flag} must be >= 1")
     if args.sweep_n is not None and args.sweep_n < 1:
         raise UserError("--sweep-n must be >= 1")
-    check_seed(args.seed, "--seed", count=max(args.n, args.sweep_n or 0))  # images use seed .. seed + n - 1
+    check_seed(args.seed, "--seed", count=max(args.n, args.sweep_n or 0, args.guidance_n or 0))  # seed .. seed + n - 1
     return CompareOptions(
         n=args.n, seed=args.seed, reference=args.ref, heldout=args.heldout, sampler=args.sampler, steps=args.steps,
         sweep=DEFAULT_SWEEP if args.sweep is None else parse_sweep(args.sweep), sweep_n=args.sweep_n,
@@ -92,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     runs = list(args.runs)
     for given in runs:  # compare writes samples and summary.json into each run, so it must be writable
         check_output_dir(check_input_dir(given, "RUN", "run directory made by landiff train"), "RUN")
+    guidance = guidance_from(args, runs)
+    plan = None if guidance is None else plan_sweep(runs[0], guidance, classifier=args.classifier,
+                                                   clean_classifier_dir=args.clean_classifier)
+    if plan is not None and args.guidance_only:
+        run_sweep(plan)
+        print(f"report: landiff report {runs[0]} --out <dir>")
+        return 0
     if args.train:
         check_output_dir(args.out, "--out")
 
@@ -108,5 +169,7 @@ def run(args: argparse.Namespace) -> int:
     for s in summaries:
         print(f"{s['run']}: {s['family']} SWD {s['metrics']['swd']['value']:.2f} ± {s['metrics']['swd']['std']:.2f}, "
               f"train {s['cost']['train_seconds']:.0f} s, {s['cost']['sample_seconds_per_image'] * 1000:.1f} ms/image")
+    if plan is not None:
+        run_sweep(plan)
     print("report: landiff report " + " ".join(runs) + " --out <dir>")
     return 0

@@ -8,6 +8,9 @@ FID (Heusel et al. 2017)    :mod:`landiff.metrics.fid` — Fréchet distance of 
 KID (Bińkowski et al. 2018) :mod:`landiff.metrics.fid` — unbiased MMD², cubic kernel, 100 subsets
 precision / recall          :mod:`landiff.metrics.precision_recall` — Kynkäänniemi et al. 2019, k = 3
 memorisation                :mod:`landiff.metrics.memorization` — nearest training vs held-out image
+class consistency et al.    :mod:`landiff.metrics.class_metrics` — clean-classifier accuracy, per-class SWD,
+                            within-class diversity, of images drawn for intended labels
+perceptual distance         :mod:`landiff.metrics.perceptual` — Laplacian pyramid at 16 px; set diversity
 Inception features          :mod:`landiff.metrics.features` — user-supplied weights, fixed resize
 ==========================  =====================================================================
 

@@ -8,6 +8,11 @@ References (``--ref``, ``--train``, ``--heldout``): ``"synthetic"`` (the built-i
 samples' resolution; ``--ref`` uses the held-out split), an ``.npz`` / sample directory as above,
 or anything :func:`landiff.data.open_dataset` accepts (image folder, prepared dataset), resized
 and centre-cropped to the samples' resolution.
+
+Labelled references (:func:`load_labelled_reference`, for the class metrics): ``"synthetic"`` (the
+held-out split, whose image k has class k mod C), an image folder ``DIR/<class>/…`` (e.g. written by
+``landiff data synth --split heldout [--label-by layout]``) or a prepared dataset with class labels;
+an .npz carries no labels and is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from landiff.data import open_dataset
+from landiff.data import CLASSES, PreparedDataset, SyntheticLandscapes, open_dataset
 from landiff.errors import UserError
 
 if TYPE_CHECKING:
@@ -149,6 +154,65 @@ def load_reference(spec: str, size: tuple[int, int], n: int | None, *, seed: int
         indices = list(range(len(dataset)))
         what = f"{spec} at {size[1]}x{size[0]}, all {len(dataset)}"
     return ImageSet(_dataset_images(dataset, indices), what)
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Real images with their classes: ``images`` (N, H, W, 3) uint8, ``labels`` (N,) int64 indices
+    into ``classes`` (the data's class names), and where they came from, in words."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    description: str
+
+    def of_class(self, name: str) -> np.ndarray:
+        """The images of class ``name`` in load order; (0, H, W, 3) for a class the data lacks."""
+        if name not in self.classes:
+            return self.images[:0]
+        return self.images[self.labels == self.classes.index(name)]
+
+
+def _dataset_labels(dataset: OpenedDataset) -> np.ndarray:
+    """Every image's class label, read without decoding an image."""
+    if isinstance(dataset, SyntheticLandscapes):
+        return np.array([dataset.label(k) for k in range(len(dataset))], dtype=np.int64)
+    if isinstance(dataset, PreparedDataset):
+        return np.array([entry.label for entry in dataset.manifest.files], dtype=np.int64)
+    return np.asarray(dataset.labels, dtype=np.int64)
+
+
+def load_labelled_reference(spec: str, size: tuple[int, int], per_class: int, *, seed: int = 0,
+                            data_seed: int = 0) -> LabelledImages:
+    """Up to ``per_class`` real images of every class of ``spec``, with their labels (held-out data).
+
+    Args:
+        spec: ``"synthetic"`` (held-out split: images 0 .. per_class·C − 1, so exactly ``per_class``
+            of each class), an image folder with class subfolders, or a prepared dataset with labels.
+        size: (height, width) the images are resized to (the samples' size).
+        per_class: images wanted per class; a folder class with more gets a random subset (stream
+            ``seed``, the same images every time), one with fewer gives all it has.
+        data_seed: seed of the synthetic landscapes (a run's ``config.seed``).
+    """
+    if per_class < 1:
+        raise UserError(f"need at least 1 real image per class, got {per_class}")
+    path = Path(spec)
+    if spec != "synthetic" and (path.suffix.lower() == ".npz" or (path / SAMPLES_FILE).is_file()):
+        raise UserError(f"{spec}: an .npz holds no class labels; give labelled real images: 'synthetic', a folder "
+                        "DIR/<class>/... (landiff data synth --split heldout) or a prepared dataset with --class-cond")
+    dataset = open_dataset(spec, size, class_cond=True, seed=data_seed, split="heldout",
+                           synthetic_n=per_class * len(CLASSES) if spec == "synthetic" else None)
+    labels = _dataset_labels(dataset)
+    rng = np.random.default_rng([seed, 5])
+    chosen: list[int] = []
+    for label in range(len(dataset.classes)):
+        members = np.flatnonzero(labels == label)
+        if len(members) > per_class:
+            members = np.sort(rng.choice(members, per_class, replace=False))
+        chosen += members.tolist()
+    what = (f"synthetic landscapes, heldout split, data seed {data_seed}" if spec == "synthetic" else spec)
+    return LabelledImages(_dataset_images(dataset, chosen), labels[chosen], tuple(dataset.classes),
+                          f"{what} at {size[1]}x{size[0]}, up to {per_class} per class (seed {seed})")
 
 
 def latest_samples(run_dir: str | Path) -> Path:

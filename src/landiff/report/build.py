@@ -23,7 +23,16 @@ from PIL import Image
 
 from landiff.errors import UserError
 from landiff.report.collect import load_runs
-from landiff.report.figures import curve_png, grid_count, grid_png, losses_png, memorization_png, sweep_png, tile_size
+from landiff.report.figures import (
+    curve_png,
+    grid_count,
+    grid_png,
+    losses_png,
+    memorization_png,
+    sweep_png,
+    tile_size,
+)
+from landiff.report.guidance import guidance_section
 from landiff.report.numbers import (
     NOT_MEASURED,
     estimate,
@@ -52,7 +61,7 @@ from landiff.runs.files import atomic_write_bytes, atomic_write_text
 
 # The PNG names the report sections below produce: a rebuild removes the ones it did not produce this
 # time, so a run whose samples are now left out cannot keep showing an old grid.
-REPORT_PNG = re.compile(r"(real|losses|curve|sweep|(samples|preview|memorization)-\d+)\.png")
+REPORT_PNG = re.compile(r"(real|losses|curve|sweep|(samples|preview|memorization|guidance)-\d+|guidance-\d+-\d+)\.png")
 
 FAMILY_NAMES = {"diffusion": "diffusion", "gan": "GAN", None: "unknown"}
 
@@ -363,5 +372,5 @@ def build_blocks(runs: list[Run]) -> tuple[list[Block], Assets]:
     assets = Assets()
     blocks = (title_section(runs) + observations_section(runs) + runs_section(runs) + samples_section(runs, assets)
               + metrics_section(runs) + curves_section(runs, assets) + sweep_section(runs, assets)
-              + cost_section(runs) + memorization_section(runs, assets))
+              + guidance_section(runs, assets.add) + cost_section(runs) + memorization_section(runs, assets))
     return blocks, assets

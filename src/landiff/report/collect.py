@@ -11,6 +11,8 @@ A run directory (the contract written by ``landiff.runs.run_dir``) may hold::
     compare/real.npz        images (M, H, W, 3) uint8, the reference set
     compare/memorization.npz samples, nearest_train (k, H, W, 3) uint8; ratio, d_train (k,)
     compare/curve.json      [{"step", "images_seen", "seconds", "swd", "swd_std"}, …]
+    compare/guidance.json   written by ``landiff compare --clean-classifier``: the guidance sweep's points
+    compare/guidance-grids.npz images (P, C, G, H, W, 3) uint8: G samples per class at P of the points
 
 Every piece is optional: what cannot be read becomes ``None`` (shown as "not measured") and a line
 in :attr:`Run.problems`; only a directory with neither ``config.json`` nor ``compare/summary.json``
@@ -42,6 +44,9 @@ from landiff.report.records import (
     CurvePoint,
     Estimate,
     Family,
+    GuidanceGrid,
+    GuidancePoint,
+    GuidanceSweep,
     MemorizationPairs,
     MemorizationSummary,
     MetricValue,
@@ -84,6 +89,7 @@ def load_run(root: Path, label: str) -> Run:
         samples = _images(root / "compare" / "samples.npz", "images", problems, gate)
         memorization = _pairs(root / "compare" / "memorization.npz", problems, gate)
     nll = _nll(root, problems, gate)
+    guidance = _guidance(root / "compare", problems, gate)
     if gate.unchecked:
         problems.append("no checkpoint in checkpoints/, so the evaluations could not be checked against the model")
     return Run(
@@ -98,6 +104,7 @@ def load_run(root: Path, label: str) -> Run:
         preview=_latest_preview(root / "samples"),
         problems=tuple(problems),
         ignored=gate.line(measured=summary is not None),
+        guidance=guidance,
     )
 
 
@@ -422,3 +429,95 @@ def _latest_preview(folder: Path) -> Path | None:
         if match:
             steps.append((int(match.group(1)), path))
     return max(steps)[1] if steps else None
+
+
+# ------------------------------------------------------------------------------- the guidance sweep
+def _guidance(folder: Path, problems: list[str], gate: ProvenanceGate) -> GuidanceSweep | None:
+    """compare/guidance.json and its grids, when they are of the current checkpoint (None otherwise)."""
+    raw = _read_object(folder / "guidance.json", problems)
+    if raw is None or not gate.accept(raw.get("provenance"), "compare/guidance.json"):
+        return None
+    items = raw.get("points")
+    points = tuple(p for p in (_guidance_point(item) for item in (items if isinstance(items, list) else [])) if p)
+    if not points:
+        problems.append("guidance.json: no readable point")
+        return None
+    labels, reference = _dict(raw.get("labels")), _dict(raw.get("reference"))
+    ceiling, floor = _dict(reference.get("ceiling")), _dict(reference.get("class_swd_floor"))
+    axes = _dict(raw.get("axes"))
+    not_swept = tuple(f"{name}: {_str(_dict(axis).get('why_not'))}" for name, axis in axes.items()
+                      if _dict(axis).get("swept") is False and _str(_dict(axis).get("why_not")))
+    guide = _dict(_dict(axes.get("classifier")).get("classifier"))
+    evaluator = _dict(raw.get("evaluator"))
+    inception = _str(evaluator.get("inception"))
+    return GuidanceSweep(
+        points=points, classes=_names(labels.get("classes")), n=_int(raw.get("n")), seed=_int(raw.get("seed")),
+        sampler=_str(raw.get("sampler")), steps=_int(raw.get("steps")), ceiling=_num(ceiling.get("value")),
+        ceiling_low=_num(ceiling.get("low")), ceiling_high=_num(ceiling.get("high")),
+        class_swd_floor=_num(floor.get("mean")), swd_floor=_num(_dict(reference.get("swd_floor")).get("value")),
+        judge=_str(evaluator.get("clean_classifier")), guide=_str(guide.get("run")),
+        reference=_str(reference.get("description")), not_swept=not_swept,
+        pr_unavailable=inception if inception and inception.startswith("unavailable") else None,
+        grids=_guidance_grids(folder / _file_name(raw.get("grids"), "guidance-grids.npz"), problems, gate),
+        ceiling_per_class=_per_class_values(ceiling.get("per_class")),
+    )
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value if isinstance(v, (str, int))) if isinstance(value, list) else ()
+
+
+def _file_name(value: Any, default: str) -> str:
+    """A plain file name from a record (anything with a path separator is ignored: it must sit in compare/)."""
+    return value if isinstance(value, str) and value and "/" not in value and "\\" not in value and value != ".." else default
+
+
+def _per_class_values(raw: Any) -> tuple[tuple[str, float | None], ...]:
+    """{class: {"value": v, …}} → ((class, v), …) in the file's order."""
+    return tuple((str(name), _num(_dict(v).get("value"))) for name, v in _dict(raw).items())
+
+
+def _guidance_point(raw: Any) -> GuidancePoint | None:
+    if not isinstance(raw, dict):
+        return None
+    s, w, kind = _num(raw.get("classifier_scale")), _num(raw.get("cfg_scale")), _str(raw.get("kind"))
+    if s is None or w is None or kind not in ("unguided", "classifier", "cfg"):
+        return None
+    metrics = _dict(raw.get("metrics"))
+    consistency = _dict(metrics.get("class_consistency"))
+    per_class = consistency.get("per_class")
+    swd = _dict(metrics.get("swd"))
+    return GuidancePoint(
+        kind=kind, label=_str(raw.get("label")) or kind, classifier_scale=s, cfg_scale=w,
+        consistency=_num(consistency.get("value")), consistency_low=_num(consistency.get("low")),
+        consistency_high=_num(consistency.get("high")),
+        per_class_consistency=_per_class_values(per_class),
+        class_swd=_num(_dict(metrics.get("class_swd")).get("mean")),
+        diversity_ratio=_num(_dict(metrics.get("diversity")).get("ratio")),
+        swd=_num(swd.get("value")), swd_std=_num(swd.get("std")),
+        precision=_num(_dict(metrics.get("precision")).get("value")),
+        recall=_num(_dict(metrics.get("recall")).get("value")),
+        nfe=_num(raw.get("nfe")), seconds_per_image=_num(raw.get("seconds_per_image")),
+    )
+
+
+def _guidance_grids(path: Path, problems: list[str], gate: ProvenanceGate) -> tuple[GuidanceGrid, ...]:
+    """The grids npz: ``images`` (P, C, G, H, W, 3) and a ``meta`` naming the P points; () when absent or bad."""
+    data = _load_npz(path, problems)
+    if data is None or not gate.accept(_npz_provenance(data), f"compare/{path.name}"):
+        return ()
+    try:
+        meta = json.loads(str(data["meta"])) if "meta" in data else {}
+    except (ValueError, TypeError, RecursionError):
+        meta = {}
+    images, points = data.get("images"), _dict(meta).get("points")
+    if (not isinstance(images, np.ndarray) or images.ndim != 6 or images.shape[-1] != 3 or images.dtype != np.uint8
+            or min(images.shape) == 0 or not isinstance(points, list) or len(points) != len(images)):
+        problems.append(f"compare/{path.name}: expected images (P, C, G, H, W, 3) uint8 and a meta naming P points")
+        return ()
+    return tuple(GuidanceGrid(label=_str(_dict(p).get("label")) or "?", kind=_str(_dict(p).get("kind")) or "?",
+                              images=grid) for p, grid in zip(points, images, strict=True))

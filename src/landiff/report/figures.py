@@ -22,7 +22,7 @@ from PIL import Image
 from landiff.errors import UserError
 from landiff.grid import make_grid, png_bytes
 from landiff.report.numbers import metric_or_none
-from landiff.report.records import MemorizationPairs, Run
+from landiff.report.records import GuidanceGrid, GuidancePoint, GuidanceSweep, MemorizationPairs, Run
 
 MIN_TILE = 96  # px: a 32 px image is shown at 3×, a 64 px image at 2×
 MAX_GRID_IMAGES = 36  # 6 × 6 per set keeps three grids side by side readable
@@ -60,6 +60,13 @@ def grid_png(images: np.ndarray, count: int, tile: tuple[int, int]) -> bytes:
     chosen = upscale(images[:count], tile)
     columns = max(1, math.ceil(math.sqrt(count)))
     return png_bytes(make_grid(chosen, columns=columns, pad=2))
+
+
+def guidance_grid_png(grid: GuidanceGrid, tile: tuple[int, int]) -> bytes:
+    """One row per class (class order), the same G samples of each class at every point."""
+    classes, count = grid.images.shape[:2]
+    chosen = upscale(grid.images.reshape(classes * count, *grid.images.shape[2:]), tile)
+    return png_bytes(make_grid(chosen, columns=count, pad=2))
 
 
 # ---------------------------------------------------------------------------------- plots (matplotlib)
@@ -209,3 +216,60 @@ def memorization_png(pairs: MemorizationPairs, limit: int = 8) -> bytes:
     grid[0][0].set_ylabel("sample", fontsize=8)
     grid[1][0].set_ylabel("nearest train", fontsize=8)
     return figure_png(figure)
+
+
+# The two lines of a guidance sweep: which points each holds, the scale along it, and its letter.
+GUIDANCE_LINES = (("classifier", "classifier guidance (s; w = 1)", "classifier_scale", "s"),
+                  ("cfg", "classifier-free (w; s = 0)", "cfg_scale", "w"))
+
+
+def guidance_line(sweep: GuidanceSweep, kind: str) -> list[GuidancePoint]:
+    """The points of one line, in order of its scale: the unguided point (s = 0 = w = 1) and the ``kind`` ones."""
+    scale = next(attr for name, _, attr, _ in GUIDANCE_LINES if name == kind)
+    members = [p for p in sweep.points if p.kind in ("unguided", kind)]
+    return sorted(members, key=lambda p: getattr(p, scale)) if any(p.kind == kind for p in members) else []
+
+
+def _guidance_panel(axes: Any, sweep: GuidanceSweep, x_of: str, y_of: str) -> bool:
+    """One fidelity-vs-diversity panel: a line per kind of guidance, each point labelled s = … or w = …."""
+    drawn = False
+    for index, (kind, title, scale, letter) in enumerate(GUIDANCE_LINES):
+        points = [p for p in guidance_line(sweep, kind) if getattr(p, x_of) is not None and getattr(p, y_of) is not None]
+        if not points:
+            continue
+        xs, ys = [getattr(p, x_of) for p in points], [getattr(p, y_of) for p in points]
+        axes.plot(xs, ys, "o-" if index == 0 else "s--", color=colour(index), label=title)
+        for point, x, y in zip(points, xs, ys, strict=True):  # the unguided point is the star (both lines pass it)
+            if point.kind != "unguided":  # labels above the first line's points, below the second's
+                axes.annotate(f"{letter}={getattr(point, scale):g}", (x, y), textcoords="offset points",
+                              xytext=(4, 4 if index == 0 else -10), fontsize=7, color=colour(index))
+        drawn = True
+    unguided = next((p for p in sweep.points if p.kind == "unguided"), None)
+    if unguided is not None and getattr(unguided, x_of) is not None and getattr(unguided, y_of) is not None:
+        axes.plot([getattr(unguided, x_of)], [getattr(unguided, y_of)], "*", color="black", markersize=12,
+                  label="unguided (s = 0, w = 1)")
+    return drawn
+
+
+def guidance_png(sweep: GuidanceSweep) -> bytes | None:
+    """Fidelity against diversity for each kind of guidance (ADM Fig. 3 / Table 4): class consistency
+    vs within-class diversity ratio, and precision vs recall when they were measured."""
+    panels = [("diversity_ratio", "consistency", "within-class diversity / real (1 = as varied as the data)",
+               "class consistency (clean classifier accuracy)")]
+    if any(p.precision is not None and p.recall is not None for p in sweep.points):
+        panels.append(("recall", "precision", "recall (diversity)", "precision (fidelity)"))
+    figure = new_figure(5.2 * len(panels), 4.0)
+    drawn = False
+    for k, (axes, (x_of, y_of, x_label, y_label)) in enumerate(zip(figure.subplots(1, len(panels), squeeze=False)[0],
+                                                                    panels, strict=True)):
+        drawn |= _guidance_panel(axes, sweep, x_of, y_of)
+        if k == 0 and sweep.ceiling is not None:
+            axes.axhline(sweep.ceiling, color="grey", linestyle=":", label=f"ceiling: real images {sweep.ceiling:.3g}")
+        if k == 0:
+            axes.axvline(1.0, color="grey", linestyle="-.", linewidth=0.8, label="diversity of the real images")
+        axes.set_ylim(-0.02, 1.02)  # an accuracy or a precision: the whole [0, 1] range, so panels compare
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    return figure_png(figure) if drawn else None

@@ -118,6 +118,74 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class GuidancePoint:
+    """One point of ``compare/guidance.json``: its scales and what was measured there (None = not measured).
+
+    A point is the pair (s, w): ``classifier_scale`` s of classifier guidance (0 = none) and
+    ``cfg_scale`` w of classifier-free guidance (1 = plain conditional, 0 = unconditional). The
+    classifier line is (s, 1), the classifier-free line (0, w); both pass through the unguided (0, 1).
+    """
+
+    kind: str  # "unguided", "classifier" or "cfg"
+    label: str
+    classifier_scale: float
+    cfg_scale: float
+    consistency: float | None  # clean-classifier accuracy against the intended labels, in [0, 1]
+    consistency_low: float | None  # its Wilson 95 % interval
+    consistency_high: float | None
+    per_class_consistency: tuple[tuple[str, float | None], ...]
+    class_swd: float | None  # per-class SWD ×10³, mean over classes
+    diversity_ratio: float | None  # within-class diversity / real within-class diversity, mean over classes
+    swd: float | None
+    swd_std: float | None
+    precision: float | None
+    recall: float | None
+    nfe: float | None
+    seconds_per_image: float | None
+
+
+@dataclass(frozen=True)
+class GuidanceGrid:
+    """The first G samples of each class at one point: ``images`` (C, G, H, W, 3) uint8, rows in class order."""
+
+    label: str
+    kind: str
+    images: np.ndarray
+
+
+@dataclass(frozen=True)
+class GuidanceSweep:
+    """``compare/guidance.json`` (+ its grids): one diffusion run at several guidance scales of two kinds.
+
+    Attributes:
+        ceiling: the clean classifier's accuracy on held-out real images (its 95 % interval in
+            ``ceiling_low``/``ceiling_high``): no consistency above it is meaningful.
+        class_swd_floor, swd_floor: the real-vs-real SWD at the same n (per class, mean; overall).
+        not_swept: one line per kind of guidance that was not swept, with the reason.
+        pr_unavailable: why precision/recall were not measured (None when they were).
+    """
+
+    points: tuple[GuidancePoint, ...]
+    classes: tuple[str, ...]
+    n: int | None
+    seed: int | None
+    sampler: str | None
+    steps: int | None
+    ceiling: float | None
+    ceiling_low: float | None
+    ceiling_high: float | None
+    class_swd_floor: float | None
+    swd_floor: float | None
+    judge: str | None
+    guide: str | None
+    reference: str | None
+    not_swept: tuple[str, ...]
+    pr_unavailable: str | None
+    grids: tuple[GuidanceGrid, ...] = ()
+    ceiling_per_class: tuple[tuple[str, float | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The few ``config.json`` fields the report shows."""
 
@@ -159,6 +227,7 @@ class Run:
         problems: one line per file that exists but could not be read (shown under "Caveats").
         ignored: one line naming the records left out because they are not of the run's latest
             checkpoint (another checkpoint, external samples, no provenance), or None.
+        guidance: compare/guidance.json with its grids (None: no guidance sweep of this checkpoint).
     """
 
     path: Path
@@ -175,6 +244,7 @@ class Run:
     preview: Path | None
     problems: tuple[str, ...]
     ignored: str | None = None
+    guidance: GuidanceSweep | None = None
 
     def metrics(self) -> dict[str, MetricValue]:
         """The summary's metrics plus ``nll_bpd``, the latest NLL bound (its standard error as ± spread)."""

@@ -31,6 +31,7 @@ from landiff.generate import generate, generation_provenance
 from landiff.metrics.evaluate import evaluate_swd
 from landiff.metrics.features import file_sha256
 from landiff.metrics.io import ImageSet, read_npz
+from landiff.metrics.perceptual import diversity
 from landiff.metrics.records import nan_to_null
 from landiff.runs.checkpoint import latest_checkpoint
 from landiff.runs.files import atomic_write, atomic_write_text
@@ -39,7 +40,6 @@ from landiff.samplers import DEFAULT_SAMPLER
 from landiff.workflows.cost import flops_per_image
 from landiff.workflows.study.datasets import DataLayout
 from landiff.workflows.study.options import MODEL, Family, StudyOptions
-from landiff.workflows.study.similarity import diversity
 from landiff.workflows.study.state import checkpoint_state
 
 # A run has collapsed when its samples are less than 40 % as diverse as real images (mean

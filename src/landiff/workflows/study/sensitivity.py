@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from landiff.metrics.intervals import Proportion, wilson
+from landiff.metrics.perceptual import perceptual_distance, rmse
 from landiff.workflows.study.evaluation import RunEval, samples_of
 from landiff.workflows.study.options import FAMILIES, Family
-from landiff.workflows.study.similarity import Calibration, perceptual_distance, rmse
-from landiff.workflows.study.uncertainty import Proportion, wilson
+from landiff.workflows.study.similarity import Calibration
 
 VARIANTS = ("replace", "remove", "duplicate")
 

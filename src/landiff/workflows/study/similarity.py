@@ -1,17 +1,12 @@
 """How different are two pictures? Per-pixel RMSE, a perceptual-style distance, and "the same picture".
 
-All distances take uint8 images (N, H, W, 3) and return one value per pair, in intensity units
-(pixels scaled to [0, 1]), so they read the same at any resolution.
+The distances (:func:`~landiff.metrics.perceptual.rmse`, :func:`~landiff.metrics.perceptual.perceptual_distance`)
+and the diversity of a set (:func:`~landiff.metrics.perceptual.diversity`, for the collapse
+criterion) live in :mod:`landiff.metrics.perceptual`, where the class metrics share them; this
+module adds what only the study needs:
 
-* :func:`rmse`: root mean squared difference over all pixels and channels.
-* :func:`perceptual_distance`: the images are area-downsampled to 16 × 16 px, split into a
-  Laplacian pyramid with a 2 × 2 box filter (bands at 16 and 8 px, low-pass at 4 px) and the RMS
-  difference of each level is averaged over levels. Downsampling removes what a viewer does not notice (pixel noise, a
-  one-pixel shift, fine texture); equal weight per level makes layout and colour (coarse levels)
-  count as much as edges. The idea is the Laplacian-pyramid distance of Bojanowski et al. 2018
-  ("Optimizing the Latent Space of Generative Networks", §3.1), with L2 per level.
-* :func:`calibrate`: the "same picture" threshold, measured on the data (see its docstring).
-* :func:`diversity`: mean distance between different samples, for the collapse criterion.
+* :func:`calibrate`: the "same picture" threshold, measured on the data (see its docstring), from
+  real images against :func:`mildly_altered` copies of themselves.
 """
 
 from __future__ import annotations
@@ -20,48 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landiff.errors import UserError
-from landiff.grid import unit_float
-from landiff.metrics.memorization import area_downsample
+from landiff.metrics.perceptual import distinct_pairs, perceptual_distance, rmse
 
-PERCEPTUAL_SIZE = 16  # px: the distance looks at images no finer than this
-PERCEPTUAL_LEVELS = 3  # 16 and 8 px bands, 4 px low-pass
 # Mild alterations a viewer would still call the same picture (calibration): brightness shift,
 # contrast scale, pixel noise (all in [0, 1] units) and a one-pixel translation half of the time.
 BRIGHTNESS = 0.03
 CONTRAST = 0.05
 NOISE_SD = 0.01
-
-
-def _check_pairs(a: np.ndarray, b: np.ndarray) -> None:
-    if a.shape != b.shape:
-        raise UserError(f"image pairs need equal shapes, got {a.shape} and {b.shape}")
-
-
-def rmse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pair RMSE (N,) between uint8 images ``a`` and ``b`` (N, H, W, 3), in [0, 1] units."""
-    _check_pairs(a, b)
-    return np.sqrt(np.square(unit_float(a) - unit_float(b)).mean(axis=(1, 2, 3)))
-
-
-def _pyramid(images: np.ndarray) -> list[np.ndarray]:
-    """Band-pass levels at 16 and 8 px and the 4 px low-pass, box filter (block mean / repeat)."""
-    x = unit_float(images)
-    if max(x.shape[1:3]) > PERCEPTUAL_SIZE or x.shape[1] != x.shape[2]:
-        x = area_downsample(x, PERCEPTUAL_SIZE)
-    levels = []
-    for _ in range(PERCEPTUAL_LEVELS - 1):
-        low = area_downsample(x, x.shape[1] // 2)
-        levels.append(x - low.repeat(2, axis=1).repeat(2, axis=2))
-        x = low
-    return levels + [x]
-
-
-def perceptual_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pair Laplacian-pyramid distance (N,) on 16 px images (module docstring), in [0, 1] units."""
-    _check_pairs(a, b)
-    levels = [np.sqrt(np.square(la - lb).mean(axis=(1, 2, 3))) for la, lb in zip(_pyramid(a), _pyramid(b), strict=True)]
-    return np.mean(levels, axis=0)
 
 
 def mildly_altered(images: np.ndarray, seed: int) -> np.ndarray:
@@ -92,14 +52,6 @@ def _shift(image: np.ndarray, axis: int, step: int) -> np.ndarray:
     source[axis] = 1 if step > 0 else -2
     rolled[tuple(index)] = rolled[tuple(source)]
     return rolled
-
-
-def distinct_pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j), i ≠ j, one per image: a seeded permutation p paired with its rotation."""
-    if n < 2:
-        raise UserError(f"need at least 2 images to pair distinct ones, got {n}")
-    order = np.random.default_rng([seed, 11]).permutation(n)
-    return order, np.roll(order, 1)
 
 
 @dataclass(frozen=True)
@@ -177,9 +129,3 @@ def calibrate(images: np.ndarray, seed: int = 0) -> Calibration:
     return Calibration(threshold=threshold, rmse_threshold=rmse_threshold, same_q95=q95, different_q05=q05,
                        same_below=float(np.mean(same < threshold)), different_below=float(np.mean(different < threshold)),
                        separated=separated, n=len(images))
-
-
-def diversity(images: np.ndarray, seed: int = 0) -> float:
-    """Mean perceptual distance between different images of a set (one partner each, seeded)."""
-    i, j = distinct_pairs(len(images), seed)
-    return float(perceptual_distance(images[i], images[j]).mean())

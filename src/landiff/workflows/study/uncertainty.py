@@ -7,7 +7,8 @@
   Welch's comparison of the logs (for positive measurements such as SWD, where "half as large" is
   the natural way to compare).
 - :func:`wilson`: the Wilson score interval of a proportion (Wilson 1927), good at small n and
-  near 0 or 1, where the normal interval fails.
+  near 0 or 1, where the normal interval fails (defined in :mod:`landiff.metrics.intervals`, which the
+  class metrics share, and re-exported here).
 - :func:`two_proportions`: difference of two proportions with the unpooled standard error.
 - :func:`fisher_greater`: one-sided Fisher exact test on a 2×2 table (counts of unstable cells).
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from landiff.metrics.intervals import Proportion, wilson
 
 # Two-sided critical values of Student's t for df = 1..30; beyond 30 the normal values.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -156,31 +159,6 @@ def _level(t: float, df: float) -> Level:
     return "none"
 
 
-@dataclass(frozen=True)
-class Proportion:
-    """``k`` of ``n`` with its Wilson 95 % interval [low, high]."""
-
-    k: int
-    n: int
-    low: float
-    high: float
-
-    @property
-    def share(self) -> float:
-        return self.k / self.n if self.n else math.nan
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> Proportion:
-    """Wilson score interval: centre (k + z²/2)/(n + z²), half-width z√(p(1−p)/n + z²/4n²)/(1 + z²/n)."""
-    if n == 0:
-        return Proportion(k, n, math.nan, math.nan)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Proportion(k, n, max(0.0, centre - half), min(1.0, centre + half))
-
-
 def two_proportions(a: Proportion, b: Proportion) -> Comparison:
     """``share_a − share_b`` with the unpooled s.e. √(p_a(1−p_a)/n_a + p_b(1−p_b)/n_b), as a z test.
 
@@ -204,3 +182,6 @@ def fisher_greater(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
     denom = math.comb(total, n_a)
     upper = min(n_a, total_k)
     return sum(math.comb(total_k, x) * math.comb(total - total_k, n_a - x) for x in range(k_a, upper + 1)) / denom
+
+__all__ = ["Comparison", "Proportion", "Summary", "fisher_greater", "log_ratio", "summarize", "t_critical",
+           "two_proportions", "welch", "wilson"]
