@@ -153,3 +153,15 @@ def test_draw_spread_quick_measures_real_and_run_draws(tmp_path):
         draws = cells[1:5]
         assert len(draws) == 4 and all(_number(c) > 0 for c in draws)
         assert "±" in cells[5] and _number(cells[5]) == pytest.approx(np.mean([_number(c) for c in draws]), abs=0.06)
+
+
+@pytest.mark.slow  # about 40 s: three trainings and a four-point sweep; the sweep itself is in test_guidance_sweep.py
+def test_guidance_bench_quick_fills_both_tables(tmp_path):
+    out = _run("guidance_bench.py", "--quick", "--out", str(tmp_path / "g"), cwd=tmp_path)
+    classifiers = _rows(out, "noisy") + _rows(out, "clean")
+    assert len(classifiers) == 2 and all(_number(cells[1]) == 2 for cells in classifiers)  # both trained 2 steps
+    points = _rows(out, "unguided") + _rows(out, "classifier guidance s = 2") + _rows(out, "classifier-free w = ")
+    assert len(points) == 4  # unguided, s = 2, w = 0 and w = 2
+    for cells in points:
+        assert 0 <= _number(cells[1]) <= 1 and _number(cells[2]) > 0 and _number(cells[3]) > 0
+    assert _rows(out, "real held-out images")
