@@ -235,6 +235,10 @@ def test_a_classifier_run_is_refused_where_a_generative_model_is_needed(runs, ca
     assert main(["eval", "nll", "--run", str(runs["straight"]), "--n", "2"]) == 2
     message = capsys.readouterr().err.strip()
     assert "noisy-classifier run (--model classifier)" in message and len(message.splitlines()) == 1
+    for argv in (["compare", str(runs["straight"]), "--n", "2"], ["report", str(runs["straight"]), "--out", "unused"]):
+        assert main(argv) == 2
+        message = capsys.readouterr().err.strip()
+        assert "noisy-classifier run" in message and "--classifier" in message and len(message.splitlines()) == 1
 
 
 def test_a_clean_classifier_trains_on_clean_images(runs):

@@ -178,6 +178,13 @@ def _check_is_run(root: Path) -> None:
     if not (root / "config.json").is_file() and not (root / "compare" / "summary.json").is_file():
         raise UserError(f"{root} is not a run directory (no config.json or compare/summary.json); "
                         "pass directories made by landiff train / landiff compare")
+    config = _read_object(root / "config.json", []) if (root / "config.json").is_file() else None
+    if config is not None and config.get("model") == "classifier":
+        # A classifier draws no images: its numbers are its held-out accuracy, and what it buys shows in the
+        # guidance sweep of the diffusion run it guides (that run's report has the "Guidance" section).
+        raise UserError(f"{root} is a noisy-classifier run (--model classifier), which the report does not compare with "
+                        f"generative runs; its held-out accuracy per noise quartile is in {root / 'classifier-summary.json'}; "
+                        "report the diffusion run it guides after landiff compare RUN --classifier …")
 
 
 def _labels(roots: list[Path]) -> list[str]:
