@@ -165,3 +165,12 @@ def test_guidance_bench_quick_fills_both_tables(tmp_path):
     for cells in points:
         assert 0 <= _number(cells[1]) <= 1 and _number(cells[2]) > 0 and _number(cells[3]) > 0
     assert _rows(out, "real held-out images")
+
+
+@pytest.mark.slow  # about 10 s
+def test_class_shares_quick_gives_every_class_a_share_per_draw(tmp_path):
+    out = _run("class_shares.py", "--quick", "--out", str(tmp_path / "c"), cwd=tmp_path)
+    rows = _rows(out, "real held-out images") + _rows(out, "quick-run")
+    assert len(rows) == 2
+    for cells in rows:
+        assert len(cells) == 5 and sum(_number(c) for c in cells[1:]) == pytest.approx(100, abs=0.3)
