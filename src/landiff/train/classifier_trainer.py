@@ -154,7 +154,8 @@ def _describe(run: _ClassifierRun, session: Session, split: HoldoutSplit) -> str
     params = sum(p.numel() for p in run.model.parameters()) / 1e6
     c = config.classifier
     noise = f"x_t at t ~ U{{0..{c.num_steps - 1}}} of the {c.schedule} schedule" if run.levels else "clean images"
-    return (f"training noisy classifier {config.preset} ({params:.2f} M params, {config.net.num_classes} classes: "
+    kind = "noisy classifier" if run.levels else "clean classifier"
+    return (f"training {kind} {config.preset} ({params:.2f} M params, {config.net.num_classes} classes: "
             f"{', '.join(dataset_classes(session.dataset))}) on {run.device}, {run.precision.mode}; global batch "
             f"{config.optim.batch} per rank x {world} rank(s) = {config.optim.batch * world}; {len(split.train)} training "
             f"and {len(split.heldout)} held-out images; {noise}")
