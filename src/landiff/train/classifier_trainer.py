@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from landiff.grid import from_uint8
 from landiff.nets import NoisyClassifier
@@ -49,13 +48,14 @@ from landiff.train.classifier_heldout import (
 from landiff.train.classifier_stats import ClassifierStats, quartile_range
 from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
-from landiff.train.distributed import gather_cat
+from landiff.train.distributed import gather_cat, wrap_for_training
 from landiff.train.ema import EMA
 from landiff.train.loop_common import (
     Bookkeeping,
     Session,
     clipped_step,
     dataset_classes,
+    memory_format,
     out_of_time,
     resume_state,
     seed_rank,
@@ -127,14 +127,11 @@ class _ClassifierRun:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+        return memory_format(self.config)
 
     def wrap(self, session: Session) -> None:
-        """DistributedDataParallel under torchrun (its constructor is a collective), then torch.compile."""
-        module: torch.nn.Module = self.model
-        if session.dist.enabled:
-            module = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-        self.forward = torch.compile(module) if self.config.compile else module
+        """DistributedDataParallel under torchrun, then torch.compile (:func:`wrap_for_training`)."""
+        _, self.forward = wrap_for_training(self.model, session.dist, self.device, self.config.compile)
 
 
 def _build(config: TrainConfig, dev: torch.device) -> _ClassifierRun:

@@ -34,12 +34,13 @@ from landiff.samplers import sample
 from landiff.train.augment import apply_augmentations, draw_augmentations
 from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
-from landiff.train.distributed import Dist, gather_cat
+from landiff.train.distributed import Dist, gather_cat, wrap_for_training
 from landiff.train.ema import EMA, PowerEMA
 from landiff.train.loop_common import (
     Bookkeeping,
     Session,
     clipped_step,
+    memory_format,
     out_of_time,
     preview_labels,
     resume_state,
@@ -116,14 +117,11 @@ class _DiffusionRun:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+        return memory_format(self.config)
 
     def wrap(self, session: Session) -> None:
-        """DistributedDataParallel under torchrun (its constructor is a collective), then torch.compile."""
-        if session.dist.enabled:
-            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-        module = self.ddp if self.ddp is not None else self.model
-        self.forward = torch.compile(module) if self.config.compile else module
+        """DistributedDataParallel under torchrun, then torch.compile (:func:`wrap_for_training`)."""
+        self.ddp, self.forward = wrap_for_training(self.model, session.dist, self.device, self.config.compile)
 
     def update_emas(self) -> None:
         self.ema.update(self.model)

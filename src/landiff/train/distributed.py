@@ -25,6 +25,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as torch_dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from landiff.errors import UserError
 from landiff.options import pick_device
@@ -220,6 +221,18 @@ def main_first(action: Callable[[], T], info: Dist) -> T | None:
             raise error
         raise UserError("rank 0 stopped with an error (see its message above); this rank stops too")
     return result
+
+
+def wrap_for_training(model: nn.Module, info: Dist, device: torch.device,
+                      compile: bool) -> tuple[DistributedDataParallel | None, Callable[..., torch.Tensor]]:
+    """What a training loop calls its network through: DistributedDataParallel under torchrun (its
+    constructor is a collective; None otherwise), then ``torch.compile`` when ``compile``.
+
+    Returns: (the DDP wrapper or None, the callable forward).
+    """
+    ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if info.enabled else None
+    module: nn.Module = ddp if ddp is not None else model
+    return ddp, torch.compile(module) if compile else module
 
 
 def barrier() -> None:

@@ -62,6 +62,7 @@ from landiff.train.loop_common import (
     Bookkeeping,
     Session,
     clipped_step,
+    memory_format,
     out_of_time,
     preview_labels,
     resume_state,
@@ -134,7 +135,7 @@ class _GANRun:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+        return memory_format(self.config)
 
     def compile(self) -> None:
         """torch.compile on G and D when ``config.compile``."""

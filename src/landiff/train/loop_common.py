@@ -49,6 +49,11 @@ from landiff.train.schedule import learning_rate
 from landiff.train.signals import GracefulStop
 
 
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    """The layout a loop keeps its images and networks in: channels-last with ``--channels-last``."""
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
 def _quiet(_: str) -> None:
     pass
 
