@@ -52,6 +52,7 @@ def test_gpu_bench_dry_path_on_cpu(tmp_path):
     assert row[2] == "eager" and _number(row[4]) > 0 and _number(row[5]) > 0
 
 
+@pytest.mark.slow  # about 20 s on 2 cores: keeps the default run under 8 minutes (pytest -m slow runs it)
 def test_budget_race_quick_prints_every_entrant_with_a_curve(tmp_path):
     pytest.importorskip("diffusers")
     out = _run("budget_race.py", "--quick", "--out", str(tmp_path / "race"), "--entrants", "landiff,dcgan,diffusers",
@@ -108,6 +109,7 @@ def test_recipe_screen_quick_measures_each_variant(tmp_path):
     assert "(3 configurations)" in out
 
 
+@pytest.mark.slow  # about 47 s on 2 cores: keeps the default run under 8 minutes (pytest -m slow runs it)
 def test_recipe_confirm_quick_measures_every_entrant_and_seed(tmp_path):
     out = _run("recipe_confirm.py", "--quick", "--seeds", "0,1", "--minutes", "3", "--gans", "dcgan,gan-strong",
                "--out", str(tmp_path / "r"), cwd=tmp_path)
