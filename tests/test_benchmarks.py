@@ -99,6 +99,7 @@ def test_augment_small_quick_measures_with_and_without(tmp_path):
     assert all(_number(r[3].strip()) > 0 and int(r[4]) >= 0 for r in rows)  # memorisation ratio, flagged copies
 
 
+@pytest.mark.slow  # about 17 s on 2 cores (pytest -m slow runs it)
 def test_recipe_screen_quick_measures_each_variant(tmp_path):
     out = _run("recipe_screen.py", "--quick", "--variants", "tiny,edm,min-snr+log-normal", "--out", str(tmp_path / "r"),
                cwd=tmp_path)
