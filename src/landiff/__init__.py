@@ -21,8 +21,28 @@ name                        meaning
 ==========================  =================================================================
 """
 
+import importlib
+from typing import Any
+
 from landiff import _moved
 
 __version__ = "0.1.0"
+__all__ = ["Pipeline", "__version__"]
 
 _moved.install()  # deprecated import paths of moved modules, for one release
+
+# Names resolved on first use (PEP 562), so that `import landiff` stays light: it imports no torch
+# until `landiff.Pipeline` (or `from landiff import Pipeline`) is asked for. Not imported under
+# TYPE_CHECKING either: the layer contracts count such imports, and lower layers import `landiff`
+# for __version__ (train/components.py). Type checkers see `landiff.pipeline.Pipeline` with its full signature.
+_LAZY = {"Pipeline": "landiff.pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'landiff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

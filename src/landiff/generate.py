@@ -71,6 +71,33 @@ def balanced_labels(loaded: LoadedRun, n: int) -> torch.Tensor | None:
     return torch.arange(n, dtype=torch.long) % classes if classes else None
 
 
+def default_steps(sampler: str) -> int:
+    """The step count a sampler runs when none is asked for (``landiff sample`` and :class:`~landiff.pipeline.Pipeline`):
+    :data:`~landiff.samplers.DEFAULT_STEPS`, but 250 for ``ddpm``, whose ancestral steps need many more (Improved DDPM)."""
+    return 250 if sampler == "ddpm" else DEFAULT_STEPS
+
+
+def class_labels(loaded: LoadedRun, class_name: str | None, n: int, device: torch.device | str | None = None, *,
+                 flag: str = "--class") -> torch.Tensor | None:
+    """The labels of ``n`` images of a class-conditional run named by ``class_name``: a class name (every image
+    that class), ``"all"`` (image k gets class k mod C) or None (no labels).
+
+    Raises:
+        UserError: a name for an unconditional run, or one the run does not have (``flag`` names the option).
+    """
+    num_classes = loaded.num_classes
+    if class_name is None:
+        return None
+    if num_classes == 0:
+        raise UserError(f"{flag} needs a class-conditional run (trained with --class-cond)")
+    if class_name == "all":
+        return torch.arange(n, device=device) % num_classes
+    names = loaded.classes or [str(k) for k in range(num_classes)]
+    if class_name not in names:
+        raise UserError(f"{flag} {class_name!r} is not a class of this run; choose one of: {', '.join(names)}, all")
+    return torch.full((n,), names.index(class_name), device=device, dtype=torch.long)
+
+
 def _resolve_labels(loaded: LoadedRun, labels: Labels, n: int) -> torch.Tensor | None:
     if isinstance(labels, str):
         if labels != "balanced":
@@ -123,14 +150,14 @@ def to_classifier_labels(loaded: LoadedRun, classifier: LoadedRun, labels: torch
     return torch.tensor([index[names[v]] for v in labels.tolist()], dtype=torch.long, device=labels.device)
 
 
-def classifier_class_labels(classifier: LoadedRun, class_name: str | None, n: int) -> torch.Tensor:
+def classifier_class_labels(classifier: LoadedRun, class_name: str | None, n: int, *, flag: str = "--class") -> torch.Tensor:
     """Labels to guide an unconditional run towards: the classifier's classes k mod K for image k
-    (``class_name`` None or ``"all"``), or every image the one named class."""
+    (``class_name`` None or ``"all"``), or every image the one named class (``flag``: the option the message names)."""
     names = classifier_classes(classifier)
     if class_name is None or class_name == "all":
         return torch.arange(n, dtype=torch.long) % len(names)
     if class_name not in names:
-        raise UserError(f"--class {class_name!r} is not a class of the classifier; choose one of: {', '.join(names)}, all")
+        raise UserError(f"{flag} {class_name!r} is not a class of the classifier; choose one of: {', '.join(names)}, all")
     return torch.full((n,), names.index(class_name), dtype=torch.long)
 
 

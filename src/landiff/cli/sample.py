@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from landiff.errors import UserError
-from landiff.generate import check_classifier, classifier_class_labels, to_classifier_labels
+from landiff.generate import check_classifier, class_labels, classifier_class_labels, default_steps, to_classifier_labels
 from landiff.grid import png_bytes, save_grid, to_uint8
 from landiff.metrics.provenance import provenance_for, sampling_precision
 from landiff.nets.dcgan import latents
@@ -58,7 +58,6 @@ from landiff.samplers import (
     DEFAULT_ETA,
     DEFAULT_SAMPLER,
     DEFAULT_SPACING,
-    DEFAULT_STEPS,
     KARRAS_RHO,
     PRECISIONS,
     SAMPLERS,
@@ -126,20 +125,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
     DEVICE.add_to(p)
     p.set_defaults(func=run)
-
-
-def _labels(run: LoadedRun, class_name: str | None, n: int, device: torch.device) -> torch.Tensor | None:
-    num_classes = run.num_classes
-    if class_name is None:
-        return None
-    if num_classes == 0:
-        raise UserError("--class needs a class-conditional run (trained with --class-cond)")
-    if class_name == "all":
-        return torch.arange(n, device=device) % num_classes
-    names = run.classes or [str(k) for k in range(num_classes)]
-    if class_name not in names:
-        raise UserError(f"--class {class_name!r} is not a class of this run; choose one of: {', '.join(names)}, all")
-    return torch.full((n,), names.index(class_name), device=device, dtype=torch.long)
 
 
 def validate_args(args: argparse.Namespace) -> None:
@@ -215,7 +200,7 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
     diffusion = loaded.diffusion
     if diffusion is None:  # not reached: run() sends GAN runs to _run_gan
         raise UserError(f"{args.run} is a GAN run; it has no diffusion sampler")
-    steps = args.steps if args.steps is not None else (250 if sampler == "ddpm" else DEFAULT_STEPS)
+    steps = args.steps if args.steps is not None else default_steps(sampler)
     spacing = args.spacing or DEFAULT_SPACING[sampler]
     _refuse_inapplicable(args, sampler, spacing)
     precision = resolve_sampling_precision(args.precision, next(loaded.ema_model.parameters()).device)
@@ -225,7 +210,7 @@ def _run_diffusion(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> i
     device = next(net.parameters()).device
     classifier = _load_classifier(args, device)
     unconditional_guided = classifier is not None and loaded.num_classes == 0  # --class names the classifier's class
-    labels = None if unconditional_guided else _labels(loaded, args.class_name, args.n, device)
+    labels = None if unconditional_guided else class_labels(loaded, args.class_name, args.n, device)
     steer = _classifier_guidance(args, loaded, classifier, labels, device)
     if args.guidance != 1.0:
         if labels is None:
@@ -333,7 +318,7 @@ def _run_gan(args: argparse.Namespace, loaded: LoadedRun, dist: Dist) -> int:
     model = loaded.model if args.no_ema else loaded.ema_model
     device = next(model.parameters()).device
     class_name = args.class_name or ("all" if loaded.num_classes else None)  # a conditional G needs labels
-    labels = _labels(loaded, class_name, args.n, device)
+    labels = class_labels(loaded, class_name, args.n, device)
     out = Path(args.out) if args.out else Path(loaded.checkpoint).parent.parent / "samples" / "gan"
     g, res = loaded.config.gan, loaded.config.resolution
     _check_before_sampling(args, out, dcgan_bytes(g.z_dim, g.ngf, g.ndf, res, args.batch, training=False),
