@@ -3,7 +3,8 @@
 An :class:`Spec` describes one command-line option: its name, kind, range or choices, unit, default
 and a one-line help. Commands declare their argparse arguments from specs (:meth:`Spec.add_to`), so
 the ``--help`` texts are generated from the same record that checks the value: the range stated in
-the help is the range enforced. A bad value is refused while parsing, as one line naming the option
+the help is the range enforced. ``docs/cli.md`` and the README's command table are rendered from the
+same records (``python -m landiff.cli.docs``). A bad value is refused while parsing, as one line naming the option
 and what it accepts (``landiff: error: sample: argument --n: must be an integer >= 1, got '0'``).
 
 The checks that need more than the text of one option (a folder that must be writable, a device
@@ -31,7 +32,7 @@ import torch
 from landiff.errors import UserError
 
 SEED_LIMIT = 2**63  # seeds are keyed into 64-bit generators (landiff.train.data_stream.keyed_seed)
-KINDS = ("int", "float", "str", "choice", "ints", "seed", "device", "path", "size")
+KINDS = ("int", "float", "str", "choice", "ints", "seed", "device", "path", "size", "switch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,9 +45,11 @@ class Spec:
             ``choice`` one of ``choices``, ``ints`` comma-separated integers, ``seed`` an integer in
             [0, 2**63), ``device`` cpu|cuda|cuda:N|mps (checked against this machine), ``path`` a
             non-empty path (existence is checked by the command, which knows input from output),
-            ``size`` R or HxW pixels.
-        help: one line saying what the option does (never empty; the range and default are appended).
-        default: the value when the option is left out (None: decided by the command).
+            ``size`` R or HxW pixels, ``switch`` an on/off flag without a value (argparse's store_true).
+        help: one line saying what the option does (never empty; the range, unit and default are appended).
+        default: the value when the option is left out (None: decided by the command; say how in
+            ``default_text``). A switch's default is False or None (None: "not given", for commands
+            that tell a given switch from the recipe's value).
         low, high: inclusive bounds of a number (None: unbounded); ``high_open`` makes ``high``
             exclusive, as runs/config.py validate() does for its rates: [low, high).
         low_open: makes ``low`` exclusive (a number > low).
@@ -58,6 +61,10 @@ class Spec:
         details: longer explanation (optional; for documentation generated from the specs).
         allow_empty: an empty text is a value (e.g. ``--sweep ''`` for no sweep).
         nargs: argparse's nargs of a positional argument (e.g. ``"*"`` or ``"+"``).
+        default_text: the default in words, shown instead of ``default`` (e.g. "the run's data" when the
+            command decides it, or a recipe's value for ``landiff train``).
+        default_label: the words before the default in the help: "default", or the name of the recipe
+            the value comes from (``train --preset dcgan --help`` shows "dcgan: 0.0002").
     """
 
     name: str
@@ -76,6 +83,8 @@ class Spec:
     details: str = ""
     nargs: str | None = None
     allow_empty: bool = False
+    default_text: str = ""
+    default_label: str = "default"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -84,6 +93,8 @@ class Spec:
             raise ValueError(f"option {self.name}: every option needs a help line")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"option {self.name}: a choice needs choices")
+        if self.kind == "switch" and (self.positional or self.default not in (None, False)):
+            raise ValueError(f"option {self.name}: a switch is a --flag that is off unless given")
 
     @property
     def positional(self) -> bool:
@@ -96,6 +107,8 @@ class Spec:
     # ------------------------------------------------------------------ parsing
     def accepts(self) -> str:
         """What the option accepts, in words (used in errors and in the help)."""
+        if self.kind == "switch":
+            return "no value (a switch)"
         if self.kind == "seed":
             return "an integer >= 0 and < 2**63"
         if self.kind == "choice":
@@ -145,6 +158,8 @@ class Spec:
     def parse(self, text: object) -> Any:
         """The typed value of ``text``; raises ValueError with a message without the flag name."""
         value: Any
+        if self.kind == "switch":
+            raise ValueError("takes no value")
         if not isinstance(text, str):
             value = text  # a default given already typed
         elif "\x00" in text or (not text.strip() and not self.allow_empty):
@@ -197,22 +212,42 @@ class Spec:
             raise UserError(f"{self.name} {err}") from None
 
     # ------------------------------------------------------------------ argparse
+    @property
+    def required_always(self) -> bool:
+        """The option must be given (a required flag or positional, or a positional of one or more values)."""
+        return self.required or (self.positional and self.nargs == "+")
+
+    def shown_default(self) -> str:
+        """The default as the help and docs/cli.md show it ("" for an option that must be given)."""
+        if self.required_always:
+            return ""
+        if self.default_text:
+            return self.default_text
+        if self.kind == "switch":
+            return "off"
+        return "" if self.default is None else show_value(self.default)
+
     def help_text(self) -> str:
         """The help line shown by ``--help``: the help, what is accepted, the unit and the default."""
-        parts = [self.help.rstrip(".")]
         extra = []
-        if self.kind in ("int", "float", "seed", "ints", "size") or (self.kind == "choice" and self.metavar):
-            extra.append(self.accepts())
+        if self.kind in ("int", "float", "seed", "ints", "size") or (self.kind == "choice" and (self.metavar or self.positional)):
+            extra.append(self.accepts())  # a choice's words are in its {a,b} placeholder unless it has another
         if self.unit:
             extra.append(f"unit: {self.unit}")
-        if self.default is not None and not isinstance(self.default, bool):
-            extra.append(f"default {self.default}")
-        text = parts[0] + (f" ({'; '.join(extra)})" if extra else "")
+        if self.shown_default():
+            extra.append(f"{self.default_label}: {self.shown_default()}")
+        text = self.help.rstrip(".") + (f" ({'; '.join(extra)})" if extra else "")
         return text.replace("%", "%%")
 
     def add_to(self, parser: argparse.ArgumentParser, **changes: Any) -> argparse.Action:
         """Declares this option on ``parser`` (with ``changes`` applied to the spec first)."""
         spec = self.but(**changes) if changes else self
+        if spec.kind == "switch":
+            switch: dict[str, Any] = {"dest": spec.dest} if spec.dest else {}
+            action = parser.add_argument(spec.name, action="store_true", default=spec.default, help=spec.help_text(),
+                                         **switch)
+            action.spec = spec  # type: ignore[attr-defined]
+            return action
         kwargs: dict[str, Any] = {"type": _Parser(spec), "help": spec.help_text(),
                                   "metavar": spec.metavar or _METAVARS.get(spec.kind, "X")}
         if spec.kind == "choice" and not spec.metavar:
@@ -253,12 +288,28 @@ class _Parser:
 
 
 def _num(value: float | None) -> str:
-    """A bound as written in messages: integers without a decimal point (1000000000, not 1e+09)."""
+    """A bound as written in messages: integers without a decimal point, powers of ten from 10^6 as such
+    (1000, 10^9, 65536; not 1e+09)."""
     if value is None:
         return "?"
     if isinstance(value, int) or (math.isfinite(value) and value == int(value) and abs(value) < 1e15):
-        return str(int(value))
+        number = int(value)
+        power = len(str(abs(number))) - 1
+        return f"{'-' if number < 0 else ''}10^{power}" if power >= 6 and abs(number) == 10**power else str(number)
     return f"{value:g}"
+
+
+def show_value(value: Any) -> str:
+    """A default as the help shows it: on/off, 0.0002 (not 2e-04), 1,2,2 for a tuple, '' for empty text."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return ",".join(show_value(v) for v in value) or "''"
+    if value == "":
+        return "''"
+    return str(value)
 
 
 def _to_int(text: str) -> int | None:
@@ -269,7 +320,7 @@ def _to_int(text: str) -> int | None:
 
 
 def spec_of(action: argparse.Action) -> Spec | None:
-    """The spec an argparse action was declared from (None for switches and --help)."""
+    """The spec an argparse action was declared from (None for --help and options declared without one)."""
     return getattr(action, "spec", None)
 
 
@@ -518,7 +569,8 @@ def dcgan_bytes(z_dim: int, ngf: int, ndf: int, resolution: int, batch: int, tra
 
 
 # ---------------------------------------------------------------------- options several commands share
-DEVICE = Spec("--device", "device", "where to compute: cpu, cuda, cuda:N or mps (default: cuda when available)")
+DEVICE = Spec("--device", "device", "where to compute: cpu, cuda, cuda:N or mps",
+              default_text="cuda when available, else cpu")
 SEED = Spec("--seed", "seed", "seed of every random choice", default=0)
 N_IMAGES = Spec("--n", "int", "number of images", low=1, unit="images")
 BATCH = Spec("--batch", "int", "images per network batch", low=1, unit="images")

@@ -27,36 +27,43 @@ from landiff.workflows.pairing import DEFAULT_GANS, train_entrants
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("compare", help="evaluate runs with one protocol (optionally train the diffusion "
-                              "default and GANs first)")
-    Spec("runs", "path", "run directories", nargs="*").add_to(p)
+    p = subparsers.add_parser(
+        "compare", help="evaluate runs with one protocol (optionally train the diffusion default and GANs first)",
+        description="evaluate runs with one protocol (same reference, seeds, sample count), sweep samplers × steps; "
+                    "`--train` first trains the diffusion default and each GAN preset for the same time; "
+                    "`RUN --classifier CLF --clean-classifier CLEAN` sweeps both kinds of guidance")
+    Spec("runs", "path", "run directories to evaluate", nargs="*", metavar="RUN",
+         default_text="none (then --train must make them)").add_to(p)
     N_IMAGES.add_to(p, default=256, help="images per run and reference images")
     SEED.add_to(p, help="seeds of the samples (seed..seed+n-1) and of the metrics")
-    Spec("--ref", "str", "reference images (default: the first run's data, held-out split for synthetic)").add_to(p)
-    Spec("--heldout", "str", "held-out images for the memorisation ratio (needed for folders)").add_to(p)
-    Spec("--sampler", "choice", "diffusion sampler for the main samples (default: landiff sample's)",
+    Spec("--ref", "str", "reference images: 'synthetic', an image folder, a prepared dataset or B.npz",
+         default_text="the first run's data (synthetic: its held-out split)").add_to(p)
+    Spec("--heldout", "str", "held-out images for the memorisation ratio (needed for folders)",
+         default_text="synthetic: its held-out split; folders: none").add_to(p)
+    Spec("--sampler", "choice", "diffusion sampler for the main samples (landiff sample's default)",
          default=DEFAULT_SAMPLER, choices=SAMPLERS).add_to(p)
     STEPS.add_to(p, default=DEFAULT_STEPS, help="its network evaluations")
     Spec("--precision", "choice", "sampling precision of diffusion runs: auto (bf16 autocast where the device has "
          "native bf16), fp32 or bf16", default="auto", choices=PRECISIONS).add_to(p)
     Spec("--sweep", "str", "samplers x steps for diffusion runs, e.g. 'ddim:10,50;dpm++:5,10,20' ('' for none)",
-         metavar="SPEC", allow_empty=True).add_to(p)
-    N_IMAGES.add_to(p, name="--sweep-n", help="images per sweep point (default --n)")
+         metavar="SPEC", allow_empty=True, default_text=_sweep_text()).add_to(p)
+    N_IMAGES.add_to(p, name="--sweep-n", help="images per sweep point", default_text="--n")
     REPEATS.add_to(p)
     Spec("--guidance", "float", default=1.0, low=0.0, help="classifier-free guidance scale w for class-conditional "
                    "diffusion runs (1 = plain conditional; recorded in summary.json)").add_to(p)
-    Spec("--inception", "path", "FID Inception weights (.safetensors); see landiff weights").add_to(p)
+    Spec("--inception", "path", "FID Inception weights (.safetensors); see landiff weights",
+         default_text="$LANDIFF_INCEPTION, then ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors").add_to(p)
     Spec("--ema-length", "float", "diffusion runs trained with --posthoc-ema: evaluate the post-hoc EMA of this "
-         "relative length sigma_rel (EDM2), recorded in every record's provenance; 0 = the fixed-decay EMA "
-         "(default: each run's own length, 0.1 for the tiny preset)", low=0.0, high=0.25).add_to(p)
-    p.add_argument("--train", action="store_true", help="first train a diffusion model (tiny) and the --gans on --data")
+         "relative length sigma_rel (EDM2), recorded in every record's provenance; 0 = the fixed-decay EMA",
+         low=0.0, high=0.25, default_text="each run's own length (tiny: 0.1)").add_to(p)
+    Spec("--train", "switch", "first train a diffusion model (tiny) and the --gans on --data").add_to(p)
     Spec("--data", "str", "data for --train", default="synthetic").add_to(p)
     Spec("--minutes", "float", "training budget for --train, shared equally by the entrants (diffusion and each "
          "GAN get the same training time)", default=20.0, low=0.0, low_open=True, high=24 * 60,
          unit="minutes").add_to(p)
-    Spec("--gans", "str", "GAN presets --train trains beside the diffusion model, comma-separated "
-         f"(default: {','.join(DEFAULT_GANS)})", metavar="PRESETS").add_to(p)
-    Spec("--resolution", "int", "resolution for --train", default=32, low=8, unit="px").add_to(p)
+    Spec("--gans", "str", "GAN presets --train trains beside the diffusion model, comma-separated", metavar="PRESETS",
+         default_text=",".join(DEFAULT_GANS)).add_to(p)
+    Spec("--resolution", "int", "image size of the runs --train trains", default=32, low=8, unit="px").add_to(p)
     OUT_DIR.add_to(p, default="runs/compare", help="where --train puts its runs (diffusion/ and one per GAN preset)")
     _register_guidance(p)
     p.set_defaults(func=run)
@@ -70,18 +77,26 @@ def _register_guidance(p: argparse.ArgumentParser) -> None:
     scales = ",".join(f"{s:g}" for s in DEFAULT_SCALES)
     Spec("--clean-classifier", "path", "classifier run trained on clean images (landiff train --model classifier --noise "
          "none) that judges class consistency; giving it runs the guidance sweep of the one RUN after the compare, "
-         "into RUN/compare/guidance.json", metavar="CLEAN_RUN").add_to(p)
+         "into RUN/compare/guidance.json", metavar="CLEAN_RUN", default_text="none: no guidance sweep").add_to(p)
     Spec("--classifier", "path", "noisy classifier run (landiff train --model classifier --noise schedule) whose "
          "gradient guides RUN: adds the classifier guidance line (scale s) to the sweep; without it only "
          "classifier-free guidance (scale w) is swept",
-         metavar="NOISY_RUN").add_to(p)
+         metavar="NOISY_RUN", default_text="none").add_to(p)
     Spec("--guidance-scales", "str", "guidance scales of the sweep, comma-separated numbers >= 0, used as s for "
          "classifier guidance (s = 0 unguided) and as w for classifier-free guidance (w = 1 plain conditional, "
-         f"w = 0 unconditional); at most {MAX_POINTS} points in all (default {scales})", metavar="S,S,...").add_to(p)
+         f"w = 0 unconditional); at most {MAX_POINTS} points in all", metavar="S,S,...", default_text=scales).add_to(p)
     N_IMAGES.add_to(p, name="--guidance-n", low=2, help="images per guidance point, the same seeds at every point, "
-                    "balanced over the classes (default 256)")
-    p.add_argument("--guidance-only", action="store_true", help="run only the guidance sweep (needs --clean-classifier): "
-                   "skips the normal compare, e.g. to re-sweep with other --guidance-scales")
+                    "balanced over the classes", default_text="256")
+    Spec("--guidance-only", "switch", "run only the guidance sweep (needs --clean-classifier): skips the normal compare, "
+         "e.g. to re-sweep with other --guidance-scales").add_to(p)
+
+
+def _sweep_text() -> str:
+    """:data:`DEFAULT_SWEEP` written as ``--sweep`` takes it (sampler:steps,steps;…)."""
+    steps: dict[str, list[str]] = {}
+    for sampler, count in DEFAULT_SWEEP:
+        steps.setdefault(sampler, []).append(str(count))
+    return ";".join(f"{sampler}:{','.join(counts)}" for sampler, counts in steps.items())
 
 
 def guidance_from(args: argparse.Namespace, runs: list[str]) -> GuidanceOptions | None:

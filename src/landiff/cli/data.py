@@ -8,7 +8,8 @@ from landiff.cli import data_folder, data_synth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="make, check and prepare datasets")
+    parser = subparsers.add_parser("data", help="make, check and prepare datasets",
+                                   description="built-in landscapes to PNGs; folder health report; decode-once cache")
     data_sub = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     # Each submodule adds its own sub-commands (synth; check, prepare).
 

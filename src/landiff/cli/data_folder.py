@@ -45,19 +45,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     Spec("path", "path", "image folder (searched recursively)", required=True).add_to(parser)
     Spec("--max-pixels", "int", "refuse images above this many pixels as decompression bombs",
          default=DEFAULT_MAX_PIXELS, low=1, unit="pixels").add_to(parser)
-    Spec("--workers", "int", "decoding threads (default: CPU count, max 16)", low=1, high=256).add_to(parser)
+    Spec("--workers", "int", "threads that decode the images", low=1, high=256, unit="threads",
+         default_text="the CPU count, at most 16").add_to(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``check`` and ``prepare`` to ``landiff data``."""
     check = subparsers.add_parser("check", help="health report of an image folder (no training)")
     _common(check)
-    Spec("--size", "size", "target size R or HxW: counts upscaled images").add_to(check)
+    Spec("--size", "size", "target size R or HxW: also count the images smaller than it (they would be upscaled)",
+         default_text="none (no upscale count)").add_to(check)
     check.set_defaults(func=_check)
 
     prepare = subparsers.add_parser("prepare", help="decode an image folder once into a memory-mapped cache")
     _common(prepare)
     Spec("--size", "size", "output size R or HxW (height x width)", required=True).add_to(prepare)
     OUT_DIR.add_to(prepare, required=True, help="directory to write (images.npy, labels.npy, manifest.json)")
-    prepare.add_argument("--class-cond", action="store_true", help="label images by their first-level subfolder")
+    Spec("--class-cond", "switch", "label images by their first-level subfolder (labels.npy)").add_to(prepare)
     prepare.set_defaults(func=_prepare)

@@ -56,11 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     OUT_DIR.add_to(parser, required=True, help="directory to create (or a previous synth output)")
     Spec("--n", "int", "number of images", required=True, low=1, high=HELDOUT_OFFSET, unit="images").add_to(parser)
     Spec("--size", "int", "image size", required=True, low=8, high=MAX_SIZE, unit="px").add_to(parser)
-    Spec("--classes", "str", "comma-separated subset, e.g. day,snow (default: all four)").add_to(parser)
+    Spec("--classes", "str", "comma-separated subset of the classes, e.g. day,snow",
+         default_text="all: " + ",".join(CLASSES)).add_to(parser)
     SEED.add_to(parser, help="dataset seed")
-    Spec("--split", "choice", "heldout uses generator indices 10^9 + k, disjoint from training images",
+    Spec("--split", "choice", "train, or heldout: generator indices 10^9 + k, disjoint from the training images",
          default="train", choices=("train", "heldout")).add_to(parser)
-    Spec("--label-by", "choice", "what the class folders are: class (default: the palettes day, sunset, night, snow) or "
+    Spec("--label-by", "choice", f"what the class folders are: class (the palettes {', '.join(CLASSES)}) or "
          f"layout ({', '.join(LAYOUT_CLASSES)}: a lake or not x the horizon above or below the middle of its range; "
          "every palette in every class, the harder split for guidance)", default="class", choices=LABEL_BY).add_to(parser)
     parser.set_defaults(func=_synth)

@@ -15,10 +15,15 @@ from landiff.workflows.demo import run_demo, summary_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="train diffusion and a DCGAN on built-in landscapes, compare them, write a report")
-    Spec("--minutes", "float", "total time budget", default=10.0, low=0.2, high=24 * 60, unit="minutes").add_to(p)
+    p = subparsers.add_parser(
+        "demo", help="train diffusion and a DCGAN on built-in landscapes, compare them, write a report",
+        description="train a small diffusion model and a DCGAN on the built-in landscapes, sample, measure and write a "
+                    "side-by-side report")
+    Spec("--minutes", "float", "total time budget, shared by the two trainings, sampling and the metrics", default=10.0,
+         low=0.2, high=24 * 60, unit="minutes").add_to(p)
     OUT_DIR.add_to(p, default="runs/demo", help="where the runs and the report go")
-    Spec("--resolution", "choice", "image size in px", default="32", choices=("32", "64")).add_to(p)
+    Spec("--resolution", "choice", "image size of the data and both models", default="32", choices=("32", "64"),
+         unit="px").add_to(p)
     p.set_defaults(func=run)
 
 

@@ -73,15 +73,17 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a run (nll, …)")
+    parser = subparsers.add_parser("eval", help="evaluate a run (nll, …)",
+                                   description="metrics from runs or sample files, appended to `RUN/metrics-<name>.jsonl`")
     sub = parser.add_subparsers(dest="eval_command", metavar="METRIC")
     p = sub.add_parser("nll", help="negative log-likelihood bound in bits/dim on held-out images")
     RUN.add_to(p, required=True, help="run directory (the record is appended to RUN/metrics-nll.jsonl)")
-    Spec("--data", "str", "held-out data (default: the run's data; synthetic uses its held-out split)").add_to(p)
+    Spec("--data", "str", "held-out images: 'synthetic', an image folder or a prepared dataset",
+         default_text="the run's data (synthetic: its held-out split)").add_to(p)
     N_IMAGES.add_to(p, default=64)
     BATCH.add_to(p, default=16, help="images per batch")
     SEED.add_to(p, help="seed of the forward-process noise")
-    p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA")
+    Spec("--no-ema", "switch", "evaluate the raw weights instead of the EMA").add_to(p)
     DEVICE.add_to(p)
     p.set_defaults(func=run_nll)
     _register_metrics(sub)
@@ -225,11 +227,11 @@ def _is_int(value: object, low: int) -> bool:
 
 
 def _add_sample_options(p: argparse.ArgumentParser, n_default: int | None) -> None:
-    Spec("--samples", "path", "samples.npz, a sample directory or a folder of PNGs "
-         "(default with --run: the newest RUN/samples/*/samples.npz)").add_to(p)
-    RUN.add_to(p, help="run directory: default samples and reference; appends "
-               "the result to RUN/metrics-<name>.jsonl (without it the result is only printed)")
-    N_IMAGES.add_to(p, default=n_default, help=f"use the first N samples{'' if n_default else ' (default all)'}")
+    Spec("--samples", "path", "samples.npz, a sample directory or a folder of PNGs",
+         default_text="with --run, the newest RUN/samples/*/samples.npz").add_to(p)
+    RUN.add_to(p, help="run directory: default samples and reference; appends the result to RUN/metrics-<name>.jsonl",
+               default_text="none: the result is only printed")
+    N_IMAGES.add_to(p, default=n_default, help="use the first N samples", default_text="" if n_default else "all")
     SEED.add_to(p, help="seed of every random choice of the metric")
 
 
@@ -237,36 +239,42 @@ def _register_metrics(sub: argparse._SubParsersAction) -> None:
     for name, text in _METRICS.items():
         p = sub.add_parser(name, help=text)
         _add_sample_options(p, 512)
-        Spec("--ref", "str", "reference: 'synthetic' (built-in held-out landscapes), an "
-             "image folder, a prepared dataset or B.npz (default with --run: the run's data); as many "
-             "reference images as samples are used").add_to(p)
+        Spec("--ref", "str", "reference: 'synthetic' (built-in held-out landscapes), an image folder, a prepared "
+             "dataset or B.npz; as many reference images as samples are used",
+             default_text="with --run, the run's data").add_to(p)
         REPEATS.add_to(p)
         if name != "swd":
-            Spec("--inception", "path", "FID Inception weights (.safetensors); default "
-                 "$LANDIFF_INCEPTION, then ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors."
-                 " Without weights the metric prints 'unavailable: …' and exits 1").add_to(p)
+            Spec("--inception", "path", "FID Inception weights (.safetensors), e.g. from landiff weights "
+                 "import-inception, which writes ~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors."
+                 " Without weights the metric prints 'unavailable: …' and exits 1",
+             default_text="$LANDIFF_INCEPTION, then that file").add_to(p)
             BATCH.add_to(p, default=50, help="images per Inception batch")
             DEVICE.add_to(p)
         if name == "kid":
-            Spec("--subsets", "int", "random subsets", default=100, low=1).add_to(p)
-            Spec("--subset-size", "int", "vectors per subset, at most n", default=1000, low=2).add_to(p)
+            Spec("--subsets", "int", "random subsets of the feature vectors the KID is averaged over", default=100,
+                 low=1).add_to(p)
+            Spec("--subset-size", "int", "feature vectors per subset (at most --n)", default=1000, low=2,
+                 unit="images").add_to(p)
         if name == "pr":
-            Spec("--k", "int", "neighbour rank of the manifold radii", default=3, low=1).add_to(p)
+            Spec("--k", "int", "the k-th nearest neighbour's distance is each feature's manifold radius (Kynkaanniemi "
+                 "et al. 2019)", default=3, low=1).add_to(p)
         p.set_defaults(func=run_metric, metric=name)
     p = sub.add_parser("memorization", help="flag samples that copy a training image (nearest train vs held-out)")
     _add_sample_options(p, None)
-    Spec("--train", "str", "training images: 'synthetic', a folder, prepared dataset or "
-         ".npz (default with --run: the run's data)").add_to(p)
-    Spec("--heldout", "str", "held-out real images never trained on (default for "
-         "synthetic: the synthetic held-out split)").add_to(p)
-    Spec("--n-train", "int", "synthetic: training images the model saw "
-         "(default with --run: its synthetic_n); folders: all", low=1, unit="images").add_to(p)
-    Spec("--n-heldout", "int", "held-out images (default: as many as training)", low=1, unit="images").add_to(p)
-    Spec("--ratio", "float", "flag when d_train/d_heldout < this (default 1/3)", low=0.0, low_open=True).add_to(p)
-    Spec("--max-distance", "float", "and d_train < this RMS distance in [0, 1] units at 16x16",
+    Spec("--train", "str", "training images: 'synthetic', a folder, prepared dataset or .npz",
+         default_text="with --run, the run's data").add_to(p)
+    Spec("--heldout", "str", "held-out real images never trained on",
+         default_text="for synthetic, the synthetic held-out split").add_to(p)
+    Spec("--n-train", "int", "synthetic: the training images the model saw; folders: all", low=1, unit="images",
+         default_text="with --run, its synthetic_n").add_to(p)
+    Spec("--n-heldout", "int", "held-out images", low=1, unit="images", default_text="as many as training").add_to(p)
+    Spec("--ratio", "float", "flag a sample when d_train/d_heldout (distance to its nearest training image over that "
+         "to its nearest held-out image) is below this", low=0.0, low_open=True,
+         default_text=f"{RATIO_THRESHOLD:.4g}").add_to(p)
+    Spec("--max-distance", "float", "and d_train is below this RMS distance at 16x16, pixel values in [0, 1]",
          default=DISTANCE_THRESHOLD, low=0.0, low_open=True).add_to(p)
-    Spec("--pairs", "path", "PNG of the 16 closest samples beside their nearest training "
-         "image (default with --run: RUN/memorization-pairs.png)").add_to(p)
+    Spec("--pairs", "path", "PNG of the 16 closest samples beside their nearest training image",
+         default_text="with --run, RUN/memorization-pairs.png; else none").add_to(p)
     p.set_defaults(func=run_memorization, ratio=RATIO_THRESHOLD, metric="memorization")
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from landiff import __version__
+from landiff.cli.train_options import describe_recipe
 from landiff.errors import UserError
 
 # Command modules, in the order they appear in --help.
@@ -49,7 +50,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"landiff: error: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``landiff`` parser, with every command's options.
+
+    ``argv`` is the command line it is about to parse: ``train``'s help then states the defaults of the
+    recipe that line chooses (``train --preset dcgan --help``); without it, the default recipe's (tiny).
+    """
     parser = OneLineParser(
         prog="landiff",
         description="Train, sample, evaluate and compare diffusion models and a DCGAN baseline.",
@@ -58,14 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    if list(argv[:1]) == ["train"]:
+        describe_recipe(subparsers.choices["train"], argv[1:])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:  # `torchrun … -m landiff -- train …` may pass the separator on
         argv = argv[1:]
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a refused option (already printed as one line)

@@ -19,9 +19,10 @@ from landiff.options import Spec
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``presets``."""
-    parser = subparsers.add_parser("presets", help="list the network presets and their parameter counts")
+    parser = subparsers.add_parser("presets", help="list the network presets and their parameter counts",
+                                   description="network presets and their parameter counts")
     Spec("name", "choice", "show every field of this preset as JSON", choices=tuple(PRESETS),
-         metavar="NAME").add_to(parser)
+         metavar="NAME", default_text="none: the table of all presets").add_to(parser)
     parser.set_defaults(func=run)
 
 

@@ -15,7 +15,8 @@ from landiff.report import build_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="write the HTML + Markdown comparison report of runs")
+    parser = subparsers.add_parser("report", help="write the HTML + Markdown comparison report of runs",
+                                   description="self-contained `report.html` + `report.md` from run directories")
     Spec("runs", "path", "run directories (made by landiff train; landiff compare adds the metrics)", nargs="+",
          metavar="RUN").add_to(parser)
     OUT_DIR.add_to(parser, required=True, help="report folder: report.html, report.md, PNGs")

@@ -58,6 +58,7 @@ from landiff.samplers import (
     DEFAULT_ETA,
     DEFAULT_SAMPLER,
     DEFAULT_SPACING,
+    DEFAULT_STEPS,
     KARRAS_RHO,
     PRECISIONS,
     SAMPLERS,
@@ -80,23 +81,30 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("sample", help="draw images from a trained run")
-    RUN.add_to(p, help="run directory (latest checkpoint)")
-    Spec("--ckpt", "path", "a checkpoint file instead of --run").add_to(p)
-    OUT_DIR.add_to(p, help="output directory (default RUN/samples/<sampler>-<steps>)")
+    p = subparsers.add_parser(
+        "sample", help="draw images from a trained run",
+        description="images from fixed seeds (image i uses seed S+i at any batch size), a grid and a `samples.npz`; "
+                    "optionally classifier-guided")
+    RUN.add_to(p, help="run directory: its latest checkpoint", default_text="none: give --run or --ckpt")
+    Spec("--ckpt", "path", "a checkpoint file (RUN/checkpoints/step-N.safetensors) instead of --run's latest",
+         default_text="--run's latest").add_to(p)
+    OUT_DIR.add_to(p, help="output directory", default_text="RUN/samples/<sampler>-<steps> (RUN/samples/gan for a GAN)")
     N_IMAGES.add_to(p, default=16)
     BATCH.add_to(p, default=16)
-    Spec("--sampler", "choice", "dpm++sde (the default: DPM-Solver++(2M) SDE on karras levels, the one setting within "
-         "1.15x of the best SWD at up to 1000 evaluations on all three measured models; benchmarks/RESULTS.md), "
-         "dpm++, heun (EDM, with --churn), ddim or ddpm (ancestral); not used by GAN runs",
-         choices=tuple(SAMPLERS)).add_to(p)
-    STEPS.add_to(p, help="network evaluations (default 20; 250 for ddpm); heun uses (STEPS+1)//2 noise levels")
-    Spec("--spacing", "choice", "timestep spacing (default: per sampler; karras for dpm++sde and heun, logsnr for dpm++)",
-         choices=tuple(SPACINGS)).add_to(p)
-    Spec("--rho", "float", "rho of the karras spacing (EDM eq. 5; default 7)", low=0.0, low_open=True).add_to(p)
+    Spec("--sampler", "choice", "dpm++sde (DPM-Solver++(2M) SDE on karras levels, the one setting within 1.15x of the "
+         "best SWD at up to 1000 evaluations on all three measured models; benchmarks/RESULTS.md), dpm++, heun (EDM, "
+         "with --churn), ddim or ddpm (ancestral); not used by GAN runs", choices=tuple(SAMPLERS),
+         default_text=DEFAULT_SAMPLER).add_to(p)
+    STEPS.add_to(p, help="network evaluations; heun uses (STEPS+1)//2 noise levels",
+                 default_text=f"{DEFAULT_STEPS}; 250 for ddpm")
+    Spec("--spacing", "choice", "which timesteps (noise levels) the steps visit", choices=tuple(SPACINGS),
+         default_text="per sampler: " + ", ".join(f"{s} {v}" for s, v in DEFAULT_SPACING.items())).add_to(p)
+    Spec("--rho", "float", "rho of the karras spacing (EDM eq. 5)", low=0.0, low_open=True,
+         default_text=f"{KARRAS_RHO:g}").add_to(p)
     # DDIM (Song et al. 2021, eq. 16): eta in [0, 1] goes from deterministic DDIM to DDPM's variance.
-    Spec("--eta", "float", "ddim: eta (default 0 = deterministic, 1 = DDPM's variance); dpm++sde: the share of the "
-         "SDE's noise (default 1 = the SDE)", low=0.0, high=1.0).add_to(p)
+    Spec("--eta", "float", "ddim: eta (0 = deterministic, 1 = DDPM's variance); dpm++sde: the share of the SDE's noise "
+         "(1 = the SDE)", low=0.0, high=1.0,
+         default_text=", ".join(f"{s} {v:g}" for s, v in DEFAULT_ETA.items())).add_to(p)
     # EDM (Karras et al. 2022) Alg. 2: noise re-injected at levels S_tmin <= sigma <= S_tmax.
     Spec("--churn", "float", "heun: EDM's S_churn (0 = deterministic)", default=0.0, low=0.0).add_to(p)
     Spec("--churn-tmin", "float", "heun: lowest sigma that is churned (EDM's S_tmin)", default=Churn.s_tmin,
@@ -105,24 +113,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
          low=0.0).add_to(p)
     Spec("--churn-noise", "float", "heun: scale of the churn noise (EDM's S_noise)", default=Churn.s_noise, low=0.0,
          low_open=True).add_to(p)
-    Spec("--precision", "choice", "auto (default: bf16 autocast for the network where the device has native bf16, "
-         "measured 1.96x faster at the same SWD; else fp32), fp32 or bf16; the sampler's maths stays float32",
+    Spec("--precision", "choice", "auto (bf16 autocast for the network where the device has native bf16, measured "
+         "1.96x faster at the same SWD; else fp32), fp32 or bf16; the sampler's maths stays float32",
          default="auto", choices=PRECISIONS).add_to(p)
     SEED.add_to(p, help="image i uses seed SEED+i")
     Spec("--class", "str", "class name, or 'all' to cycle through classes; with --classifier on an unconditional run, "
-         "a class of the classifier (default all)", dest="class_name").add_to(p)
+         "a class of the classifier", dest="class_name",
+         default_text="none (a class-conditional GAN, or --classifier on an unconditional run: all)").add_to(p)
     Spec("--guidance", "float", "classifier-free guidance scale w (1 = conditional)", default=1.0, low=0.0).add_to(p)
     Spec("--classifier", "path", "classifier run directory (trained with `landiff train --model classifier`) whose "
-         "gradient steers every step towards --class (classifier guidance, ADM); diffusion runs only").add_to(p)
+         "gradient steers every step towards --class (classifier guidance, ADM); diffusion runs only",
+         default_text="none: unguided").add_to(p)
     Spec("--classifier-scale", "float", "classifier guidance scale s, a factor on grad log p(class | x_t) added to the "
-         "score (0 = unguided, 1 = the exact p(x | class) for a perfect classifier; ADM uses 1-10); needs --classifier "
-         "(default with it: 1)", low=0.0).add_to(p)
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+         "score (0 = unguided, 1 = the exact p(x | class) for a perfect classifier; ADM uses 1-10); needs --classifier",
+         low=0.0, default_text="1 with --classifier").add_to(p)
+    Spec("--no-ema", "switch", "use the raw weights instead of the EMA").add_to(p)
     Spec("--ema-length", "float", "a run trained with --posthoc-ema: sample the post-hoc EMA of this relative length "
-         "sigma_rel (EDM2; e.g. 0.05 to 0.2), reconstructed from its snapshots; 0 = the fixed-decay EMA "
-         "(default: the run's own length, 0.1 for the tiny preset)", low=0.0, high=0.25).add_to(p)
-    p.add_argument("--no-clip", action="store_true", help="do not clip predicted x0 to [-1, 1]")
-    p.add_argument("--denoise-strip", action="store_true", help="also write x_t / predicted x0 of sample 0 over the steps")
+         "sigma_rel (EDM2; e.g. 0.05 to 0.2), reconstructed from its snapshots; 0 = the fixed-decay EMA", low=0.0,
+         high=0.25, default_text="the run's own length (tiny: 0.1)").add_to(p)
+    Spec("--no-clip", "switch", "do not clip predicted x0 to [-1, 1]").add_to(p)
+    Spec("--denoise-strip", "switch", "also write denoise-strip.png: x_t and predicted x0 of sample 0 at about 8 of the "
+         "steps").add_to(p)
     DEVICE.add_to(p)
     p.set_defaults(func=run)
 

@@ -28,38 +28,52 @@ if TYPE_CHECKING:
 EXPERIMENT_CHOICES = ("all", "quality", "cost", "data-sensitivity", "hparam-stability", "seed-stability")
 
 
+def _mode_defaults() -> dict[str, str]:
+    """The defaults of the options the budget's mode decides, as the help shows them (timed; tiny)."""
+    timed, tiny = make_options(), make_options(budget="tiny")
+    names = ("images", "seeds", "n", "curve_n", "curve_points", "sample_steps")
+    return {name: f"{getattr(timed, name)}; --budget tiny: {getattr(tiny, name)}" for name in names}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="measure the diffusion-vs-GAN claims (quality, cost, data and "
-                                            "hyper-parameter sensitivity, seeds) with error bars")
-    Spec("experiment", "choice", "one experiment, or all (default); runs are shared between them", default="all",
+                                            "hyper-parameter sensitivity, seeds) with error bars",
+                              description="diffusion vs GAN: quality, cost, data sensitivity, hyper-parameter and seed "
+                                          "stability, with error bars and verdicts (docs/study.md)")
+    mode = _mode_defaults()
+    Spec("experiment", "choice", "one experiment, or all; runs are shared between them", default="all",
          choices=EXPERIMENT_CHOICES).add_to(p)
     Spec("--data", "str", "'synthetic' (built-in landscapes), an image folder or a prepared dataset",
          default="synthetic").add_to(p)
-    Spec("--budget", "str", "minutes for the whole default plan on a 2-core CPU (default 60), or 'tiny'",
-         default="60").add_to(p)
+    Spec("--budget", "str", "minutes for the whole default plan on a 2-core CPU, or 'tiny' (a minimal plan for "
+         "checks)", default="60", metavar="MINUTES|tiny").add_to(p)
     OUT_DIR.add_to(p, required=True, help="study folder (created; re-run to continue)")
     # The bounds are those landiff.workflows.study.options.validate enforces.
     Spec("--resolution", "int", "image size", default=32, low=16, unit="px").add_to(p)
-    Spec("--images", "int", "images in D (default 2000; tiny 32)", low=16, unit="images").add_to(p)
+    Spec("--images", "int", "images in D, the study's training set", low=16, unit="images",
+         default_text=mode["images"]).add_to(p)
     Spec("--fraction", "float", "share of D each D' changes", default=0.05, low=0.0, high=0.5,
          low_open=True).add_to(p)
-    Spec("--seeds", "int", "training seeds per family on D (default 3; tiny 2)", low=2).add_to(p)
-    N_IMAGES.add_to(p, low=4, help="samples per run and held-out reference images (default 256)")
-    N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point (default 128)")
+    Spec("--seeds", "int", "training seeds per family on D", low=2, default_text=mode["seeds"]).add_to(p)
+    N_IMAGES.add_to(p, low=4, help="samples per run and held-out reference images", default_text=mode["n"])
+    N_IMAGES.add_to(p, name="--curve-n", low=4, help="samples per quality-vs-compute point",
+                    default_text=mode["curve_n"])
     Spec("--curve-points", "int", "points on that curve: every seed run trains in this many stages, measured after "
-         "each (default 4)", low=1).add_to(p)
-    STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples (default 20)")
+         "each", low=1, default_text=mode["curve_points"]).add_to(p)
+    STEPS.add_to(p, name="--sample-steps", low=2, help="steps of the default sampler for diffusion samples",
+                 default_text=mode["sample_steps"])
     Spec("--ema-length", "float", "sample the diffusion runs with the post-hoc EMA of this relative length "
-         "sigma_rel (EDM2; default: the recipe's, 0.1 for tiny); 0 = their fixed-decay EMA", low=0.0, high=0.25).add_to(p)
-    Spec("--diffusion-preset", "choice", "recipe of the diffusion runs (default tiny; tiny-v1, iddpm-tiny, "
-         "ddpm-tiny or edm-tiny walk the lineage at the same net and optimiser)", default="tiny",
+         "sigma_rel (EDM2); 0 = their fixed-decay EMA", low=0.0, high=0.25,
+         default_text="the recipe's (tiny: 0.1)").add_to(p)
+    Spec("--diffusion-preset", "choice", "recipe of the diffusion runs (tiny-v1, iddpm-tiny, ddpm-tiny or edm-tiny "
+         "walk the lineage at the same net and optimiser)", default="tiny",
          choices=tuple(name for name in RECIPES if recipe(name).model == "diffusion")).add_to(p)
     Spec("--gans", "str", "the GANs each claim is tested against, comma-separated: "
-         f"{', '.join(GAN_FAMILIES)} or both (default: {','.join(GAN_FAMILIES)}); fewer GANs give the other runs more "
-         "of the budget", metavar="GANS").add_to(p)
+         f"{', '.join(GAN_FAMILIES)} or both; fewer GANs give the other runs more of the budget", metavar="GANS",
+         default_text=",".join(GAN_FAMILIES)).add_to(p)
     SEED.add_to(p, name="--data-seed", help="seed of the data selection and perturbations")
-    DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps (default: cuda when available)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan with estimated minutes and exit")
+    DEVICE.add_to(p, help="training device: cpu, cuda, cuda:N or mps")
+    Spec("--dry-run", "switch", "print the plan with estimated minutes and exit").add_to(p)
     p.set_defaults(func=run)
 
 

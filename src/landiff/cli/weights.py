@@ -19,13 +19,14 @@ from landiff.options import Spec, check_input_file, check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("weights", help="import weights you downloaded (FID Inception)")
+    parser = subparsers.add_parser("weights", help="import weights you downloaded (FID Inception)",
+                                   description="convert the FID Inception weights you downloaded to safetensors")
     sub = parser.add_subparsers(dest="weights_command", metavar="ACTION")
     p = sub.add_parser("import-inception", help="convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
                        "to safetensors")
     Spec("file", "path", "the .pth file you downloaded", required=True).add_to(p)
-    Spec("--out", "path", "output .safetensors (default "
-         "~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors)").add_to(p)
+    Spec("--out", "path", "the .safetensors file to write (eval fid, kid and pr find the default place themselves)",
+         default_text="~/.cache/landiff/inception/pt_inception-2015-12-05.safetensors").add_to(p)
     p.set_defaults(func=run_import_inception)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
