@@ -197,6 +197,7 @@ def base_argv(command: tuple[str, ...], w: dict[str, Path]) -> list[str]:
         ("compare",): [s(w["run"])],
         ("study",): ["--out", s(fresh(w, "study"))],
         ("report",): [s(w["run"]), "--out", s(fresh(w, "report"))],
+        ("runs",): [s(w["root"])],
         ("data", "synth"): ["--out", s(fresh(w, "synth")), "--n", "2", "--size", "8"],
         ("data", "check"): [s(w["images"])],
         ("data", "prepare"): [s(w["images"]), "--size", "8", "--out", s(fresh(w, "prepared"))],

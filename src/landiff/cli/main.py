@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "landiff.cli.compare",
     "landiff.cli.study",
     "landiff.cli.report",
+    "landiff.cli.runs",
     "landiff.cli.data",
     "landiff.cli.presets",
     "landiff.cli.weights",
