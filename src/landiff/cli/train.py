@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     Spec("--restart", "switch", "move the existing run aside (RUN/previous-*) and start over").add_to(p)
     Spec("--yes", "switch", "do not ask before --restart").add_to(p)
     Spec("--dry-run", "switch", "print the resolved config as JSON and exit").add_to(p)
+    Spec("--tensorboard", "switch", "also write TensorBoard event files to RUN/tensorboard (every stats.jsonl number, "
+         "the preview grids, the config; view with tensorboard --logdir RUN/tensorboard); needs pip install "
+         "'landiff[tensorboard]'; not stored in the run: pass it on each resume").add_to(p)
     p.set_defaults(func=run)
 
 
@@ -198,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     if args.restart:
         _confirm_restart(args)
     main_rank = env_dist().is_main
-    state = train(config, args.run, device=args.device, restart=args.restart, log=print if main_rank else _quiet)
+    state = train(config, args.run, device=args.device, restart=args.restart, log=print if main_rank else _quiet,
+                  tensorboard=args.tensorboard)
     if main_rank:
         done = f"done: step {state.step}" if state.step >= config.train_steps else (
             f"stopped at step {state.step} of {config.train_steps} (re-run the same command to continue)")

@@ -35,6 +35,7 @@ def train(
     restart: bool = False,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    tensorboard: bool = False,
 ) -> TrainState:
     """Trains (or resumes) the model family named by ``config.model``; returns the final counters.
 
@@ -45,13 +46,16 @@ def train(
         restart: move an existing run aside and start over.
         log: where one-line messages go (rank 0 only).
         stop_after: stop (with a checkpoint) after this many steps in this call; for tests of resume.
+        tensorboard: also write TensorBoard event files to ``RUN/tensorboard/`` (rank 0; needs the
+            ``tensorboard`` extra, refused before training without it). A choice of this invocation, not
+            part of the run's config: it changes no result, and a resume may turn it on or off.
 
     Raises:
-        UserError: bad config or run directory.
+        UserError: bad config or run directory; ``tensorboard`` without the tensorboard package.
         TrainingDiverged: ``max_consecutive_skips`` non-finite steps in a row (a :class:`UserError`).
     """
     loop = {"gan": gan_loop, "classifier": classifier_loop}.get(config.model, diffusion_loop)
-    with training_session(config, run_dir, device=device, restart=restart, log=log) as session:
+    with training_session(config, run_dir, device=device, restart=restart, log=log, tensorboard=tensorboard) as session:
         return loop(session, stop_after)
 
 
@@ -62,6 +66,7 @@ class TrainOptions(TypedDict, total=False):
     restart: bool
     log: Callable[[str], None]
     stop_after: int | None
+    tensorboard: bool
 
 
 def train_diffusion(config: TrainConfig, run_dir: str | Path, **options: Unpack[TrainOptions]) -> TrainState:

@@ -1,7 +1,7 @@
 """Pieces the training loops (diffusion, GAN, noisy classifier) share, so each loop can stay one readable function.
 
 - :func:`training_session`: process group (torchrun), data, run directory (rank 0 writes, under
-  a lock), signal handling; yields a :class:`Session`.
+  a lock), signal handling, the TensorBoard writer with ``tensorboard`` (rank 0); yields a :class:`Session`.
 - :func:`resume_state`: restores a checkpoint (if any) and drops stats lines the resume will redo.
 - :func:`clipped_step`: unscale, clip, skip non-finite losses/gradients on every rank, step.
 - :func:`set_learning_rate`: the step's learning rate on every parameter group.
@@ -47,6 +47,7 @@ from landiff.train.distributed import Dist, all_max, any_rank, main_first, proce
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
 from landiff.train.schedule import learning_rate
 from landiff.train.signals import GracefulStop
+from landiff.train.tensorboard import TensorBoardLog, open_tensorboard, require_tensorboard
 
 
 def memory_format(config: TrainConfig) -> torch.memory_format:
@@ -76,7 +77,9 @@ class Session:
     """One invocation of a trainer: its finalised config, data, run directory, ranks and device.
 
     ``log`` prints on rank 0 only; ``stop`` records a SIGTERM/SIGINT until the loop acts on it;
-    ``step_start`` is the clock reading at the end of the previous step (see :func:`end_step`).
+    ``step_start`` is the clock reading at the end of the previous step (see :func:`end_step`);
+    ``board`` is the TensorBoard writer (``--tensorboard``, rank 0 only), fed by :func:`log_stats` and
+    :func:`draw_preview`.
     """
 
     config: TrainConfig
@@ -87,6 +90,7 @@ class Session:
     log: Callable[[str], None]
     stop: GracefulStop
     step_start: float = 0.0
+    board: TensorBoardLog | None = None
 
     def start_clock(self) -> None:
         """Starts timing the first step of this invocation (call right before the loop)."""
@@ -106,16 +110,20 @@ class Session:
 
 @contextmanager
 def training_session(
-    config: TrainConfig, run_dir: str | Path, *, device: str | None, restart: bool, log: Callable[[str], None]
+    config: TrainConfig, run_dir: str | Path, *, device: str | None, restart: bool, log: Callable[[str], None],
+    tensorboard: bool = False,
 ) -> Iterator[Session]:
-    """Sets up one trainer invocation and tears it down (lock released, process group left).
+    """Sets up one trainer invocation and tears it down (lock released, process group left, writer closed).
 
     Rank 0 alone opens (and maybe restarts) the run directory and writes config.json and the
     data reports; every rank learns the checkpoint to resume from through a collective, so the
-    ranks agree even when a shared file system shows them slightly different listings.
+    ranks agree even when a shared file system shows them slightly different listings. With
+    ``tensorboard``, a missing package is refused before anything else, and rank 0 opens the writer.
     """
     with ExitStack() as stack:
         dist, dev = stack.enter_context(process_group(device))
+        if tensorboard:
+            main_first(require_tensorboard, dist)
         say = log if dist.is_main else _quiet
         dataset = open_training_data(config, dist)
         config = finalize(config, num_classes=len(dataset_classes(dataset)), num_images=len(dataset))  # type: ignore[arg-type]
@@ -135,6 +143,11 @@ def training_session(
         resume_step = int(all_max([_step_of(run.resume_from) if run is not None else -1])[0])
         resume_from = root / "checkpoints" / checkpoint_name(resume_step) if resume_step >= 0 else None
         session = Session(config, dataset, RunDir(root, resume_from), dist, dev, say, GracefulStop())
+        if tensorboard:
+            session.board = main_first(lambda: open_tensorboard(root, config.to_dict(), resume_step), dist)
+            if session.board is not None:
+                stack.callback(session.board.close)
+                say(f"tensorboard: event files in {session.board.folder}; view with tensorboard --logdir {session.board.folder}")
         stack.enter_context(session.stop)
         yield session
 
@@ -315,9 +328,11 @@ def save_state(parts: Checkpointable, state: TrainState, session: Session) -> Pa
 
 
 def log_stats(record: dict, session: Session) -> None:
-    """Appends one stats.jsonl record (rank 0)."""
+    """Appends one stats.jsonl record (rank 0), and gives the same record to TensorBoard with ``--tensorboard``."""
     if session.dist.is_main:
         append_stats(session.run.stats, record)
+        if session.board is not None:
+            session.board.stats(record)
 
 
 def stopped_message(state: TrainState, session: Session) -> str:
@@ -337,14 +352,18 @@ def draw_preview(draw: Callable[[], Path], step: int, session: Session) -> Path 
     """Runs ``draw`` (rank 0, after the step's checkpoint); a failure is logged as one warning line.
 
     A preview is a by-product: whatever stops it (a bug, out of memory, a full disk) must not stop
-    the training it illustrates. Returns the grid's path, None when it failed.
+    the training it illustrates. Returns the grid's path, None when it failed. With ``--tensorboard``
+    the grid also goes to TensorBoard as the image ``preview`` at ``step``.
     """
     try:
-        return draw()
+        path = draw()
     except Exception as err:  # noqa: BLE001 - any failure; Ctrl-C (KeyboardInterrupt) still propagates
         reason = str(err).strip().splitlines()[0] if str(err).strip() else "no message"
         session.log(f"warning: step {step}: preview grid not written ({type(err).__name__}: {reason}); training continues")
         return None
+    if session.board is not None:
+        session.board.preview(path, step)
+    return path
 
 
 def save_preview(images: torch.Tensor, run: RunDir, step: int) -> Path:
