@@ -177,3 +177,13 @@ def test_class_shares_quick_gives_every_class_a_share_per_draw(tmp_path):
     assert len(rows) == 2
     for cells in rows:
         assert len(cells) == 5 and sum(_number(c) for c in cells[1:]) == pytest.approx(100, abs=0.3)
+
+
+def test_learned_threshold_quick_places_noise_at_one_and_blur_below_the_line(tmp_path):
+    from landiff.report.verdict import NOT_LEARNED_POSITION
+
+    out = _run("learned_threshold.py", "--quick", cwd=tmp_path)
+    positions = {cells[0]: _number(cells[4]) for cells in _rows(out, "") if len(cells) == 5 and cells[4][:1].isdigit()}
+    assert positions["uniform noise"] == pytest.approx(1.0) and positions["real vs real (the floor)"] == 0
+    assert positions["grey noise"] > NOT_LEARNED_POSITION and positions["mean colour"] > NOT_LEARNED_POSITION
+    assert positions["4 px blur"] < NOT_LEARNED_POSITION and positions["8 px blur"] < positions["4 px blur"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -19,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from browser import DESKTOP, dump_dom
 from landiff.cli.main import main
 from landiff.errors import UserError
 from landiff.metrics.provenance import Provenance
@@ -68,7 +67,7 @@ def _summary(root: Path, family: str, swd: float, swd_std: float, *, n: int, see
         "metrics": {"swd": _estimate(swd, swd_std), "swd_32": _estimate(swd * 1.1, swd_std),
                     "swd_16": _estimate(swd * 0.9, swd_std), "fid": {"unavailable": FID_UNAVAILABLE},
                     "kid": {"unavailable": FID_UNAVAILABLE}},
-        "noise_floor": {"swd": _estimate(9.2, 0.1)},
+        "noise_floor": {"swd": _estimate(9.2, 0.1)}, "noise_ceiling": {"swd": _estimate(300.0, 4.0)},
         "memorization": {"n": n, "flagged": 0, "ratio_threshold": 0.333, "distance_threshold": 0.02,
                          "min_ratio": 0.85},
         "cost": {"params": 2.41e6 if diffusion else 3.5e6, "images_seen": 160, "train_seconds": 330.5 if diffusion else 110.0,
@@ -190,7 +189,7 @@ def test_observations_follow_the_numbers(tmp_path):
     md = observations_md(a, b)
     line = observation(md, "SWD:")
     assert line.startswith('- SWD: the diffusion run "run_a" is better than the GAN run "run_b"'), line
-    assert "38.1% lower" in line and "is 17× the combined spread 1.1" in line  # (50.4−31.2)/50.4; 19.2/√(0.8²+0.8²)
+    assert "38.1% lower" in line and "beyond noise" in line  # (50.4−31.2)/50.4; 19.2 > √(0.8²+0.8²)
     assert "diffusion is better on SWD, SWD 32px, SWD 16px" in md
 
     c = write_run(tmp_path / "two" / "run_a", "diffusion", 50.4)
@@ -224,7 +223,7 @@ def test_one_run_and_three_runs(tmp_path):
     files = build_report([a], tmp_path / "one")
     md = files.markdown.read_text()
     assert "SWD: only the diffusion run" in md.replace("\\", "")
-    assert "3.39× the real-vs-real noise floor" in md  # 31.2 / 9.2
+    assert "| a | diffusion | 31.2 ± 0.8 | 3.39× | learned enough to rank |" in md  # 31.2 / 9.2
     b = write_run(tmp_path / "b", "diffusion", 40.0)
     c = write_run(tmp_path / "c", "gan", 45.0)
     md = observations_md(b, c, a)
@@ -249,6 +248,7 @@ def test_missing_pieces_show_not_measured(tmp_path):
     assert "stats.jsonl: skipped 1 line(s) that are not JSON" in md
     assert "samples.npz: unreadable" in md
     assert "Not measured (no images): bare, broken." in md
+    assert "SWD is measured but not the real-vs-real floor for \"broken\"" in md  # the verdict cannot judge it
     for src in html_images(files.html):
         assert (files.html.parent / src).is_file()
     assert observation(md, "SWD:") == '- SWD: only the diffusion run "broken" measured it (31.2).'
@@ -282,23 +282,11 @@ def test_missing_matplotlib_is_one_clear_error(pair, tmp_path, monkeypatch):
         build_report(list(pair), tmp_path / "report")
 
 
-def _chromium() -> str | None:
-    return next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if p and Path(p).exists()), None)
-
-
 def test_html_images_load_in_headless_chromium(pair, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium not installed (./dev installs it: apt-get install -y chromium)")
     files = build_report(list(pair), tmp_path / "report")
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-               files.html.resolve().as_uri()]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    match = re.search(r'data-images-loaded="(\d+)/(\d+)"', result.stdout)
-    assert match, f"no image count in the DOM (chromium rc {result.returncode}): {result.stderr[-500:]}"
+    dom = dump_dom(files.html, DESKTOP, tmp_path / "profile")
+    match = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert match, f"no image count in the DOM: {dom[-500:]!r}"
     loaded, total = map(int, match.groups())
     assert total == len(html_images(files.html)) == 10 and loaded == total
 

@@ -169,6 +169,13 @@ def _swd_once(pyr_a: list[torch.Tensor], pyr_b: list[torch.Tensor], seed: int, r
     return values
 
 
+def uniform_noise(like: np.ndarray, seed: int) -> np.ndarray:
+    """Images of ``like``'s shape whose pixels are uniform in 0..255 (stream ``seed``): a model that has
+    learned nothing. SWD from these to a reference is the far end of the scale whose near end is the
+    real-vs-real floor; the report places a run between the two (src/landiff/report/verdict.py)."""
+    return np.random.default_rng([seed, 0x5EED]).integers(0, 256, like.shape, dtype=np.uint8)
+
+
 def sliced_wasserstein(images_a: np.ndarray, images_b: np.ndarray, *, seed: int = 0, repeats: int = 1) -> SWDResult:
     """Multi-scale SWD ×10³ between two image sets (ProGAN, Appendix D).
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from landiff.errors import UserError
@@ -57,6 +58,7 @@ from landiff.report.render import (
     render_html,
     render_markdown,
 )
+from landiff.report.verdict import summary_section, verdict
 from landiff.runs.files import atomic_write_bytes, atomic_write_text
 
 # The PNG names the report sections below produce: a rebuild removes the ones it did not produce this
@@ -132,14 +134,13 @@ class Assets:
 
 
 def title_section(runs: list[Run]) -> list[Block]:
+    """The title and the one-sentence verdict: the first thing on the page."""
     families = list(dict.fromkeys(FAMILY_NAMES[run.family] for run in runs))
-    names = ", ".join(f'"{run.label}" ({FAMILY_NAMES[run.family]}, {run.path})' for run in runs)
-    return [Heading("landiff report: " + " vs ".join(families), 1),
-            Paragraph(f"{len(runs)} run(s): {names}. Every number below is read from the run directories "
-                      "(config.json, stats.jsonl, compare/); rebuilding this report computes nothing new.")]
+    return [Heading("landiff report: " + " vs ".join(families), 1), Paragraph(verdict(runs))]
 
 
 def runs_section(runs: list[Run]) -> list[Block]:
+    names = ", ".join(f'"{run.label}" ({FAMILY_NAMES[run.family]}, {run.path})' for run in runs)
     rows = []
     for run in runs:
         c, s = run.config, run.summary
@@ -149,7 +150,10 @@ def runs_section(runs: list[Run]) -> list[Block]:
                      _text(s and s.step), si(s.images_seen) if s else NOT_MEASURED, sha))
     header = ("run", "family", "preset", "data", "resolution", "batch", "train steps", "evaluated step",
               "images seen", "checkpoint sha256")
-    return [Heading("Runs", 2), Table(header, tuple(rows))]
+    return [Heading("Runs", 2),
+            Paragraph(f"{len(runs)} run(s): {names}. Every number in this report is read from the run directories "
+                      "(config.json, stats.jsonl, compare/); rebuilding it computes nothing new."),
+            Table(header, tuple(rows))]
 
 
 def _sampler(summary: Summary) -> str:
@@ -185,33 +189,44 @@ def observations_section(runs: list[Run]) -> list[Block]:
 
 def samples_section(runs: list[Run], assets: Assets) -> list[Block]:
     """Real images and every run's samples: same count, layout and tile size, side by side."""
-    real = next((run.real for run in runs if run.real is not None), None)
-    sets = [("real", real)] + [(run.label, run.samples) for run in runs]
+    sets = _image_sets(runs)
     present = [images_ for _, images_ in sets if images_ is not None]
-    blocks: list[Block] = [Heading("Samples", 2)]
     if not present:
-        return blocks + [Paragraph("No compare/samples.npz or compare/real.npz in any run: samples not measured.")]
+        return [Paragraph("No compare/samples.npz or compare/real.npz in any run: samples not measured.")]
+    count, tile = grid_count(present), tile_size(present)
+    figures = []
+    for k, (name, images_) in enumerate(sets):
+        if images_ is not None:
+            src = assets.add("real.png" if k == 0 else f"samples-{k}.png", grid_png(images_, count, tile))
+            family = FAMILY_NAMES[runs[k - 1].family] if k else ""
+            caption = "real (reference)" if k == 0 else name if name.lower() == family.lower() else f"{name} ({family})"
+            figures.append(Figure(src, f"{caption}: {count} images", caption))
+    return [FigureRow(tuple(figures))]
+
+
+def _image_sets(runs: list[Run]) -> list[tuple[str, np.ndarray | None]]:
+    real = next((run.real for run in runs if run.real is not None), None)
+    return [("real", real)] + [(run.label, run.samples) for run in runs]
+
+
+def samples_note(runs: list[Run]) -> list[Block]:
+    """What the pictures above are: which images, which seeds, at what scale."""
+    sets = _image_sets(runs)
+    present = [images_ for _, images_ in sets if images_ is not None]
+    if not present:
+        return []
     count, tile = grid_count(present), tile_size(present)
     seeds = sorted({run.summary.seed for run in runs if run.summary and run.summary.seed is not None
                     and run.samples is not None})
     seed_text = (f"seeds {seeds[0]}–{seeds[0] + count - 1}, the same for every run" if len(seeds) == 1 else
                  f"seeds differ between runs (starting at {', '.join(map(str, seeds))})" if seeds else
                  "seeds not recorded")
-    blocks.append(Paragraph(f"The first {count} images of each set ({seed_text}), upscaled with nearest-neighbour "
-                            f"to {tile[1]}×{tile[0]} px tiles. Real images: compare/real.npz of the first run "
-                            "that has one."))
-    figures, missing = [], []
-    for k, (name, images_) in enumerate(sets):
-        if images_ is None:
-            missing.append(name)
-            continue
-        src = assets.add("real.png" if k == 0 else f"samples-{k}.png", grid_png(images_, count, tile))
-        caption = "real (reference)" if k == 0 else f"{name} ({FAMILY_NAMES[runs[k - 1].family]})"
-        figures.append(Figure(src, f"{caption}: {count} images", caption))
-    blocks.append(FigureRow(tuple(figures)))
+    text = (f"Pictures: the first {count} images of each set ({seed_text}), upscaled with nearest-neighbour to "
+            f"{tile[1]}×{tile[0]} px tiles; real images from compare/real.npz of the first run that has one.")
+    missing = [name for name, images_ in sets if images_ is None]
     if missing:
-        blocks.append(Paragraph("Not measured (no images): " + ", ".join(missing) + "."))
-    return blocks + _previews(runs, assets)
+        text += " Not measured (no images): " + ", ".join(missing) + "."
+    return [Paragraph(text)]
 
 
 def _previews(runs: list[Run], assets: Assets) -> list[Block]:
@@ -288,7 +303,7 @@ def _distinct_floors(runs: list[Run]) -> list[tuple[Run, Summary]]:
 
 
 def curves_section(runs: list[Run], assets: Assets) -> list[Block]:
-    blocks: list[Block] = [Heading("Training curves", 2)]
+    blocks: list[Block] = [Heading("Training curves", 2)] + _previews(runs, assets)
     losses = losses_png(runs)
     if losses is None:
         blocks.append(Paragraph("No stats.jsonl in any run: training losses not measured."))
@@ -370,7 +385,8 @@ def memorization_section(runs: list[Run], assets: Assets) -> list[Block]:
 def build_blocks(runs: list[Run]) -> tuple[list[Block], Assets]:
     """The whole report, in reading order, with the PNGs it references."""
     assets = Assets()
-    blocks = (title_section(runs) + observations_section(runs) + runs_section(runs) + samples_section(runs, assets)
-              + metrics_section(runs) + curves_section(runs, assets) + sweep_section(runs, assets)
+    blocks = (title_section(runs) + samples_section(runs, assets) + summary_section(runs) + samples_note(runs)
+              + observations_section(runs) + runs_section(runs) + metrics_section(runs)
+              + curves_section(runs, assets) + sweep_section(runs, assets)
               + guidance_section(runs, assets.add) + cost_section(runs) + memorization_section(runs, assets))
     return blocks, assets

@@ -281,6 +281,7 @@ def _summary(raw: dict) -> Summary:
         if isinstance(classes, dict) and isinstance(classes.get("names"), list) else (),
         guidance=_num(raw.get("guidance")),
         metrics=_metrics(raw.get("metrics")), noise_floor=_metrics(raw.get("noise_floor")),
+        noise_ceiling=_metrics(raw.get("noise_ceiling")),
         memorization=MemorizationSummary(
             unavailable=_str(memo.get("unavailable")), n=_int(memo.get("n")), flagged=_int(memo.get("flagged")),
             ratio_threshold=_num(memo.get("ratio_threshold")), distance_threshold=_num(memo.get("distance_threshold")),

@@ -153,8 +153,5 @@ def describe(diff: Difference) -> str:
         return (f"{title}: {who(diff.better)} is better than {who(diff.worse)} ({values}); no spread was "
                 f"measured, so it is unknown whether the difference {diff.delta:.3g} exceeds noise.")
     if diff.within_noise:
-        return (f"{title}: {who(diff.better)} is nominally better than {who(diff.worse)} ({values}), but the "
-                f"difference {diff.delta:.3g} is within noise (combined spread {diff.noise:.2g}).")
-    times = f"{diff.delta / diff.noise:.3g}× " if diff.noise > 0 else "above "
-    return (f"{title}: {who(diff.better)} is better than {who(diff.worse)} ({values}); the difference "
-            f"{diff.delta:.3g} is {times}the combined spread {diff.noise:.2g}.")
+        return f"{title}: {who(diff.better)} is nominally better than {who(diff.worse)} ({values}), within noise."
+    return f"{title}: {who(diff.better)} is better than {who(diff.worse)} ({values}, beyond noise)."

@@ -8,6 +8,7 @@ sentences read the sweep, the curve and the flag counts. Works for one run, two 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ from landiff.report.numbers import (
     si,
     who,
 )
-from landiff.report.records import Cost, Estimate, Run, SweepPoint, Unavailable
+from landiff.report.records import Cost, Estimate, Run, SweepPoint
+from landiff.report.verdict import NOT_LEARNED, standings
 
 
 @dataclass(frozen=True)
@@ -42,44 +44,62 @@ def _estimates(runs: list[Run], metric: str) -> list[tuple[Run, Estimate]]:
     return sorted(pairs, key=lambda pair: pair[1].value, reverse=metric in HIGHER_IS_BETTER)
 
 
+PER_LEVEL = re.compile(r"swd_\d+")
+
+
 def quality(runs: list[Run]) -> list[str]:
-    """Best run per metric against each other run, then a per-family tally when both families exist."""
+    """Best run per metric against each other run (the per-level SWDs in one line), then a per-family
+    tally when both families exist; runs that have not learned the data yet are not ranked."""
     items: list[str] = []
     names = ordered_metrics({name for run in runs for name in run.metrics()})
-    tally: dict[str, list[str]] = {"diffusion": [], "gan": [], "within noise": [], "no spread": []}
+    behind = {s.run.label for s in standings(runs) if s.learned is False}
+    tally: dict[str, list[str]] = {"diffusion": [], "gan": [], "within noise": [], "no spread": [], "neither": []}
     for metric in names:
         ranked, floor = _estimates(runs, metric), noise_floor(runs, metric)
-        for other in ranked[1:]:
-            items.append(describe(difference(metric, ranked[0], other, floor)))
+        if not PER_LEVEL.fullmatch(metric):
+            items += [_pair(metric, ranked[0], other, floor, behind) for other in ranked[1:]]
         best = {family: next((p for p in ranked if p[0].family == family), None) for family in ("diffusion", "gan")}
         if best["diffusion"] and best["gan"]:
             diff = difference(metric, best["diffusion"], best["gan"], floor)
             key = {None: "no spread", True: "within noise"}.get(diff.within_noise, str(diff.better.family))
+            if {best["diffusion"][0].label, best["gan"][0].label} <= behind:
+                key = "neither"
             tally[key].append(metric_title(metric))
         if len(ranked) == 1:
             items.append(f"{metric_title(metric)}: only {who(ranked[0][0])} measured it "
                          f"({plus_minus(ranked[0][1].value, ranked[0][1].std)}).")
+    items += _per_level(runs, names)
     if any(tally.values()):
         parts = [f"{label} on {', '.join(metrics)}" for label, metrics in
                  (("diffusion is better", tally["diffusion"]), ("the GAN is better", tally["gan"]),
-                  ("within noise", tally["within noise"]), ("no spread measured", tally["no spread"])) if metrics]
+                  ("within noise", tally["within noise"]), ("no spread measured", tally["no spread"]),
+                  ("neither has learned the data yet, so neither wins", tally["neither"])) if metrics]
         items.insert(0, "Best diffusion run vs best GAN run: " + "; ".join(parts) + ".")
-    items.extend(_unavailable(runs))
     return items
 
 
-def _unavailable(runs: list[Run]) -> list[str]:
-    missing: dict[str, list[str]] = {}
+def _pair(metric: str, best: tuple[Run, Estimate], other: tuple[Run, Estimate], floor: Estimate | None,
+          behind: set[str]) -> str:
+    if {best[0].label, other[0].label} <= behind:
+        return (f"{metric_title(metric)}: {who(best[0])} {plus_minus(best[1].value, best[1].std)} vs {who(other[0])} "
+                f"{plus_minus(other[1].value, other[1].std)}; neither {NOT_LEARNED}, so this does not rank them.")
+    return describe(difference(metric, best, other, floor))
+
+
+def _per_level(runs: list[Run], names: list[str]) -> list[str]:
+    """The SWD of each pyramid level, one line for all runs (the spreads are in the metrics table)."""
+    levels = [name for name in names if PER_LEVEL.fullmatch(name)]
+    parts = []
     for run in runs:
-        for metric, value in run.metrics().items():
-            if isinstance(value, Unavailable):
-                missing.setdefault(metric_title(metric), []).append(f'"{run.label}"')
-    return [f"{metric} could not be computed for {', '.join(labels)} (reason in the metrics table)."
-            for metric, labels in missing.items()]
+        values = [f"{metric_title(name).removeprefix('SWD ')} {est.value:.3g}" for name in levels
+                  if (est := metric_or_none(run.metrics().get(name))) is not None]
+        if values:
+            parts.append(f'"{run.label}" ' + ", ".join(values))
+    return [f"SWD per pyramid level: {'; '.join(parts)}."] if parts else []
 
 
 def floors(runs: list[Run]) -> list[str]:
-    """Each run's distance to the real-vs-real noise floor of the same protocol."""
+    """Runs within noise of the real-vs-real floor (every run's ratio to it is in the summary table)."""
     items = []
     for run in runs:
         for metric, measured_floor in (run.summary.noise_floor.items() if run.summary else []):
@@ -87,15 +107,10 @@ def floors(runs: list[Run]) -> list[str]:
             floor = metric_or_none(measured_floor)
             if value is None or floor is None:
                 continue
-            diff = difference(metric, (run, value), (run, floor), None)
-            if diff.within_noise:
+            if difference(metric, (run, value), (run, floor), None).within_noise:
                 items.append(f'"{run.label}": {metric_title(metric)} {plus_minus(value.value, value.std)} is within '
                              f"noise of the real-vs-real floor {plus_minus(floor.value, floor.std)}: "
                              "indistinguishable from real images by this metric at this n.")
-            elif floor.value > 0:
-                items.append(f'"{run.label}": {metric_title(metric)} {plus_minus(value.value, value.std)} is '
-                             f"{value.value / floor.value:.3g}× the real-vs-real noise floor "
-                             f"{plus_minus(floor.value, floor.std)}.")
     return items
 
 
@@ -149,6 +164,10 @@ COST_FIELDS = (
 )
 
 
+# The costs the Cost observations put into words (the table under "Training and sampling cost" has all).
+SENTENCE_COSTS = ("train time", "train FLOPs", "FLOPs/sample", "s/image", "configs tried")
+
+
 def cost_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     """Each diffusion run against each GAN run; within one family, each run against the first."""
     measured = [run for run in runs if run.summary is not None and run.summary.cost is not None]
@@ -171,7 +190,7 @@ def costs(runs: list[Run]) -> list[str]:
     items = []
     for a, b in cost_pairs(runs):
         clauses = []
-        for field in COST_FIELDS:
+        for field in (f for f in COST_FIELDS if f.column in SENTENCE_COSTS):
             va, vb = field.read(measured_cost(a)), field.read(measured_cost(b))
             if va is not None and vb is not None and vb != 0:
                 clauses.append(f"{ratio(va, vb)} {field.phrase} ({field.write(va)} vs {field.write(vb)})")

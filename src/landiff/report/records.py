@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -115,6 +115,7 @@ class Summary:
     class_protocol: str | None = None  # "balanced": image k got class k mod C; "none": unconditional
     classes: tuple[str, ...] = ()  # the class names, in label order
     guidance: float | None = None  # classifier-free guidance scale (1 = plain conditional)
+    noise_ceiling: dict[str, MetricValue] = field(default_factory=dict)  # the metric of uniform noise images
 
 
 @dataclass(frozen=True)

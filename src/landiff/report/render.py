@@ -73,17 +73,39 @@ def figure_sources(blocks: list[Block]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ HTML
+# Readable from a 390 px phone to a desktop: the page never scrolls sideways (long words and paths
+# wrap, pictures scale down, a wide table scrolls inside its own box), and it prints dark on light.
 _STYLE = """
-body { font-family: sans-serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: sans-serif; max-width: 1400px; margin: 1.5em auto; padding: 0 1em; line-height: 1.45;
+       color: #1a1a1a; background: #fff; }
+h1 { font-size: 1.6em; line-height: 1.2; }
+p, li, figcaption, h1, h2, h3 { overflow-wrap: anywhere; }
+.table { max-width: 100%; overflow-x: auto; margin: 0.8em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #eee; }
-figure { margin: 0.8em 0; }
-figure img { image-rendering: pixelated; max-width: 100%; }
+figure { margin: 0.8em 0; max-width: 100%; }
+figure img { image-rendering: pixelated; max-width: 100%; height: auto; }
 figcaption { font-size: 0.85em; color: #444; }
-.row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
-.row figure { margin: 0; flex: 1 1 300px; max-width: 520px; }
+.row { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
+.row figure { margin: 0; flex: 1 1 0; min-width: 84px; max-width: 480px; }
 .row figure img { width: 100%; }
+@media (max-width: 600px) {
+  body { margin: 0.6em auto; padding: 0 0.5em; font-size: 15px; }
+  h1 { font-size: 1.3em; }
+  .row { gap: 0.5em; }
+  .row figcaption { font-size: 0.75em; }
+  th, td { white-space: nowrap; }
+  td:first-child { white-space: normal; min-width: 7em; max-width: 11em; overflow-wrap: anywhere; }
+}
+@media print {
+  body { color: #000; background: #fff; max-width: none; margin: 0; font-size: 10pt; }
+  th { background: #ddd; }
+  figcaption { color: #000; }
+  .table { overflow: visible; }
+  figure, tr { break-inside: avoid; }
+}
 """
 
 # Counts decoded images after the load event (every <img> has either loaded or failed by then).
@@ -109,7 +131,7 @@ def _html_cell(text: str) -> str:
 def _html_table(table: Table) -> str:
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header)
     body = "".join("<tr>" + "".join(f"<td>{_html_cell(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def block_html(block: Block) -> str:
@@ -133,7 +155,9 @@ def render_html(blocks: list[Block]) -> str:
     """The complete page; the title is the first level-1 heading."""
     title = next((b.text for b in blocks if isinstance(b, Heading) and b.level == 1), "landiff report")
     body = "\n".join(block_html(block) for block in blocks)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n"
             f"<style>{_STYLE}</style>\n<script>{_SCRIPT}</script>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 

@@ -27,6 +27,7 @@ from landiff.metrics.features import InceptionFeatures, InceptionUnavailable, fi
 from landiff.metrics.io import ImageSet, load_reference
 from landiff.metrics.provenance import Provenance
 from landiff.metrics.records import Estimate, MetricRecord, append_record
+from landiff.metrics.swd import uniform_noise
 from landiff.runs.config import TUNING
 from landiff.runs.files import atomic_write, atomic_write_text
 from landiff.runs.load import LoadedRun, existing_run_config, load_run, refuse_classifier
@@ -92,12 +93,14 @@ def compare_runs(
     reference = ImageSet(both.images[:half], f"{both.description}: first {half}")
     floor_set = ImageSet(both.images[half : 2 * half], f"{both.description}: second {half}")
     floor = evaluate.evaluate_swd(floor_set, reference, seed=options.seed, repeats=options.repeats)
+    noise = ImageSet(uniform_noise(reference.images, options.seed), "uniform noise")
+    ceiling = evaluate.evaluate_swd(noise, reference, seed=options.seed, repeats=options.repeats)
     extractor = _inception(options.inception, log)
     for run_dir, run in zip(run_dirs, loaded, strict=True):
         _check_guidance(run_dir, run, options.guidance, log)
     summaries = []
     for run_dir, run in zip(run_dirs, loaded, strict=True):
-        summaries.append(_compare_one(Path(run_dir), run, reference, floor, extractor, options, log))
+        summaries.append(_compare_one(Path(run_dir), run, reference, (floor, ceiling), extractor, options, log))
     return summaries
 
 
@@ -145,8 +148,10 @@ def _inception(path: str | None, log: Callable[[str], None]) -> InceptionFeature
         return str(err)
 
 
-def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor: MetricRecord,
+def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, bounds: tuple[MetricRecord, MetricRecord],
                  extractor: InceptionFeatures | str, options: CompareOptions, log: Callable[[str], None]) -> dict[str, Any]:
+    """Samples one run and measures it; ``bounds`` are the real-vs-real floor and the uniform-noise ceiling."""
+    floor, ceiling = bounds
     family = "gan" if run.diffusion is None else "diffusion"
     out = run_dir / "compare"
     out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +185,7 @@ def _compare_one(run_dir: Path, run: LoadedRun, reference: ImageSet, floor: Metr
         "steps": options.steps if family == "diffusion" else 1, "reference": reference.description,
         "classes": classes, "guidance": guidance, "provenance": provenance.to_dict(),
         "metrics": metrics, "noise_floor": {k: _estimate(v) for k, v in floor.estimates.items()},
+        "noise_ceiling": {"swd": _estimate(ceiling.estimates["swd"])},
         "memorization": memo, "sweep": sweep,
         "cost": {
             "params": sum(p.numel() for p in run.model.parameters()), "images_seen": run.state.images_seen,
