@@ -104,6 +104,17 @@ def test_the_curve_is_mean_and_sd_over_the_seeds_at_each_stage():
     assert c.equal_seconds == pytest.approx(0.2) and c.gan.swd_at_equal_time == pytest.approx(240.0)
 
 
+
+def test_a_mean_curve_that_starts_after_the_common_time_is_not_extrapolated():
+    """Diffusion's first point comes after the GAN's last (seconds per FLOP 10x a GAN's): no value, said in words."""
+    curves = {"diffusion-D-seed0": [(1e9, 300.0), (2e9, 200.0)], "diffusion-D-seed1": [(1e9, 310.0), (2e9, 210.0)],
+              "dcgan-D-seed0": [(1e8, 400.0), (2e8, 250.0)], "dcgan-D-seed1": [(1e8, 420.0), (2e8, 230.0)]}
+    c = _cost(curves, seconds_per_flop={"diffusion": 1e-8, "dcgan": 1e-9})
+    assert math.isnan(c.diffusion.swd_at_equal_time) and math.isfinite(c.gan.swd_at_equal_time)
+    evidence = cost_claim(c, "dcgan").evidence
+    assert "mean SWD diffusion not measured (its mean curve starts later) vs dcgan 240" in evidence
+    assert "nan" not in evidence
+
 def _around(centre: float, spread: float) -> list[float]:
     """Three values whose logs are ln(centre) + (−spread, 0, spread): geometric mean ``centre``, log s.d. ``spread``."""
     return [centre * math.exp(k * spread) for k in (-1, 0, 1)]

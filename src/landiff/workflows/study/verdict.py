@@ -195,7 +195,15 @@ def _cost_evidence(c: CostResult) -> str:
             f"95% interval [{t.low95:.3g}, {t.high95:.3g}]; per training image diffusion costs "
             f"{c.ratio('flops_per_train_image'):.2g}x {gan}'s FLOPs, per generated image {c.ratio('flops_per_sample'):.3g}x "
             f"({d.nfe} network evaluations vs {g.nfe}); after {c.equal_seconds / 60:.2f} min of training each, mean SWD "
-            f"diffusion {d.swd_at_equal_time:.3g} vs {gan} {g.swd_at_equal_time:.3g}; rule: {COST_RULE}")
+            f"diffusion {_at_equal_time(d)} vs {gan} {_at_equal_time(g)}; rule: {COST_RULE}")
+
+
+def _at_equal_time(f: FamilyCost) -> str:
+    """The family's mean curve at the common training time, or why it has none there (a mean curve whose
+    first point comes later, e.g. runs slowed by a busy machine, is not extrapolated)."""
+    if math.isfinite(f.swd_at_equal_time):
+        return f"{f.swd_at_equal_time:.3g}"
+    return "not measured (its mean curve starts later)"
 
 
 def cost_claim(c: CostResult | None, gan: Family) -> Claim:
