@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +47,14 @@ from landiff.train.classifier_heldout import (
 from landiff.train.classifier_stats import ClassifierStats, quartile_range
 from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
-from landiff.train.distributed import gather_cat, wrap_for_training
+from landiff.train.distributed import gather_cat
 from landiff.train.ema import EMA
 from landiff.train.loop_common import (
     Bookkeeping,
+    OneNetRun,
     Session,
     clipped_step,
     dataset_classes,
-    memory_format,
     out_of_time,
     resume_state,
     seed_rank,
@@ -109,29 +108,13 @@ def classifier_loop(session: Session, stop_after: int | None) -> TrainState:
 
 
 @dataclass
-class _ClassifierRun:
+class _ClassifierRun(OneNetRun):
     """Everything with state in a classifier run, and how this rank calls its network."""
 
-    config: TrainConfig
-    device: torch.device
     model: NoisyClassifier
-    ema: EMA
-    optimizer: torch.optim.Optimizer
     levels: NoiseLevels | None  # the training noise; None for a clean classifier
     precision: Precision
     parts: Checkpointable
-    forward: Callable[..., torch.Tensor] = field(init=False)  # the model; after wrap(), DDP-wrapped and maybe compiled
-
-    def __post_init__(self) -> None:
-        self.forward = self.model
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return memory_format(self.config)
-
-    def wrap(self, session: Session) -> None:
-        """DistributedDataParallel under torchrun, then torch.compile (:func:`wrap_for_training`)."""
-        _, self.forward = wrap_for_training(self.model, session.dist, self.device, self.config.compile)
 
 
 def _build(config: TrainConfig, dev: torch.device) -> _ClassifierRun:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from landiff.diffusion import EDMProcess, GaussianDiffusion, SigmaSampler, TimestepSampler, TrainingLosses, make_timestep_sampler
 from landiff.grid import from_uint8
@@ -34,13 +33,13 @@ from landiff.samplers import sample
 from landiff.train.augment import apply_augmentations, draw_augmentations
 from landiff.train.components import Checkpointable, make_adamw
 from landiff.train.data_stream import StreamBatch, batch_stream, example_noise, stream_order
-from landiff.train.distributed import Dist, gather_cat, wrap_for_training
+from landiff.train.distributed import Dist, gather_cat
 from landiff.train.ema import EMA, PowerEMA
 from landiff.train.loop_common import (
     Bookkeeping,
+    OneNetRun,
     Session,
     clipped_step,
-    memory_format,
     out_of_time,
     preview_labels,
     resume_state,
@@ -95,33 +94,15 @@ def diffusion_loop(session: Session, stop_after: int | None) -> TrainState:
 
 
 @dataclass
-class _DiffusionRun:
+class _DiffusionRun(OneNetRun):
     """Everything with state in a diffusion run, and how this rank calls its network."""
 
-    config: TrainConfig
-    device: torch.device
-    model: torch.nn.Module
-    ema: EMA
-    optimizer: torch.optim.Optimizer
     diffusion: GaussianDiffusion  # what the samplers walk (for EDM: its sampling table)
     process: GaussianDiffusion | EDMProcess  # what the loss comes from (the same object for the discrete process)
     timestep_sampler: TimestepSampler | SigmaSampler
     precision: Precision
     parts: Checkpointable
     posthoc: list[PowerEMA] = field(default_factory=list)  # EDM2's power EMAs (--posthoc-ema)
-    ddp: DistributedDataParallel | None = None  # set by wrap() under torchrun
-    forward: Callable[..., torch.Tensor] = field(init=False)  # the model; after wrap(), DDP-wrapped and maybe compiled
-
-    def __post_init__(self) -> None:
-        self.forward = self.model
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return memory_format(self.config)
-
-    def wrap(self, session: Session) -> None:
-        """DistributedDataParallel under torchrun, then torch.compile (:func:`wrap_for_training`)."""
-        self.ddp, self.forward = wrap_for_training(self.model, session.dist, self.device, self.config.compile)
 
     def update_emas(self) -> None:
         self.ema.update(self.model)

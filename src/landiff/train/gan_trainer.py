@@ -60,9 +60,9 @@ from landiff.train.ema import EMA
 from landiff.train.gan_stats import DiscriminatorStep, GANStatsAccumulator
 from landiff.train.loop_common import (
     Bookkeeping,
+    LoopRun,
     Session,
     clipped_step,
-    memory_format,
     out_of_time,
     preview_labels,
     resume_state,
@@ -114,11 +114,9 @@ def gan_loop(session: Session, stop_after: int | None) -> TrainState:
 
 
 @dataclass
-class _GANRun:
+class _GANRun(LoopRun):
     """Everything with state in a DCGAN run, and how this rank calls G and D."""
 
-    config: TrainConfig
-    device: torch.device
     g: Generator
     d: Discriminator
     opt_g: torch.optim.Optimizer
@@ -132,10 +130,6 @@ class _GANRun:
 
     def __post_init__(self) -> None:
         self.g_fwd, self.d_fwd = self.g, self.d
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return memory_format(self.config)
 
     def compile(self) -> None:
         """torch.compile on G and D when ``config.compile``."""

@@ -23,12 +23,13 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from landiff.data import open_dataset
@@ -43,7 +44,8 @@ from landiff.runs.files import atomic_write_text
 from landiff.runs.run_dir import RunDir, RunLock, append_stats, open_run_dir, truncate_stats
 from landiff.train.components import Checkpointable
 from landiff.train.data_stream import keyed_seed
-from landiff.train.distributed import Dist, all_max, any_rank, main_first, process_group
+from landiff.train.distributed import Dist, all_max, any_rank, main_first, process_group, wrap_for_training
+from landiff.train.ema import EMA
 from landiff.train.precision import MIN_LOSS_SCALE, Precision
 from landiff.train.schedule import learning_rate
 from landiff.train.signals import GracefulStop
@@ -53,6 +55,37 @@ from landiff.train.tensorboard import TensorBoardLog, open_tensorboard, require_
 def memory_format(config: TrainConfig) -> torch.memory_format:
     """The layout a loop keeps its images and networks in: channels-last with ``--channels-last``."""
     return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+@dataclass
+class LoopRun:
+    """What every loop's run holds first: its config and device, and the memory layout they give."""
+
+    config: TrainConfig
+    device: torch.device
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return memory_format(self.config)
+
+
+@dataclass
+class OneNetRun(LoopRun):
+    """A loop that trains one network (diffusion, classifier): the network, its EMA and optimiser, and
+    how this rank calls it (``forward``: the network; after :meth:`wrap`, DDP-wrapped and maybe compiled)."""
+
+    model: torch.nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    forward: Callable[..., torch.Tensor] = field(init=False)
+    ddp: DistributedDataParallel | None = field(default=None, init=False)  # set by wrap() under torchrun
+
+    def __post_init__(self) -> None:
+        self.forward = self.model
+
+    def wrap(self, session: Session) -> None:
+        """DistributedDataParallel under torchrun, then torch.compile (:func:`wrap_for_training`)."""
+        self.ddp, self.forward = wrap_for_training(self.model, session.dist, self.device, self.config.compile)
 
 
 def _quiet(_: str) -> None:
