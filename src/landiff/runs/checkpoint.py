@@ -145,6 +145,12 @@ def save_checkpoint(directory: Path, step: int, tensors: dict[str, torch.Tensor]
     return path
 
 
+def landiff_meta(header: dict[str, Any]) -> Any:
+    """The JSON that landiff stores in a safetensors header (:func:`read_header`) under ``landiff``;
+    None when there is none. Raises ValueError (or RecursionError) when it is not JSON."""
+    return json.loads(header.get("__metadata__", {}).get("landiff", "null"))
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Returns (tensors, meta) of a checkpoint; every floating tensor must be finite.
 
@@ -153,7 +159,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     """
     header = read_header(path)
     try:
-        meta = json.loads(header.get("__metadata__", {}).get("landiff", "null"))
+        meta = landiff_meta(header)
         tensors = safetensors.torch.load_file(str(path))
     except (ValueError, OSError, RuntimeError, SafetensorError) as err:
         raise UserError(f"{path} is not a readable landiff checkpoint: {err}") from None

@@ -39,7 +39,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from landiff.errors import UserError
-from landiff.runs.checkpoint import list_checkpoints, read_header
+from landiff.runs.checkpoint import landiff_meta, list_checkpoints, read_header
 from landiff.runs.config import MODELS, TrainConfig
 from landiff.runs.files import MAX_JSON_BYTES, parse_json
 from landiff.runs.run_dir import LOCK_NAME
@@ -277,8 +277,7 @@ def _checkpoint(root: Path, problems: list[str]) -> tuple[dict[str, Any] | None,
     step, path = found[-1]
     where = path.relative_to(root).as_posix()
     try:
-        header = read_header(path)
-        meta = json.loads(header.get("__metadata__", {}).get("landiff", "null"))
+        meta = landiff_meta(read_header(path))
     except UserError as err:
         problems.append(str(err).replace(str(path), where))
         return None, path, None

@@ -33,7 +33,7 @@ import safetensors.torch
 import torch
 
 from landiff.errors import UserError
-from landiff.runs.checkpoint import load_checkpoint, prefixed, read_header, unprefixed
+from landiff.runs.checkpoint import landiff_meta, load_checkpoint, prefixed, read_header, unprefixed
 from landiff.runs.files import atomic_write_bytes
 
 SIGMA_REL_RANGE = (0.01, 0.25)  # γ from about 0.3 to 5000
@@ -136,7 +136,7 @@ def list_snapshots(run_dir: Path, up_to_step: int | None = None) -> list[Snapsho
         if not match or (up_to_step is not None and int(match.group(1)) > up_to_step):
             continue
         try:
-            meta = json.loads(read_header(path).get("__metadata__", {}).get("landiff", "null"))
+            meta = landiff_meta(read_header(path))
         except ValueError:
             meta = None
         if not isinstance(meta, dict) or meta.get("kind") != "posthoc-ema-snapshot":
