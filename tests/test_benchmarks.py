@@ -29,6 +29,7 @@ def _number(cell: str) -> float:
     return float(re.match(r"[-\d.]+", cell.replace(",", "")).group())
 
 
+@pytest.mark.slow  # about 18 s: landiff and two installed anchors trained and timed
 def test_bench_train_quick_measures_landiff_and_installed_anchors(tmp_path):
     pytest.importorskip("diffusers")
     out = _run("bench_train.py", "--quick", cwd=tmp_path)
@@ -44,6 +45,7 @@ def test_bench_train_quick_measures_landiff_and_installed_anchors(tmp_path):
     assert any(len(r) == 4 and r[3].endswith("x") for r in rows)  # the ratio table
 
 
+@pytest.mark.slow  # about 18 s: every GPU benchmark section once on the CPU
 def test_gpu_bench_dry_path_on_cpu(tmp_path):
     pytest.importorskip("diffusers")
     out = _run("gpu_bench.py", "--device", "cpu", cwd=tmp_path)
